@@ -1,0 +1,30 @@
+"""A TCP echo server: every byte comes back; after the client's FIN, the rest is
+echoed and the connection closed. The benchmark contender for TCP.
+
+    uv run python examples/tcp_echo.py --port 9000 [--host 127.0.0.1]
+"""
+
+import argparse
+from functools import partial
+
+import trio
+
+import trionet
+
+
+async def echo(conn: trionet.TCPConnection) -> None:
+    async for event in conn:
+        if isinstance(event, trionet.Data):
+            await conn.send(event.data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    trio.run(partial(trionet.serve_tcp, echo, args.port, args.host))
+
+
+if __name__ == "__main__":
+    main()

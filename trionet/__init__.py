@@ -1,0 +1,61 @@
+"""trionet: Node.js-style networking for trio, with structured concurrency.
+
+TCP, Unix sockets and TLS (Node's ``net`` and ``tls``) are here; UDP, HTTP,
+HTTPS and WebSocket follow the same contract: every server runs in a nursery,
+every connection is supervised, and every connection is read with
+``async for event in conn``.
+"""
+
+from ._errors import BindError as BindError
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import ConnectionReset as ConnectionReset
+from ._errors import ConnectTimeout as ConnectTimeout
+from ._errors import TLSError as TLSError
+from ._events import Data as Data
+from ._events import EndOfStream as EndOfStream
+from ._events import StreamEvent as StreamEvent
+from ._events import Timeout as Timeout
+from ._server import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS
+from ._server import DEFAULT_SHUTDOWN_GRACE as DEFAULT_SHUTDOWN_GRACE
+from ._server import Server as Server
+from ._server import ServerStatistics as ServerStatistics
+from ._server import SocketAddress as SocketAddress
+from ._stream import DEFAULT_CLOSE_TIMEOUT as DEFAULT_CLOSE_TIMEOUT
+from ._stream import ConnectionStatistics as ConnectionStatistics
+from ._stream import TCPConnection as TCPConnection
+from ._tcp import connect_tcp as connect_tcp
+from ._tcp import connect_unix as connect_unix
+from ._tcp import serve_tcp as serve_tcp
+from ._tcp import serve_unix as serve_unix
+from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
+from ._tls import TLSInfo as TLSInfo
+from ._version import __version__ as __version__
+
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_SHUTDOWN_GRACE",
+    "DEFAULT_TLS_HANDSHAKE_TIMEOUT",
+    "BindError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "ConnectionReset",
+    "ConnectionStatistics",
+    "Data",
+    "EndOfStream",
+    "Server",
+    "ServerStatistics",
+    "SocketAddress",
+    "StreamEvent",
+    "TCPConnection",
+    "TLSError",
+    "TLSInfo",
+    "Timeout",
+    "__version__",
+    "connect_tcp",
+    "connect_unix",
+    "serve_tcp",
+    "serve_unix",
+]

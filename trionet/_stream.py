@@ -1,0 +1,400 @@
+"""``TCPConnection``: a byte stream (TCP, Unix, TLS or in-memory) read as events.
+
+Theory of operation
+-------------------
+``async for event in conn`` pulls from the underlying ``trio.abc.Stream`` only
+when the handler asks for the next event, so TCP flow control is the
+backpressure: a handler that stops reading makes the peer's sends block.
+
+Two things may interrupt a pending read: the idle timeout set with
+:meth:`TCPConnection.set_timeout` (Node's ``'timeout'``) and a graceful server
+shutdown. Both are cancel scopes around the read, which is safe for every trio
+stream once a TLS handshake is done. A cancel scope per read is not free,
+though, and the plain-socket echo loop is the benchmark that matters, so a
+plain ``trio.SocketStream`` without a timeout reads with no scope at all; a
+shutdown then wakes the pending read by shutting down the socket's receiving
+side (``shutdown(SHUT_RD)``, the *local half-close*), which makes it return as
+at end of stream. The loop ends in both cases without an ``EndOfStream``: the
+peer did not finish, we did.
+
+Errors are translated here, once: trio's ``BrokenResourceError`` (with the
+``OSError`` or ``ssl.SSLError`` it carries) becomes a
+:class:`~trionet.ConnectionClosed` subclass. Misuse stays trio's:
+``ClosedResourceError`` after ``aclose``, ``BusyResourceError`` when two tasks
+iterate at once.
+"""
+
+from __future__ import annotations
+
+import socket as stdlib_socket
+import ssl
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import trio
+
+from ._errors import ConnectionClosed, ConnectionReset, TLSError
+from ._events import Data, EndOfStream, StreamEvent, Timeout
+from ._server import SocketAddress
+from ._tls import TLSInfo, describe_tls_failure, tls_info
+
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "ConnectionStatistics", "TCPConnection"]
+
+# The most one read returns: 64 KiB is trio's own default and Node's
+# highWaterMark for sockets, and above the usual TCP window at startup.
+RECEIVE_SIZE = 65536
+
+# aclose() first tries the graceful close (for TLS: send close_notify), which
+# can block on a peer that stopped reading. After this many seconds it gives up
+# and closes the socket anyway.
+DEFAULT_CLOSE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatistics:
+    """A snapshot of one connection's counters, from
+    :meth:`TCPConnection.statistics`.
+
+    Attributes:
+        bytes_received: Payload bytes received (after TLS decryption).
+        bytes_sent: Payload bytes handed to the transport by :meth:`TCPConnection.send`.
+    """
+
+    bytes_received: int
+    bytes_sent: int
+
+
+def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    while True:
+        if isinstance(stream, trio.SocketStream):
+            return stream.socket
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+            continue
+        return None
+
+
+def _address(sock: trio.socket.SocketType | None, peer: bool) -> SocketAddress:
+    if sock is None:
+        return ""
+    try:
+        address = sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return ""
+    return address if isinstance(address, tuple | str) else str(address)
+
+
+class TCPConnection:
+    """A connected byte stream, read as an async iterator of events.
+
+    Servers pass one to your handler; :func:`~trionet.connect_tcp` and
+    :func:`~trionet.connect_unix` return one. It works the same over TCP,
+    Unix sockets, TLS and in-memory streams. You can also wrap any
+    ``trio.abc.Stream`` yourself.
+
+    Iterating yields :class:`~trionet.Data`, then :class:`~trionet.EndOfStream`
+    when the peer finishes sending (the loop then ends), and
+    :class:`~trionet.Timeout` when an idle timeout is set. A reset or broken
+    transport raises a :class:`~trionet.ConnectionClosed` subclass.
+
+    Args:
+        stream: The stream to wrap. If it is (or wraps) a socket, the addresses
+            are read from it.
+        close_timeout: Seconds :meth:`aclose` waits for a graceful close before
+            closing forcefully.
+    """
+
+    def __init__(
+        self, stream: trio.abc.Stream, *, close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+    ) -> None:
+        self._stream = stream
+        self._sock = _socket_of(stream)
+        self._plain = type(stream) is trio.SocketStream
+        self._fast = self._plain
+        self._close_timeout = close_timeout
+        self._tls = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
+        self._local_address = _address(self._sock, peer=False)
+        self._remote_address = _address(self._sock, peer=True)
+        self._timeout: float | None = None
+        self._last_activity = 0.0
+        self._receiving = False
+        self._read_scope: trio.CancelScope | None = None
+        self._finished = False  # the event loop has ended
+        self._shutdown_requested = False
+        self._closed = False
+        self._bytes_received = 0
+        self._bytes_sent = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<trionet.TCPConnection {self._local_address!r} <-> {self._remote_address!r}"
+            f"{' tls' if self._tls else ''}{' closed' if self._closed else ''}>"
+        )
+
+    # -- reading ---------------------------------------------------------
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._closed:
+            raise trio.ClosedResourceError("the connection was closed")
+        if self._finished:
+            raise StopAsyncIteration
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already iterating over this connection")
+        self._receiving = True
+        try:
+            if not self._fast:
+                return await self._next_slow()
+            data = await self._stream.receive_some(RECEIVE_SIZE)
+        except trio.BrokenResourceError as exc:
+            self._finished = True
+            raise self._translate(exc) from exc
+        finally:
+            self._receiving = False
+        if data:
+            self._bytes_received += len(data)
+            return Data(data if type(data) is bytes else bytes(data))
+        return self._end()
+
+    async def _next_slow(self) -> StreamEvent:
+        with trio.CancelScope() as scope:
+            self._read_scope = scope
+            if self._shutdown_requested:
+                scope.cancel()
+            if self._timeout is not None:
+                scope.deadline = self._last_activity + self._timeout
+            try:
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+            finally:
+                self._read_scope = None
+        if scope.cancelled_caught:
+            if self._shutdown_requested:
+                self._finished = True
+                raise StopAsyncIteration
+            self._last_activity = trio.current_time()
+            return Timeout()
+        if data:
+            self._bytes_received += len(data)
+            if self._timeout is not None:
+                self._last_activity = trio.current_time()
+            return Data(data if type(data) is bytes else bytes(data))
+        return self._end()
+
+    def _end(self) -> StreamEvent:
+        self._finished = True
+        if self._shutdown_requested:
+            raise StopAsyncIteration  # our own SHUT_RD, not the peer's FIN
+        return EndOfStream()
+
+    def _translate(self, exc: trio.BrokenResourceError) -> ConnectionClosed:
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLError):
+            if isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError) or "EOF" in str(cause):
+                return TLSError("the peer closed the connection without a TLS close_notify")
+            return TLSError(describe_tls_failure(exc))
+        if isinstance(cause, OSError):
+            return ConnectionReset(f"connection lost: {cause.strerror or cause}")
+        return ConnectionReset(f"connection lost: {exc or 'the transport is broken'}")
+
+    # -- writing ---------------------------------------------------------
+
+    async def send(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Send data, and return once the transport has accepted all of it.
+
+        This is the backpressure point: when the peer reads slowly, ``send``
+        waits (Node's ``'drain'`` is the return of this call).
+
+        Args:
+            data: Bytes to send; a ``str`` is encoded as UTF-8, as Node's
+                ``socket.write`` does.
+
+        Raises:
+            ConnectionClosed: The connection was reset or broke while sending.
+            trio.ClosedResourceError: The connection was closed, or
+                :meth:`send_eof` was called.
+            trio.BusyResourceError: Another task is sending at the same time.
+            TypeError: ``data`` is not bytes-like or ``str``.
+        """
+        if type(data) is not bytes:
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            elif isinstance(data, memoryview):
+                data = data.cast("B")
+            elif not isinstance(data, bytearray):
+                raise TypeError(f"send() takes bytes or str, not {type(data).__name__}")
+        try:
+            await self._stream.send_all(data)
+        except trio.BrokenResourceError as exc:
+            raise self._translate(exc) from exc
+        self._bytes_sent += len(data)
+        if self._timeout is not None:
+            self._last_activity = trio.current_time()
+
+    async def send_eof(self) -> None:
+        """Half-close: tell the peer we will send nothing more (TCP FIN), and
+        keep receiving (Node's ``socket.end()``).
+
+        Raises:
+            ConnectionClosed: The connection broke.
+            trio.ClosedResourceError: The connection was closed.
+            NotImplementedError: The connection runs over TLS, which trio cannot
+                half-close; use :meth:`aclose`.
+        """
+        stream = self._stream
+        if not isinstance(stream, trio.abc.HalfCloseableStream):
+            raise NotImplementedError(
+                f"{type(stream).__name__} cannot half-close (TLS has no half-close "
+                "in trio); use aclose()"
+            )
+        try:
+            await stream.send_eof()
+        except trio.BrokenResourceError as exc:
+            raise self._translate(exc) from exc
+
+    # -- closing ---------------------------------------------------------
+
+    def _request_shutdown(self) -> None:
+        # Called by the server core on graceful shutdown; see the module doc.
+        if self._shutdown_requested:
+            return
+        self._shutdown_requested = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        elif self._receiving and self._sock is not None:
+            try:
+                self._sock.shutdown(stdlib_socket.SHUT_RD)
+            except OSError:
+                pass  # already gone: the pending read fails or ends by itself
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once the server this connection belongs to began a graceful
+        shutdown. The event loop then ends (without
+        :class:`~trionet.EndOfStream`), even in the middle of a wait; the
+        handler may still send its last words and should return soon: it is
+        cancelled when the shutdown's grace period runs out."""
+        return self._shutdown_requested
+
+    async def aclose(self) -> None:
+        """Close the connection. Always closes, even if cancelled; calling it
+        again does nothing.
+
+        Over TLS, a ``close_notify`` is sent first, for at most
+        ``close_timeout`` seconds.
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        self._finished = True
+        with trio.move_on_after(self._close_timeout) as scope:
+            try:
+                await self._stream.aclose()
+            except (trio.BrokenResourceError, OSError):
+                pass
+        if scope.cancelled_caught:
+            await trio.aclose_forcefully(self._stream)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- options and details ---------------------------------------------
+
+    def set_timeout(self, seconds: float | None) -> None:
+        """Yield a :class:`~trionet.Timeout` event whenever the connection has
+        been idle (nothing received or sent) for ``seconds`` (Node's
+        ``socket.setTimeout``). The connection stays open.
+
+        The new value applies from the next wait of the event loop.
+
+        Args:
+            seconds: The idle time, or ``None`` (or 0, as in Node) to turn the
+                timeout off.
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
+        if seconds is not None and seconds < 0:
+            raise ValueError(f"timeout must be >= 0 or None, not {seconds!r}")
+        self._timeout = seconds or None
+        self._fast = self._plain and self._timeout is None
+        if self._timeout is not None:
+            self._last_activity = trio.current_time()
+
+    @property
+    def timeout(self) -> float | None:
+        """The idle timeout set by :meth:`set_timeout`, or ``None``."""
+        return self._timeout
+
+    def set_nodelay(self, enabled: bool = True) -> None:
+        """Turn Nagle's algorithm off (``True``, trio's default) or on
+        (Node's ``socket.setNoDelay``). Does nothing on a connection that is not
+        TCP (Unix or in-memory)."""
+        if self._sock is not None and self._sock.family in (
+            stdlib_socket.AF_INET,
+            stdlib_socket.AF_INET6,
+        ):
+            self._sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, enabled)
+
+    def set_keepalive(self, enabled: bool = True, *, idle: float | None = None) -> None:
+        """Turn TCP keep-alive probes on or off (Node's ``socket.setKeepAlive``).
+        Does nothing on a connection that is not TCP.
+
+        Args:
+            enabled: Whether to send keep-alive probes.
+            idle: Seconds of idleness before the first probe (Node's
+                ``initialDelay``); ``None`` keeps the system's default.
+        """
+        sock = self._sock
+        if sock is None or sock.family not in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
+            return
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_KEEPALIVE, enabled)
+        if enabled and idle is not None:
+            option = getattr(stdlib_socket, "TCP_KEEPIDLE", None)
+            if option is None:  # macOS
+                option = getattr(stdlib_socket, "TCP_KEEPALIVE", None)
+            if option is not None:
+                sock.setsockopt(stdlib_socket.IPPROTO_TCP, option, max(1, round(idle)))
+
+    @property
+    def local_address(self) -> SocketAddress:
+        """Our address, as the socket module reports it (``(host, port)``, an
+        IPv6 4-tuple, or a Unix path); ``""`` when there is no socket (an
+        in-memory stream) or the system could not tell."""
+        return self._local_address
+
+    @property
+    def remote_address(self) -> SocketAddress:
+        """The peer's address, in the same form as :attr:`local_address`."""
+        return self._remote_address
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """What TLS negotiated (version, cipher, ALPN protocol, peer
+        certificate), or ``None`` on a connection without TLS."""
+        return self._tls
+
+    @property
+    def stream(self) -> trio.abc.Stream:
+        """The underlying trio stream (an escape hatch: reading or writing it
+        directly bypasses this object's events and counters)."""
+        return self._stream
+
+    def statistics(self) -> ConnectionStatistics:
+        """Return the connection's byte counters.
+
+        Returns:
+            A :class:`ConnectionStatistics`.
+        """
+        return ConnectionStatistics(self._bytes_received, self._bytes_sent)

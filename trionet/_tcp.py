@@ -1,0 +1,297 @@
+"""TCP and Unix-socket servers and clients (Node's ``net``), TLS optional.
+
+The servers are the shared core (:mod:`trionet._server`) plus an opener that
+runs the TLS handshake when there is an ``ssl_context`` and wraps the stream in
+a :class:`~trionet.TCPConnection`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket as stdlib_socket
+import ssl
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+
+from ._errors import ConnectError, ConnectTimeout
+from ._listeners import format_address, open_tcp_listeners, open_unix_listener
+from ._server import (
+    DEFAULT_MAX_CONNECTIONS,
+    HandlerErrors,
+    Server,
+    check_server_options,
+    run_server,
+)
+from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
+from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
+
+__all__ = ["connect_tcp", "connect_unix", "serve_tcp", "serve_unix"]
+
+logger = logging.getLogger("trionet.tcp")
+
+TCPHandler = Callable[[TCPConnection], Awaitable[object]]
+
+
+async def _open_connection(
+    stream: trio.SocketStream,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    tls_handshake_timeout: float,
+    close_timeout: float,
+) -> TCPConnection:
+    if ssl_context is None:
+        return TCPConnection(stream, close_timeout=close_timeout)
+    tls = await server_handshake(stream, ssl_context, tls_handshake_timeout)
+    return TCPConnection(tls, close_timeout=close_timeout)
+
+
+def _check_timeouts(**timeouts: float | None) -> None:
+    for name, value in timeouts.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be > 0, not {value!r}")
+
+
+async def serve_tcp(
+    handler: TCPHandler,
+    port: int,
+    host: str | None = None,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    handler_errors: HandlerErrors = "log",
+    backlog: int | None = None,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve TCP connections, each in its own supervised task (Node's
+    ``net.createServer(handler).listen(port, host)``).
+
+    Start it with ``server = await nursery.start(trionet.serve_tcp, handler,
+    port)``: that returns the :class:`~trionet.Server` once it is listening.
+    It runs until :meth:`Server.shutdown <trionet.Server.shutdown>` (graceful)
+    or until cancelled (hard stop).
+
+    ``handler(conn)`` gets a :class:`~trionet.TCPConnection`; when it returns
+    or raises, the connection is closed. An exception escaping it is logged
+    on the ``trionet.tcp`` logger with its traceback and counted, and the
+    server keeps serving (see ``handler_errors``).
+
+    Args:
+        handler: ``async def handler(conn: TCPConnection)``.
+        port: The port; 0 lets the system pick one (read it from
+            :attr:`Server.port <trionet.Server.port>`).
+        host: The address to listen on; ``None`` listens on every address,
+            IPv4 and IPv6 (one socket each, on the same port).
+        ssl_context: Serve TLS with this server context
+            (``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` plus your
+            certificate). The handshake completes before the handler starts.
+        tls_handshake_timeout: Seconds a client gets to complete the TLS
+            handshake before it is dropped (default 10).
+        max_connections: Connections open at once; one beyond is closed as
+            soon as it is accepted and counted as dropped (default 10 000).
+        handler_errors: ``"log"`` (default) to log and count a handler's
+            exception and go on; ``"raise"`` to stop the server and raise it
+            from this call (what tests want).
+        backlog: The listen queue length; ``None`` asks for the most the
+            system allows.
+        close_timeout: Seconds each connection's graceful close may take
+            (default 5).
+        task_status: Set by ``nursery.start``.
+
+    Raises:
+        BindError: The address is in use or cannot be bound (raised by
+            ``nursery.start``); the message names the address.
+        ValueError: An argument is out of range.
+        Exception: With ``handler_errors="raise"``, the first exception a
+            handler raised.
+    """
+    check_server_options(max_connections=max_connections, handler_errors=handler_errors)
+    _check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
+    scheme = "tls" if ssl_context else "tcp"
+    await run_server(
+        name=f"{scheme} server {format_address(addresses[0])}",
+        listeners=listeners,
+        addresses=addresses,
+        opener=partial(
+            _open_connection,
+            ssl_context=ssl_context,
+            tls_handshake_timeout=tls_handshake_timeout,
+            close_timeout=close_timeout,
+        ),
+        handler=handler,
+        max_connections=max_connections,
+        handler_errors=handler_errors,
+        logger=logger,
+        task_status=task_status,
+    )
+
+
+async def serve_unix(
+    handler: TCPHandler,
+    path: str | os.PathLike[str],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    handler_errors: HandlerErrors = "log",
+    backlog: int | None = None,
+    mode: int | None = None,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve connections on a Unix socket path (Node's ``server.listen(path)``).
+
+    The same as :func:`serve_tcp` in every other respect. A stale socket file
+    left by a server that died is removed first; a path where a live server
+    answers, or that is not a socket, is refused. The socket file is removed
+    when the server stops.
+
+    Args:
+        handler: ``async def handler(conn: TCPConnection)``.
+        path: The socket's path (a leading NUL byte selects Linux's abstract
+            namespace).
+        ssl_context: As for :func:`serve_tcp`.
+        tls_handshake_timeout: As for :func:`serve_tcp`.
+        max_connections: As for :func:`serve_tcp`.
+        handler_errors: As for :func:`serve_tcp`.
+        backlog: As for :func:`serve_tcp`.
+        mode: Permission bits to give the socket file (for example ``0o660``);
+            ``None`` leaves the umask's choice.
+        close_timeout: As for :func:`serve_tcp`.
+        task_status: Set by ``nursery.start``.
+
+    Raises:
+        BindError: The path is in use, is not a socket, or cannot be bound.
+        ValueError: An argument is out of range.
+        Exception: With ``handler_errors="raise"``, the first exception a
+            handler raised.
+    """
+    check_server_options(max_connections=max_connections, handler_errors=handler_errors)
+    _check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    listener = await open_unix_listener(path, backlog=backlog, mode=mode)
+    await run_server(
+        name=f"unix server {os.fspath(path)}",
+        listeners=[listener],
+        addresses=[os.fspath(path)],
+        opener=partial(
+            _open_connection,
+            ssl_context=ssl_context,
+            tls_handshake_timeout=tls_handshake_timeout,
+            close_timeout=close_timeout,
+        ),
+        handler=handler,
+        max_connections=max_connections,
+        handler_errors=handler_errors,
+        logger=logger,
+        task_status=task_status,
+    )
+
+
+def _connect_error(exc: OSError, what: str) -> ConnectError:
+    code = exc.errno
+    if code is None:
+        # trio's happy eyeballs wraps the per-address errors in a group.
+        group = exc.__cause__
+        if isinstance(group, BaseExceptionGroup):
+            first = group.exceptions[0]
+            if isinstance(first, OSError):
+                exc = first
+                code = first.errno
+    if isinstance(exc, stdlib_socket.gaierror):
+        return ConnectError(errno.EHOSTUNREACH, f"cannot connect to {what}: {exc.strerror}")
+    return ConnectError(code or 0, f"cannot connect to {what}: {exc.strerror or exc}")
+
+
+async def connect_tcp(
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float | None = None,
+    happy_eyeballs_delay: float | None = 0.25,
+    local_address: str | None = None,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> TCPConnection:
+    """Open a TCP connection, over TLS if ``ssl_context`` is given (Node's
+    ``net.connect`` / ``tls.connect``; the ``'connect'`` event is this call
+    returning).
+
+    Args:
+        host: A name or address; every address it resolves to is tried,
+            IPv6 and IPv4 raced (RFC 8305 happy eyeballs).
+        port: The port.
+        ssl_context: Speak TLS with this client context
+            (``ssl.create_default_context()`` verifies against the system's
+            trust store).
+        server_hostname: The name to send (SNI) and verify; defaults to
+            ``host``.
+        connect_timeout: Seconds for the whole connect, TLS handshake
+            included; ``None`` (default) waits as long as the system does.
+        happy_eyeballs_delay: Seconds before trying the next address while
+            the previous attempt is still pending.
+        local_address: The local address to bind to before connecting.
+        close_timeout: Seconds the connection's graceful close may take.
+
+    Returns:
+        A connected :class:`~trionet.TCPConnection`.
+
+    Raises:
+        ConnectError: The connection was refused, the host is unreachable, or
+            the name did not resolve.
+        ConnectTimeout: ``connect_timeout`` ran out.
+        TLSError: The TLS handshake failed (for example, the certificate was
+            rejected).
+        ValueError: ``port`` or a timeout is out of range.
+    """
+    if not 0 < port <= 65535:
+        raise ValueError(f"port must be in 1..65535, not {port!r}")
+    _check_timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
+    what = format_address((host, port))
+    stream: trio.abc.Stream | None = None
+    with trio.move_on_after(connect_timeout or float("inf")) as scope:
+        try:
+            stream = await trio.open_tcp_stream(
+                host, port, happy_eyeballs_delay=happy_eyeballs_delay, local_address=local_address
+            )
+            if ssl_context is not None:
+                stream = await client_handshake(stream, ssl_context, server_hostname or host)
+        except OSError as exc:
+            raise _connect_error(exc, what) from None
+        except BaseException:  # TLSError, or the timeout's cancellation
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise
+    if stream is None or scope.cancelled_caught:
+        raise ConnectTimeout(
+            errno.ETIMEDOUT, f"connecting to {what} timed out after {connect_timeout:g} s"
+        )
+    return TCPConnection(stream, close_timeout=close_timeout)
+
+
+async def connect_unix(
+    path: str | os.PathLike[str], *, close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+) -> TCPConnection:
+    """Connect to a Unix socket (Node's ``net.connect(path)``).
+
+    Args:
+        path: The socket's path.
+        close_timeout: Seconds the connection's graceful close may take.
+
+    Returns:
+        A connected :class:`~trionet.TCPConnection`.
+
+    Raises:
+        ConnectError: Nobody listens there, or the path does not exist.
+    """
+    try:
+        stream = await trio.open_unix_socket(os.fspath(path))
+    except OSError as exc:
+        raise _connect_error(exc, os.fspath(path)) from None
+    return TCPConnection(stream, close_timeout=close_timeout)

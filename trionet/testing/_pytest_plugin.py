@@ -1,0 +1,77 @@
+"""trionet's pytest plugin (registered by the ``pytest11`` entry point).
+
+It must import cleanly wherever trionet is installed, including where
+pytest-trio or trustme is not: both are only needed when a fixture is used.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytest
+
+from .._server import Server
+from .._stream import TCPConnection
+from .._tcp import serve_tcp
+
+__all__ = ["TLSCertificates", "trionet_tcp_server", "trionet_tls"]
+
+TCPServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+def trionet_tcp_server(request: pytest.FixtureRequest) -> TCPServerFactory:
+    """Start TCP servers on ``127.0.0.1``, port 0, in the test's nursery.
+
+    ``server = await trionet_tcp_server(handler, **serve_tcp_kwargs)`` returns
+    the :class:`~trionet.Server` once it listens. Handlers run with
+    ``handler_errors="raise"``: an exception in one fails the test. The server
+    is cancelled when the test ends. Needs pytest-trio (it uses its
+    ``nursery`` fixture).
+    """
+    try:
+        nursery = request.getfixturevalue("nursery")
+    except pytest.FixtureLookupError:
+        pytest.fail("trionet_tcp_server needs pytest-trio (its `nursery` fixture)")
+
+    async def start(handler: Callable[[TCPConnection], Awaitable[object]], **kwargs: Any) -> Server:
+        kwargs.setdefault("host", "127.0.0.1")
+        kwargs.setdefault("handler_errors", "raise")
+        server: Server = await nursery.start(partial(serve_tcp, handler, 0, **kwargs))
+        return server
+
+    return start
+
+
+@dataclass(frozen=True)
+class TLSCertificates:
+    """TLS contexts from a throwaway certificate authority (trustme).
+
+    Attributes:
+        server_context: Serves a certificate for ``localhost``, ``127.0.0.1``
+            and ``::1``.
+        client_context: Trusts that authority (and verifies hostnames).
+        ca: The ``trustme.CA``, to issue more certificates (client ones...).
+        hostname: ``"localhost"``, the name to connect to for verification.
+    """
+
+    server_context: ssl.SSLContext
+    client_context: ssl.SSLContext
+    ca: Any
+    hostname: str = "localhost"
+
+
+@pytest.fixture
+def trionet_tls() -> TLSCertificates:
+    """A fresh certificate authority and server certificate (needs trustme)."""
+    trustme = pytest.importorskip("trustme", reason="the trionet_tls fixture needs trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1", "::1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return TLSCertificates(server_context, client_context, ca)
