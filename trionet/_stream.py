@@ -261,6 +261,7 @@ class TCPConnection:
         if self._shutdown_requested:
             return
         self._shutdown_requested = True
+        self._finished = True  # the next iteration ends the loop
         if self._read_scope is not None:
             self._read_scope.cancel()
         elif self._receiving and self._sock is not None:
@@ -293,7 +294,7 @@ class TCPConnection:
         with trio.move_on_after(self._close_timeout) as scope:
             try:
                 await self._stream.aclose()
-            except (trio.BrokenResourceError, OSError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
         if scope.cancelled_caught:
             await trio.aclose_forcefully(self._stream)
@@ -387,8 +388,10 @@ class TCPConnection:
 
     @property
     def stream(self) -> trio.abc.Stream:
-        """The underlying trio stream (an escape hatch: reading or writing it
-        directly bypasses this object's events and counters)."""
+        """The underlying trio stream, as an escape hatch.
+
+        Reading or writing it directly bypasses this object's events and
+        counters."""
         return self._stream
 
     def statistics(self) -> ConnectionStatistics:

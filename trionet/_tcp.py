@@ -252,16 +252,39 @@ async def connect_tcp(
     """
     if not 0 < port <= 65535:
         raise ValueError(f"port must be in 1..65535, not {port!r}")
+    return await _connect(
+        partial(
+            trio.open_tcp_stream,
+            host,
+            port,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            local_address=local_address,
+        ),
+        format_address((host, port)),
+        ssl_context=ssl_context,
+        server_hostname=server_hostname or host,
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
+    )
+
+
+async def _connect(
+    open_stream: Callable[[], Awaitable[trio.SocketStream]],
+    what: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+    connect_timeout: float | None,
+    close_timeout: float,
+) -> TCPConnection:
+    """Connect, then run the TLS handshake if asked, all within the timeout."""
     _check_timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
-    what = format_address((host, port))
     stream: trio.abc.Stream | None = None
     with trio.move_on_after(connect_timeout or float("inf")) as scope:
         try:
-            stream = await trio.open_tcp_stream(
-                host, port, happy_eyeballs_delay=happy_eyeballs_delay, local_address=local_address
-            )
+            stream = await open_stream()
             if ssl_context is not None:
-                stream = await client_handshake(stream, ssl_context, server_hostname or host)
+                stream = await client_handshake(stream, ssl_context, server_hostname)
         except OSError as exc:
             raise _connect_error(exc, what) from None
         except BaseException:  # TLSError, or the timeout's cancellation
@@ -276,12 +299,23 @@ async def connect_tcp(
 
 
 async def connect_unix(
-    path: str | os.PathLike[str], *, close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+    path: str | os.PathLike[str],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float | None = None,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
 ) -> TCPConnection:
-    """Connect to a Unix socket (Node's ``net.connect(path)``).
+    """Connect to a Unix socket, over TLS if ``ssl_context`` is given (Node's
+    ``net.connect(path)``).
 
     Args:
         path: The socket's path.
+        ssl_context: Speak TLS with this client context.
+        server_hostname: The name to send (SNI) and verify; required with
+            ``ssl_context`` unless its ``check_hostname`` is off.
+        connect_timeout: Seconds for the whole connect, TLS handshake
+            included; ``None`` (default) waits as long as the system does.
         close_timeout: Seconds the connection's graceful close may take.
 
     Returns:
@@ -289,9 +323,16 @@ async def connect_unix(
 
     Raises:
         ConnectError: Nobody listens there, or the path does not exist.
+        ConnectTimeout: ``connect_timeout`` ran out.
+        TLSError: The TLS handshake failed.
+        ValueError: A timeout is out of range.
     """
-    try:
-        stream = await trio.open_unix_socket(os.fspath(path))
-    except OSError as exc:
-        raise _connect_error(exc, os.fspath(path)) from None
-    return TCPConnection(stream, close_timeout=close_timeout)
+    path = os.fspath(path)
+    return await _connect(
+        partial(trio.open_unix_socket, path),
+        path,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
+    )

@@ -37,8 +37,9 @@ class TLSInfo:
         cipher: The cipher suite name.
         alpn_protocol: The ALPN protocol both sides agreed on (``"h2"``,
             ``"http/1.1"``...), or ``None``.
-        server_hostname: The SNI name the client asked for (``None`` if it sent
-            none); on the client side, the name that was verified.
+        server_hostname: On the client side, the name sent (SNI) and verified.
+            ``None`` on the server side: Python reports the name a client
+            asked for only to the context's ``sni_callback``.
         peer_certificate: The peer's certificate as :meth:`ssl.SSLSocket.getpeercert`
             returns it (an empty dict when it was not validated), or ``None``
             when the peer sent none.

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import trio.testing
 
-from .._stream import TCPConnection
+from .. import _stream
+from ._certificates import TLSCertificates as TLSCertificates
 
-__all__ = ["memory_tcp_pair"]
+__all__ = ["TLSCertificates", "memory_tcp_pair"]
 
 
-def memory_tcp_pair() -> tuple[TCPConnection, TCPConnection]:
+def memory_tcp_pair() -> tuple[_stream.TCPConnection, _stream.TCPConnection]:
     """Return two connected :class:`~trionet.TCPConnection` objects that talk
     over in-memory streams.
 
@@ -31,4 +32,4 @@ def memory_tcp_pair() -> tuple[TCPConnection, TCPConnection]:
         The two ends, ``(client, server)``.
     """
     left, right = trio.testing.memory_stream_pair()
-    return TCPConnection(left), TCPConnection(right)
+    return _stream.TCPConnection(left), _stream.TCPConnection(right)

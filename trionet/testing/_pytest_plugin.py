@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import pytest
+import trio
 
 from .._server import Server
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
+from ._certificates import TLSCertificates
 
 __all__ = ["TLSCertificates", "trionet_tcp_server", "trionet_tls"]
 
@@ -24,7 +25,7 @@ TCPServerFactory = Callable[..., Awaitable[Server]]
 
 
 @pytest.fixture
-def trionet_tcp_server(request: pytest.FixtureRequest) -> TCPServerFactory:
+async def trionet_tcp_server(nursery: trio.Nursery) -> TCPServerFactory:
     """Start TCP servers on ``127.0.0.1``, port 0, in the test's nursery.
 
     ``server = await trionet_tcp_server(handler, **serve_tcp_kwargs)`` returns
@@ -33,10 +34,6 @@ def trionet_tcp_server(request: pytest.FixtureRequest) -> TCPServerFactory:
     is cancelled when the test ends. Needs pytest-trio (it uses its
     ``nursery`` fixture).
     """
-    try:
-        nursery = request.getfixturevalue("nursery")
-    except pytest.FixtureLookupError:
-        pytest.fail("trionet_tcp_server needs pytest-trio (its `nursery` fixture)")
 
     async def start(handler: Callable[[TCPConnection], Awaitable[object]], **kwargs: Any) -> Server:
         kwargs.setdefault("host", "127.0.0.1")
@@ -45,24 +42,6 @@ def trionet_tcp_server(request: pytest.FixtureRequest) -> TCPServerFactory:
         return server
 
     return start
-
-
-@dataclass(frozen=True)
-class TLSCertificates:
-    """TLS contexts from a throwaway certificate authority (trustme).
-
-    Attributes:
-        server_context: Serves a certificate for ``localhost``, ``127.0.0.1``
-            and ``::1``.
-        client_context: Trusts that authority (and verifies hostnames).
-        ca: The ``trustme.CA``, to issue more certificates (client ones...).
-        hostname: ``"localhost"``, the name to connect to for verification.
-    """
-
-    server_context: ssl.SSLContext
-    client_context: ssl.SSLContext
-    ca: Any
-    hostname: str = "localhost"
 
 
 @pytest.fixture
