@@ -1,0 +1,67 @@
+"""Running Node.js as the peer of interop tests.
+
+The scripts live in ``tests/node/``. Each reports on its stdout with one JSON
+object per line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+NODE_SCRIPTS = Path(__file__).resolve().parent / "node"
+
+# Seconds a whole Node peer run may take, startup included (1 MiB over
+# loopback is milliseconds; the rest is margin for a loaded two-core machine).
+NODE_TIMEOUT = 30.0
+
+
+def node_executable() -> str:
+    """The path of ``node``. Without it, the test is skipped; on CI
+    (``CI=true``) it fails instead, so that interop tests never silently
+    stop running."""
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("node is not installed, and CI must run the Node interop tests")
+        pytest.skip("node not installed")
+    return node
+
+
+def node_command(script: str, *args: object) -> list[str]:
+    """The command line running ``tests/node/<script>`` with ``args``."""
+    return [node_executable(), str(NODE_SCRIPTS / script), *map(str, args)]
+
+
+def parse_report(line: str | None, what: str) -> dict[str, Any]:
+    """One JSON report line from a Node script, or a test failure saying what
+    was expected."""
+    if line is None:
+        pytest.fail(f"node exited without reporting {what}")
+    try:
+        report: dict[str, Any] = json.loads(line)
+    except json.JSONDecodeError:
+        pytest.fail(f"node printed {line!r} instead of reporting {what}")
+    return report
+
+
+async def run_node(script: str, *args: object) -> dict[str, Any]:
+    """Run a Node script to its end; return the JSON report on the last line of
+    its stdout. Fails the test if it exits non-zero or prints no report."""
+    with trio.fail_after(NODE_TIMEOUT):
+        result = await trio.run_process(
+            node_command(script, *args),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    stdout = result.stdout.decode("utf-8")
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, f"node {script} exited {result.returncode}: {stderr}"
+    lines = stdout.splitlines()
+    return parse_report(lines[-1] if lines else None, f"from {script}")

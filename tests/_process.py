@@ -1,0 +1,129 @@
+"""Helpers for tests that run a program as a subprocess and talk to it over
+loopback TCP: a free port, a running child that is always killed, its output
+read line by line, and a bounded wait until it accepts connections."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+# Seconds a child gets to start listening: a cold start of Python plus trio, or
+# of Node, on a busy two-core machine, with a wide margin.
+STARTUP_TIMEOUT = 20.0
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python: UTF-8 output whatever the locale,
+    since the seed's examples print Chinese text; and buffered output, as a
+    user's pipe has it, so that a program that forgets to flush a line a
+    test waits for fails here rather than only in production."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (bind to port 0, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class OutputReader:
+    """Reads a child's output pipe line by line; remembers every line seen, so
+    that a failed wait can show what the child did print."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self._eof = False
+        self.lines: list[str] = []
+
+    async def readline(self) -> str | None:
+        """The next line without its line ending, or ``None`` at end of file."""
+        while b"\n" not in self._buffer and not self._eof:
+            chunk = await self._stream.receive_some(65536)
+            if chunk:
+                self._buffer += chunk
+            else:
+                self._eof = True
+        if not self._buffer:
+            return None
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        text = line.decode("utf-8").rstrip("\r")
+        self.lines.append(text)
+        return text
+
+    async def wait_for(self, pattern: str) -> re.Match[str]:
+        """Read lines until one matches the regular expression ``pattern``
+        (``re.search``); fail the test if the output ends first. Guard the
+        call with ``trio.fail_after``."""
+        regex = re.compile(pattern)
+        while True:
+            line = await self.readline()
+            if line is None:
+                pytest.fail(f"output ended without a line matching {pattern!r}: {self.lines!r}")
+            match = regex.search(line)
+            if match is not None:
+                return match
+
+    async def read_rest(self) -> list[str]:
+        """Read to end of file; return the lines read by this call."""
+        start = len(self.lines)
+        while await self.readline() is not None:
+            pass
+        return self.lines[start:]
+
+
+@asynccontextmanager
+async def running(
+    command: Sequence[str], *, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[trio.Process, OutputReader]]:
+    """Start ``command`` with its stdout piped (stderr goes where pytest
+    captures it) and yield the process and a reader of its stdout. On exit the
+    process is killed if it still runs, always waited for, and its pipe closed;
+    the lines read are printed for pytest's report of a failed test."""
+    process = await trio.lowlevel.open_process(
+        list(command), stdout=subprocess.PIPE, cwd=REPO, env=env or child_env()
+    )
+    assert process.stdout is not None
+    output = OutputReader(process.stdout)
+    try:
+        yield process, output
+    finally:
+        # Shown by pytest when the test fails (a timeout says nothing else).
+        print(f"stdout lines read from {command!r}:", *output.lines, sep="\n  ")
+        with trio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+            await process.stdout.aclose()
+
+
+async def wait_until_accepting(port: int, process: trio.Process) -> None:
+    """Poll connecting to ``127.0.0.1:port`` until it succeeds; fail the test
+    if the process exits first or ``STARTUP_TIMEOUT`` runs out."""
+    with trio.fail_after(STARTUP_TIMEOUT):
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{process.args!r} exited with {process.returncode} before listening")
+            try:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                await trio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return

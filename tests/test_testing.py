@@ -1,0 +1,80 @@
+"""The testing kit: the pytest plugin and its fixtures, as a user sees them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+USER_TESTS = textwrap.dedent(
+    """
+    import pytest
+    import trio
+    import trionet
+
+
+    async def echo(conn):
+        async for event in conn:
+            if isinstance(event, trionet.Data):
+                await conn.send(event.data)
+
+
+    async def test_server_factory(trionet_tcp_server):
+        server = await trionet_tcp_server(echo)
+        assert server.addresses[0][0] == "127.0.0.1"
+        async with await trionet.connect_tcp("127.0.0.1", server.port) as conn:
+            await conn.send(b"hi")
+            assert await conn.__anext__() == trionet.Data(b"hi")
+
+
+    async def test_tls_fixture(trionet_tcp_server, trionet_tls):
+        server = await trionet_tcp_server(echo, ssl_context=trionet_tls.server_context)
+        async with await trionet.connect_tcp(
+            "127.0.0.1", server.port, ssl_context=trionet_tls.client_context,
+            server_hostname=trionet_tls.hostname,
+        ) as conn:
+            await conn.send(b"tls")
+            assert await conn.__anext__() == trionet.Data(b"tls")
+
+
+    async def test_handler_error_fails_the_test(trionet_tcp_server):
+        async def broken(conn):
+            raise ValueError("handler bug seen by the test")
+
+        server = await trionet_tcp_server(broken)
+        async with await trionet.connect_tcp("127.0.0.1", server.port) as conn:
+            async for _ in conn:
+                pass
+        await trio.sleep_forever()  # the handler's error must end the test
+    """
+)
+
+
+def test_plugin_fixtures_in_a_user_project(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_handler_error_fails_the_test*", "*handler bug seen*"])
+
+
+def test_plugin_imports_without_pytest_trio() -> None:
+    code = (
+        "import sys; sys.modules['pytest_trio'] = None\n"
+        "import trionet.testing._pytest_plugin as plugin\n"
+        "print(plugin.trionet_tcp_server.__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "trionet_tcp_server" in result.stdout
+
+
+def test_plugin_is_registered_by_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.value for ep in entry_points(group="pytest11")}
+    assert "trionet.testing._pytest_plugin" in names
