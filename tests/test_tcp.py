@@ -440,3 +440,21 @@ async def test_unix_stale_socket_is_replaced_live_one_refused(
 async def test_connect_unix_missing_path(tmp_path: Path) -> None:
     with pytest.raises(trionet.ConnectError, match=r"nothing\.sock"):
         await trionet.connect_unix(tmp_path / "nothing.sock")
+
+
+async def test_socket_send_edge_cases(nursery: trio.Nursery) -> None:
+    server = await nursery.start(trionet.serve_tcp, echo, 0, LOOPBACK)
+    conn = await trionet.connect_tcp(LOOPBACK, server.port)
+    await conn.send(b"")  # nothing to send is fine
+    big = b"z" * (32 << 20)  # more than the kernel buffers: the send blocks
+    async with trio.open_nursery() as inner:
+        inner.start_soon(conn.send, big)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError):
+            await conn.send(b"meanwhile")
+        inner.cancel_scope.cancel()
+    await conn.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await conn.send(b"")
+    with pytest.raises(trio.ClosedResourceError):
+        await conn.send(b"late")

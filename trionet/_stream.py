@@ -17,15 +17,21 @@ side (``shutdown(SHUT_RD)``, the *local half-close*), which makes it return as
 at end of stream. The loop ends in both cases without an ``EndOfStream``: the
 peer did not finish, we did.
 
-Errors are translated here, once: trio's ``BrokenResourceError`` (with the
-``OSError`` or ``ssl.SSLError`` it carries) becomes a
-:class:`~trionet.ConnectionClosed` subclass. Misuse stays trio's:
+The same benchmark is why a plain socket is read and written through the
+trio socket itself (``sock.recv`` / ``sock.send``) rather than through
+``SocketStream``, whose two generator-based context managers per call cost
+more than everything this class adds.
+
+Errors are translated here, once: an ``OSError`` from the socket, or trio's
+``BrokenResourceError`` (with the ``OSError`` or ``ssl.SSLError`` it carries)
+from any other stream, becomes a :class:`~trionet.ConnectionClosed` subclass. Misuse stays trio's:
 ``ClosedResourceError`` after ``aclose``, ``BusyResourceError`` when two tasks
 iterate at once.
 """
 
 from __future__ import annotations
 
+import errno
 import socket as stdlib_socket
 import ssl
 from dataclasses import dataclass
@@ -85,6 +91,13 @@ def _address(sock: trio.socket.SocketType | None, peer: bool) -> SocketAddress:
     return address if isinstance(address, tuple | str) else str(address)
 
 
+def _translate_os_error(exc: OSError) -> Exception:
+    """The socket fast path's twin of trio's socket error translation."""
+    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+        return trio.ClosedResourceError("the connection was closed")
+    return ConnectionReset(f"connection lost: {exc.strerror or exc}")
+
+
 class TCPConnection:
     """A connected byte stream, read as an async iterator of events.
 
@@ -119,6 +132,7 @@ class TCPConnection:
         self._timeout: float | None = None
         self._last_activity = 0.0
         self._receiving = False
+        self._sending = False
         self._read_scope: trio.CancelScope | None = None
         self._finished = False  # the event loop has ended
         self._shutdown_requested = False
@@ -148,7 +162,10 @@ class TCPConnection:
         try:
             if not self._fast:
                 return await self._next_slow()
-            data = await self._stream.receive_some(RECEIVE_SIZE)
+            data = await self._sock.recv(RECEIVE_SIZE)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._finished = True
+            raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
             self._finished = True
             raise self._translate(exc) from exc
@@ -226,12 +243,41 @@ class TCPConnection:
             elif not isinstance(data, bytearray):
                 raise TypeError(f"send() takes bytes or str, not {type(data).__name__}")
         try:
-            await self._stream.send_all(data)
+            if self._plain:
+                await self._send_to_socket(data)
+            else:
+                await self._stream.send_all(data)
+        except OSError as exc:
+            raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
             raise self._translate(exc) from exc
         self._bytes_sent += len(data)
         if self._timeout is not None:
             self._last_activity = trio.current_time()
+
+    async def _send_to_socket(self, data: bytes | bytearray | memoryview) -> None:
+        # SocketStream.send_all, minus two generator-based context managers per
+        # call: the plain-socket echo loop is the benchmark that matters.
+        sock = self._sock
+        assert sock is not None
+        if self._closed:
+            raise trio.ClosedResourceError("the connection was closed")
+        if sock.did_shutdown_SHUT_WR:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this connection")
+        self._sending = True
+        try:
+            if not data:
+                await trio.lowlevel.checkpoint()
+                return
+            sent = await sock.send(data)
+            if sent < len(data):
+                with memoryview(data) as view:
+                    while sent < len(view):
+                        sent += await sock.send(view[sent:])
+        finally:
+            self._sending = False
 
     async def send_eof(self) -> None:
         """Half-close: tell the peer we will send nothing more (TCP FIN), and
