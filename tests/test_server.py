@@ -349,3 +349,29 @@ async def test_bad_options_are_rejected_before_binding() -> None:
         await trionet.serve_tcp(echo, 0, LOOPBACK, tls_handshake_timeout=0)
     with pytest.raises(ValueError, match="port"):
         await trionet.serve_tcp(echo, 70000, LOOPBACK)
+
+
+async def test_concurrent_shutdowns_both_end_when_the_handlers_do(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def slow_goodbye(conn: trionet.TCPConnection) -> None:
+        async for _ in conn:
+            pass
+        await trio.sleep(1)  # finishing takes a moment, far less than the grace
+
+    server = await nursery.start(trionet.serve_tcp, slow_goodbye, 0, LOOPBACK)
+    conns = [await trionet.connect_tcp(LOOPBACK, server.port) for _ in range(2)]
+    await wait_until(lambda: server.statistics().active == 2)
+    returned: list[float] = []
+    start = trio.current_time()
+
+    async def stop() -> None:
+        await server.shutdown(grace=60)
+        returned.append(trio.current_time() - start)
+
+    async with trio.open_nursery() as callers:
+        callers.start_soon(stop)
+        callers.start_soon(stop)
+    assert returned == [pytest.approx(1, abs=0.5)] * 2
+    for conn in conns:
+        await conn.aclose()

@@ -228,7 +228,7 @@ class _Core(Generic[R, C]):
         self.slots: set[_Slot[C]] = set()
         self.stopping = False
         self.finished = trio.Event()
-        self.slot_done = trio.Event()
+        self.slot_done = trio.lowlevel.ParkingLot()  # unparked as each connection ends
         self.accept_scope = trio.CancelScope()
         self.nursery: trio.Nursery | None = None
         self.fatal: BaseException | None = None
@@ -362,7 +362,7 @@ class _Core(Generic[R, C]):
                 self.closed_bytes_sent += stats.bytes_sent
             self.slots.discard(slot)
             self.active -= 1
-            self.slot_done.set()
+            self.slot_done.unpark_all()
 
     def _fail(self, exc: BaseException) -> None:
         if self.fatal is None:
@@ -391,8 +391,7 @@ class _Core(Generic[R, C]):
         with trio.move_on_after(grace):
             # A handler may shut its own server down: don't wait for it.
             while any(slot.task is not me for slot in self.slots):
-                self.slot_done = trio.Event()
-                await self.slot_done.wait()
+                await self.slot_done.park()
         assert self.nursery is not None
         self.nursery.cancel_scope.cancel()
         await self.finished.wait()
