@@ -458,3 +458,12 @@ async def test_socket_send_edge_cases(nursery: trio.Nursery) -> None:
         await conn.send(b"")
     with pytest.raises(trio.ClosedResourceError):
         await conn.send(b"late")
+
+
+async def test_unix_socket_mode(nursery: trio.Nursery, tmp_path: Path) -> None:
+    path = tmp_path / "private.sock"
+    server = await nursery.start(
+        lambda task_status: trionet.serve_unix(echo, path, mode=0o600, task_status=task_status)
+    )
+    assert path.stat().st_mode & 0o777 == 0o600
+    await server.shutdown()

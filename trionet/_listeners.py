@@ -166,14 +166,19 @@ async def open_unix_listener(
         await _remove_stale_socket(path)
     sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
     try:
-        try:
-            await sock.bind(path)
-            if mode is not None:
-                os.chmod(path, mode)
-            sock.listen(_MAX_BACKLOG if backlog is None else backlog)
-        except OSError as exc:
-            raise _bind_error(exc, path) from None
-    except BaseException:
+        await sock.bind(path)
+    except OSError as exc:
         sock.close()
+        raise _bind_error(exc, path) from None
+    try:
+        if mode is not None:
+            os.chmod(path, mode)
+        sock.listen(_MAX_BACKLOG if backlog is None else backlog)
+    except BaseException as exc:
+        sock.close()
+        if not path.startswith("\0"):
+            os.unlink(path)  # we created it a moment ago
+        if isinstance(exc, OSError):
+            raise _bind_error(exc, path) from None
         raise
     return UnixListener(trio.SocketListener(sock), path)
