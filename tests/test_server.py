@@ -375,3 +375,28 @@ async def test_concurrent_shutdowns_both_end_when_the_handlers_do(
     assert returned == [pytest.approx(1, abs=0.5)] * 2
     for conn in conns:
         await conn.aclose()
+
+
+async def test_peer_errors_inside_a_handler_nursery_are_connection_errors(
+    nursery: trio.Nursery,
+) -> None:
+    async def two_tasks(conn: trionet.TCPConnection) -> None:
+        async def read() -> None:
+            async for _ in conn:
+                pass
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(read)
+
+    server = await nursery.start(
+        lambda task_status: trionet.serve_tcp(
+            two_tasks, 0, LOOPBACK, handler_errors="raise", task_status=task_status
+        )
+    )
+    conn = await trionet.connect_tcp(LOOPBACK, server.port)
+    await wait_until(lambda: server.statistics().active == 1)
+    conn.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await conn.aclose()  # RST: the inner task raises ConnectionReset, in a group
+    await wait_until(lambda: server.statistics().active == 0)
+    stats = server.statistics()
+    assert (stats.connection_errors, stats.handler_errors) == (1, 0)

@@ -346,6 +346,11 @@ class _Core(Generic[R, C]):
                 self.connection_error_count += 1
                 self.logger.debug("%s: connection ended abnormally: %s", self.name, exc)
             except Exception as exc:
+                if isinstance(exc, ExceptionGroup) and exc.split(ConnectionClosed)[1] is None:
+                    # The handler's own nursery saw only the peer misbehave.
+                    self.connection_error_count += 1
+                    self.logger.debug("%s: connection ended abnormally: %r", self.name, exc)
+                    return
                 self.handler_error_count += 1
                 if self.handler_errors == "raise":
                     self._fail(exc)
