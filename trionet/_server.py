@@ -48,10 +48,10 @@ __all__ = [
     "HandlerErrors",
     "HandshakeFailed",
     "Server",
+    "ServerCore",
     "ServerStatistics",
     "SocketAddress",
     "check_server_options",
-    "run_server",
 ]
 
 # Node's net.Server has no cap at all; every production server has one. 10 000
@@ -151,7 +151,7 @@ class Server:
     the graceful one.
     """
 
-    def __init__(self, core: _Core[Any, Any]) -> None:
+    def __init__(self, core: ServerCore[Any, Any]) -> None:
         self._core = core
 
     def __repr__(self) -> str:
@@ -204,7 +204,13 @@ class Server:
         await self._core.shutdown(grace)
 
 
-class _Core(Generic[R, C]):
+class ServerCore(Generic[R, C]):
+    """The engine behind every ``serve_*``: build one with the protocol's
+    listeners, opener and the user's handler, then ``await core.run(task_status)``.
+    The listeners must already be bound and listening; they are closed when
+    ``run`` returns, whatever happens.
+    """
+
     def __init__(
         self,
         *,
@@ -412,34 +418,3 @@ def check_server_options(*, max_connections: int, handler_errors: str) -> None:
         raise ValueError(f"max_connections must be >= 1, not {max_connections!r}")
     if handler_errors not in ("log", "raise"):
         raise ValueError(f'handler_errors must be "log" or "raise", not {handler_errors!r}')
-
-
-async def run_server(
-    *,
-    name: str,
-    listeners: Sequence[trio.abc.Listener[R]],
-    addresses: Sequence[SocketAddress],
-    opener: Callable[[R], Awaitable[C]],
-    handler: Callable[[C], Awaitable[object]],
-    max_connections: int,
-    handler_errors: HandlerErrors,
-    logger: logging.Logger,
-    task_status: trio.TaskStatus[Server],
-) -> None:
-    """Serve connections from ``listeners`` until shut down or cancelled.
-
-    The listeners must already be bound and listening: ``task_status.started``
-    is called at once with the :class:`Server`. The listeners are closed when
-    this returns, whatever happens.
-    """
-    core = _Core(
-        name=name,
-        listeners=listeners,
-        addresses=addresses,
-        opener=opener,
-        handler=handler,
-        max_connections=max_connections,
-        handler_errors=handler_errors,
-        logger=logger,
-    )
-    await core.run(task_status)

@@ -12,7 +12,7 @@ import logging
 import os
 import socket as stdlib_socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import trio
@@ -23,8 +23,9 @@ from ._server import (
     DEFAULT_MAX_CONNECTIONS,
     HandlerErrors,
     Server,
+    ServerCore,
+    SocketAddress,
     check_server_options,
-    run_server,
 )
 from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
 from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
@@ -47,6 +48,35 @@ async def _open_connection(
         return TCPConnection(stream, close_timeout=close_timeout)
     tls = await server_handshake(stream, ssl_context, tls_handshake_timeout)
     return TCPConnection(tls, close_timeout=close_timeout)
+
+
+def _stream_server_core(
+    name: str,
+    listeners: Sequence[trio.abc.Listener[trio.SocketStream]],
+    addresses: Sequence[SocketAddress],
+    handler: TCPHandler,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    tls_handshake_timeout: float,
+    max_connections: int,
+    handler_errors: HandlerErrors,
+    close_timeout: float,
+) -> ServerCore[trio.SocketStream, TCPConnection]:
+    return ServerCore(
+        name=name,
+        listeners=listeners,
+        addresses=addresses,
+        opener=partial(
+            _open_connection,
+            ssl_context=ssl_context,
+            tls_handshake_timeout=tls_handshake_timeout,
+            close_timeout=close_timeout,
+        ),
+        handler=handler,
+        max_connections=max_connections,
+        handler_errors=handler_errors,
+        logger=logger,
+    )
 
 
 def _check_timeouts(**timeouts: float | None) -> None:
@@ -114,22 +144,18 @@ async def serve_tcp(
     _check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "tls" if ssl_context else "tcp"
-    await run_server(
-        name=f"{scheme} server {format_address(addresses[0])}",
-        listeners=listeners,
-        addresses=addresses,
-        opener=partial(
-            _open_connection,
-            ssl_context=ssl_context,
-            tls_handshake_timeout=tls_handshake_timeout,
-            close_timeout=close_timeout,
-        ),
-        handler=handler,
+    core = _stream_server_core(
+        f"{scheme} server {format_address(addresses[0])}",
+        listeners,
+        addresses,
+        handler,
+        ssl_context=ssl_context,
+        tls_handshake_timeout=tls_handshake_timeout,
         max_connections=max_connections,
         handler_errors=handler_errors,
-        logger=logger,
-        task_status=task_status,
+        close_timeout=close_timeout,
     )
+    await core.run(task_status)
 
 
 async def serve_unix(
@@ -175,22 +201,18 @@ async def serve_unix(
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
     _check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listener = await open_unix_listener(path, backlog=backlog, mode=mode)
-    await run_server(
-        name=f"unix server {os.fspath(path)}",
-        listeners=[listener],
-        addresses=[os.fspath(path)],
-        opener=partial(
-            _open_connection,
-            ssl_context=ssl_context,
-            tls_handshake_timeout=tls_handshake_timeout,
-            close_timeout=close_timeout,
-        ),
-        handler=handler,
+    core = _stream_server_core(
+        f"unix server {os.fspath(path)}",
+        [listener],
+        [os.fspath(path)],
+        handler,
+        ssl_context=ssl_context,
+        tls_handshake_timeout=tls_handshake_timeout,
         max_connections=max_connections,
         handler_errors=handler_errors,
-        logger=logger,
-        task_status=task_status,
+        close_timeout=close_timeout,
     )
+    await core.run(task_status)
 
 
 def _connect_error(exc: OSError, what: str) -> ConnectError:
