@@ -467,3 +467,34 @@ async def test_unix_socket_mode(nursery: trio.Nursery, tmp_path: Path) -> None:
     )
     assert path.stat().st_mode & 0o777 == 0o600
     await server.shutdown()
+
+
+@pytest.mark.parametrize("stop", ["shutdown", "hard stop"])
+async def test_stopping_during_tls_handshakes_leaves_nothing_behind(
+    trionet_tls: TLSCertificates, stop: str
+) -> None:
+    async def handler(conn: trionet.TCPConnection) -> None:
+        pytest.fail("no handshake completed, so no handler may run")
+
+    silent = []
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            lambda task_status: trionet.serve_tcp(
+                handler,
+                0,
+                LOOPBACK,
+                ssl_context=trionet_tls.server_context,
+                task_status=task_status,
+            )
+        )
+        for _ in range(5):  # connect, never say hello
+            silent.append(await trionet.connect_tcp(LOOPBACK, server.port))
+        await wait_until(lambda: server.statistics().active == 5)
+        if stop == "shutdown":
+            await server.shutdown(grace=0)
+        else:
+            nursery.cancel_scope.cancel()
+    assert server.statistics().active == 0
+    for conn in silent:
+        assert [event async for event in conn] == [trionet.EndOfStream()]
+        await conn.aclose()

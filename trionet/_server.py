@@ -365,15 +365,16 @@ class ServerCore(Generic[R, C]):
             finally:
                 await conn.aclose()
         finally:
-            if conn is None:
-                await trio.aclose_forcefully(resource)
-            else:
-                stats = conn.statistics()
-                self.closed_bytes_received += stats.bytes_received
-                self.closed_bytes_sent += stats.bytes_sent
+            # Bookkeeping first: under cancellation the await below raises.
             self.slots.discard(slot)
             self.active -= 1
             self.slot_done.unpark_all()
+            if conn is not None:
+                stats = conn.statistics()
+                self.closed_bytes_received += stats.bytes_received
+                self.closed_bytes_sent += stats.bytes_sent
+            else:
+                await trio.aclose_forcefully(resource)
 
     def _fail(self, exc: BaseException) -> None:
         if self.fatal is None:
