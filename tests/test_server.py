@@ -400,3 +400,33 @@ async def test_peer_errors_inside_a_handler_nursery_are_connection_errors(
     await wait_until(lambda: server.statistics().active == 0)
     stats = server.statistics()
     assert (stats.connection_errors, stats.handler_errors) == (1, 0)
+
+
+@pytest.mark.parametrize("caller", ["two handlers", "a handler's child task"])
+async def test_shutdown_from_handlers_does_not_wait_for_them(
+    autojump_clock: trio.testing.MockClock, caller: str
+) -> None:
+    box: list[trionet.Server] = []
+    arrived = trio.Event()
+    count = 0
+
+    async def handler(conn: trionet.TCPConnection) -> None:
+        nonlocal count
+        count += 1
+        if caller == "two handlers":
+            if count == 2:
+                arrived.set()
+            await arrived.wait()
+            await box[0].shutdown(grace=60)
+        else:
+            async with trio.open_nursery() as own:
+                own.start_soon(box[0].shutdown, 60)
+
+    clients = 2 if caller == "two handlers" else 1
+    async with trio.open_nursery() as nursery:
+        box.append(await nursery.start(trionet.serve_tcp, handler, 0, LOOPBACK))
+        conns = [await trionet.connect_tcp(LOOPBACK, box[0].port) for _ in range(clients)]
+        start = trio.current_time()
+    assert trio.current_time() - start < 60  # virtual time: the grace was not spent
+    for conn in conns:
+        await conn.aclose()

@@ -498,3 +498,72 @@ async def test_stopping_during_tls_handshakes_leaves_nothing_behind(
     for conn in silent:
         assert [event async for event in conn] == [trionet.EndOfStream()]
         await conn.aclose()
+
+
+async def test_timeout_counts_sends_during_a_pending_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    client, server = memory_tcp_pair()
+    server.set_timeout(3)
+    events: list[tuple[trionet.StreamEvent, float]] = []
+    start = trio.current_time()
+
+    async def keep_sending() -> None:
+        for _ in range(5):  # active every 2 s for 10 s: never idle for 3 s
+            await server.send(b"tick")
+            await trio.sleep(2)
+
+    async with client, server, trio.open_nursery() as nursery:
+        nursery.start_soon(keep_sending)
+        async for event in server:
+            events.append((event, trio.current_time() - start))
+            break
+    # The first Timeout comes 3 s after the last send (at 8 s), not at 3 s.
+    assert events == [(trionet.Timeout(), 11)]
+
+
+async def test_set_timeout_from_another_task_applies_to_the_pending_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    client, server = memory_tcp_pair()
+    server.set_timeout(100)
+    start = trio.current_time()
+
+    async def shorten() -> None:
+        await trio.sleep(1)
+        server.set_timeout(2)
+
+    async with client, server, trio.open_nursery() as nursery:
+        nursery.start_soon(shorten)
+        assert await server.__anext__() == trionet.Timeout()
+    assert trio.current_time() - start == 3
+    with pytest.raises(ValueError, match="timeout"):
+        server.set_timeout(float("nan"))
+
+
+async def test_timeout_enabled_during_a_plain_socket_read(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    events: list[trionet.StreamEvent] = []
+    enabled = trio.Event()
+
+    async def handler(conn: trionet.TCPConnection) -> None:
+        async def enable() -> None:
+            await trio.sleep(1)
+            conn.set_timeout(5)  # while the fast-path read is pending
+            enabled.set()
+
+        async with trio.open_nursery() as own:
+            own.start_soon(enable)
+            async for event in conn:
+                events.append(event)
+
+    server = await nursery.start(trionet.serve_tcp, handler, 0, LOOPBACK)
+    async with await trionet.connect_tcp(LOOPBACK, server.port) as conn:
+        await enabled.wait()
+        await trio.sleep(10)  # longer than the timeout, before any activity
+        await conn.send(b"data")
+        await conn.send_eof()  # already queued when the server reads the data
+        await wait_until(lambda: server.statistics().active == 0)
+    # Data, then the end: no Timeout for a connection that was just active.
+    assert events == [trionet.Data(b"data"), trionet.EndOfStream()]

@@ -232,6 +232,7 @@ class ServerCore(Generic[R, C]):
         self.handler_errors = handler_errors
         self.logger = logger
         self.slots: set[_Slot[C]] = set()
+        self.waiting_slots: set[_Slot[C]] = set()  # handlers inside shutdown()
         self.stopping = False
         self.finished = trio.Event()
         self.slot_done = trio.lowlevel.ParkingLot()  # unparked as each connection ends
@@ -367,6 +368,7 @@ class ServerCore(Generic[R, C]):
         finally:
             # Bookkeeping first: under cancellation the await below raises.
             self.slots.discard(slot)
+            self.waiting_slots.discard(slot)
             self.active -= 1
             self.slot_done.unpark_all()
             if conn is not None:
@@ -392,6 +394,16 @@ class ServerCore(Generic[R, C]):
             else:
                 slot.conn._request_shutdown()
 
+    def _enclosing_slot(self, task: trio.lowlevel.Task) -> _Slot[C] | None:
+        by_task = {slot.task: slot for slot in self.slots}
+        current: trio.lowlevel.Task | None = task
+        while current is not None:
+            if current in by_task:
+                return by_task[current]
+            nursery = current.parent_nursery
+            current = nursery.parent_task if nursery is not None else None
+        return None
+
     async def shutdown(self, grace: float) -> None:
         if grace < 0:
             raise ValueError(f"grace must be >= 0, not {grace!r}")
@@ -399,10 +411,14 @@ class ServerCore(Generic[R, C]):
             await trio.lowlevel.checkpoint()
             return
         self._begin_shutdown()
-        me = trio.lowlevel.current_task()
+        # A handler (or a task of its own) may shut its server down: its
+        # connection waits for the shutdown, so the shutdown must not wait for it.
+        mine = self._enclosing_slot(trio.lowlevel.current_task())
+        if mine is not None:
+            self.waiting_slots.add(mine)
+            self.slot_done.unpark_all()
         with trio.move_on_after(grace):
-            # A handler may shut its own server down: don't wait for it.
-            while any(slot.task is not me for slot in self.slots):
+            while not self.slots <= self.waiting_slots:
                 await self.slot_done.park()
         assert self.nursery is not None
         self.nursery.cancel_scope.cancel()

@@ -32,6 +32,7 @@ iterate at once.
 from __future__ import annotations
 
 import errno
+import math
 import socket as stdlib_socket
 import ssl
 from dataclasses import dataclass
@@ -173,6 +174,8 @@ class TCPConnection:
             self._receiving = False
         if data:
             self._bytes_received += len(data)
+            if self._timeout is not None:  # set by another task during the read
+                self._last_activity = trio.current_time()
             return Data(data if type(data) is bytes else bytes(data))
         return self._end()
 
@@ -199,6 +202,12 @@ class TCPConnection:
                 self._last_activity = trio.current_time()
             return Data(data if type(data) is bytes else bytes(data))
         return self._end()
+
+    def _touch(self) -> None:
+        """Record activity, pushing back the deadline of a pending read."""
+        self._last_activity = trio.current_time()
+        if self._read_scope is not None and self._timeout is not None:
+            self._read_scope.deadline = self._last_activity + self._timeout
 
     def _end(self) -> StreamEvent:
         self._finished = True
@@ -253,7 +262,7 @@ class TCPConnection:
             raise self._translate(exc) from exc
         self._bytes_sent += len(data)
         if self._timeout is not None:
-            self._last_activity = trio.current_time()
+            self._touch()
 
     async def _send_to_socket(self, data: bytes | bytearray | memoryview) -> None:
         # SocketStream.send_all, minus two generator-based context managers per
@@ -363,7 +372,9 @@ class TCPConnection:
         been idle (nothing received or sent) for ``seconds`` (Node's
         ``socket.setTimeout``). The connection stays open.
 
-        The new value applies from the next wait of the event loop.
+        It applies at once to a wait in progress, except on a plain socket
+        that had no timeout (its wait is not interruptible): there it
+        applies from the next wait.
 
         Args:
             seconds: The idle time, or ``None`` (or 0, as in Node) to turn the
@@ -372,12 +383,14 @@ class TCPConnection:
         Raises:
             ValueError: ``seconds`` is negative.
         """
-        if seconds is not None and seconds < 0:
+        if seconds is not None and not seconds >= 0:  # NaN fails this too
             raise ValueError(f"timeout must be >= 0 or None, not {seconds!r}")
         self._timeout = seconds or None
         self._fast = self._plain and self._timeout is None
         if self._timeout is not None:
-            self._last_activity = trio.current_time()
+            self._touch()
+        elif self._read_scope is not None:
+            self._read_scope.deadline = math.inf
 
     @property
     def timeout(self) -> float | None:
