@@ -567,3 +567,69 @@ async def test_timeout_enabled_during_a_plain_socket_read(
         await wait_until(lambda: server.statistics().active == 0)
     # Data, then the end: no Timeout for a connection that was just active.
     assert events == [trionet.Data(b"data"), trionet.EndOfStream()]
+
+
+async def test_memory_pair_has_backpressure(autojump_clock: trio.testing.MockClock) -> None:
+    client, server = memory_tcp_pair(buffer_size=1000)
+    done = trio.Event()
+
+    async def send_a_lot() -> None:
+        await client.send(b"x" * 5000)
+        done.set()
+
+    async with client, server, trio.open_nursery() as nursery:
+        nursery.start_soon(send_a_lot)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not done.is_set()  # the peer reads nothing: send waits
+        received = 0
+        async for event in server:
+            assert isinstance(event, trionet.Data)
+            assert len(event.data) <= 1000
+            received += len(event.data)
+            if received == 5000:
+                break
+        await done.wait()
+    with pytest.raises(ValueError, match="buffer_size"):
+        memory_tcp_pair(buffer_size=0)
+
+
+async def test_memory_pair_close_breaks_the_peers_sends() -> None:
+    client, server = memory_tcp_pair()
+    await server.aclose()
+    with pytest.raises(trionet.ConnectionReset):
+        await client.send(b"into the void")
+    assert [event async for event in client] == [trionet.EndOfStream()]
+    await client.aclose()
+
+
+async def test_send_eof_while_another_task_sends(nursery: trio.Nursery) -> None:
+    server = await nursery.start(trionet.serve_tcp, echo, 0, LOOPBACK)
+    conn = await trionet.connect_tcp(LOOPBACK, server.port)
+    async with conn, trio.open_nursery() as inner:
+        inner.start_soon(conn.send, b"z" * (32 << 20))
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError):
+            await conn.send_eof()
+        inner.cancel_scope.cancel()
+
+
+async def test_unix_tls_requires_a_hostname_to_check(
+    nursery: trio.Nursery, tmp_path: Path, trionet_tls: TLSCertificates
+) -> None:
+    path = tmp_path / "tls.sock"
+    await nursery.start(
+        lambda task_status: trionet.serve_unix(
+            echo, path, ssl_context=trionet_tls.server_context, task_status=task_status
+        )
+    )
+    with pytest.raises(ValueError, match="server_hostname"):
+        await trionet.connect_unix(path, ssl_context=trionet_tls.client_context)
+    with pytest.raises(trionet.TLSError):
+        await trionet.connect_unix(
+            path, ssl_context=trionet_tls.client_context, server_hostname="evil.example"
+        )
+    async with await trionet.connect_unix(
+        path, ssl_context=trionet_tls.client_context, server_hostname=trionet_tls.hostname
+    ) as conn:
+        await conn.send(b"over tls over unix")
+        assert await conn.__anext__() == trionet.Data(b"over tls over unix")

@@ -195,6 +195,11 @@ class Server:
         ``serve_*`` call has returned. Calling it again, or after the server
         stopped, just waits for the end.
 
+        A handler may call it (an admin "quit" command): the shutdown does not
+        wait for the calling handler, and like every other handler still
+        running at the end, the caller is cancelled inside this call, so
+        nothing after it in the handler runs.
+
         Args:
             grace: Seconds to wait for handlers before cancelling them.
 

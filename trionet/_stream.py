@@ -41,7 +41,7 @@ from typing import Self
 
 import trio
 
-from ._errors import ConnectionClosed, ConnectionReset, TLSError
+from ._errors import ConnectionReset, TLSError
 from ._events import Data, EndOfStream, StreamEvent, Timeout
 from ._server import SocketAddress
 from ._tls import TLSInfo, describe_tls_failure, tls_info
@@ -215,15 +215,17 @@ class TCPConnection:
             raise StopAsyncIteration  # our own SHUT_RD, not the peer's FIN
         return EndOfStream()
 
-    def _translate(self, exc: trio.BrokenResourceError) -> ConnectionClosed:
+    def _translate(self, exc: trio.BrokenResourceError) -> Exception:
+        if self._closed:  # we closed it under a task still using it
+            return trio.ClosedResourceError("the connection was closed")
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError):
-            if isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError) or "EOF" in str(cause):
+            if isinstance(cause, ssl.SSLEOFError) or "EOF" in str(cause):
                 return TLSError("the peer closed the connection without a TLS close_notify")
             return TLSError(describe_tls_failure(exc))
         if isinstance(cause, OSError):
             return ConnectionReset(f"connection lost: {cause.strerror or cause}")
-        return ConnectionReset(f"connection lost: {exc or 'the transport is broken'}")
+        return ConnectionReset(f"connection lost: {str(exc) or 'the transport is broken'}")
 
     # -- writing ---------------------------------------------------------
 
@@ -249,7 +251,7 @@ class TCPConnection:
                 data = data.encode("utf-8")
             elif isinstance(data, memoryview):
                 data = data.cast("B")
-            elif not isinstance(data, bytearray):
+            elif not isinstance(data, bytes | bytearray):
                 raise TypeError(f"send() takes bytes or str, not {type(data).__name__}")
         try:
             if self._plain:
@@ -295,10 +297,13 @@ class TCPConnection:
         Raises:
             ConnectionClosed: The connection broke.
             trio.ClosedResourceError: The connection was closed.
+            trio.BusyResourceError: Another task is sending at the same time.
             NotImplementedError: The connection runs over TLS, which trio cannot
                 half-close; use :meth:`aclose`.
         """
         stream = self._stream
+        if self._sending:  # the plain-socket send path bypasses the stream's own check
+            raise trio.BusyResourceError("another task is sending on this connection")
         if not isinstance(stream, trio.abc.HalfCloseableStream):
             raise NotImplementedError(
                 f"{type(stream).__name__} cannot half-close (TLS has no half-close "

@@ -301,6 +301,9 @@ async def _connect(
 ) -> TCPConnection:
     """Connect, then run the TLS handshake if asked, all within the timeout."""
     _check_timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
+    if ssl_context is not None and ssl_context.check_hostname and not server_hostname:
+        # ssl.SSLObject (unlike SSLSocket) would quietly skip the check.
+        raise ValueError("server_hostname is required when the ssl_context checks hostnames")
     stream: trio.abc.Stream | None = None
     with trio.move_on_after(connect_timeout or float("inf")) as scope:
         try:
@@ -347,7 +350,8 @@ async def connect_unix(
         ConnectError: Nobody listens there, or the path does not exist.
         ConnectTimeout: ``connect_timeout`` ran out.
         TLSError: The TLS handshake failed.
-        ValueError: A timeout is out of range.
+        ValueError: A timeout is out of range, or ``ssl_context`` checks
+            hostnames and no ``server_hostname`` was given.
     """
     path = os.fspath(path)
     return await _connect(

@@ -2,7 +2,8 @@
 
 * :func:`memory_tcp_pair`: two connected :class:`~trionet.TCPConnection`
   objects over in-memory streams, for deterministic tests (no sockets, works
-  with pytest-trio's ``autojump_clock``).
+  with pytest-trio's ``autojump_clock``); :func:`memory_stream_pair` gives the
+  bare trio streams underneath, with socket-like bounded buffers.
 * A pytest plugin, registered by entry point when trionet is installed, with
   the fixtures ``trionet_tcp_server`` (start a handler on a loopback port in
   the test's nursery; a handler error fails the test) and ``trionet_tls``
@@ -11,25 +12,44 @@
 
 from __future__ import annotations
 
-import trio.testing
-
 from .. import _stream
 from ._certificates import TLSCertificates as TLSCertificates
+from ._memory import DEFAULT_MEMORY_BUFFER as DEFAULT_MEMORY_BUFFER
+from ._memory import MemoryStream as MemoryStream
+from ._memory import memory_stream_pair as memory_stream_pair
 
-__all__ = ["TLSCertificates", "memory_tcp_pair"]
+__all__ = [
+    "DEFAULT_MEMORY_BUFFER",
+    "MemoryStream",
+    "TLSCertificates",
+    "memory_stream_pair",
+    "memory_tcp_pair",
+]
 
 
-def memory_tcp_pair() -> tuple[_stream.TCPConnection, _stream.TCPConnection]:
+def memory_tcp_pair(
+    *, buffer_size: int = DEFAULT_MEMORY_BUFFER
+) -> tuple[_stream.TCPConnection, _stream.TCPConnection]:
     """Return two connected :class:`~trionet.TCPConnection` objects that talk
     over in-memory streams.
 
     What one sends the other receives, ``send_eof`` gives the other an
-    :class:`~trionet.EndOfStream`, and ``aclose`` ends the other's loop too. No
-    socket is involved, so tests are deterministic and timeouts can be tested
-    with ``autojump_clock``. The addresses are ``""``.
+    :class:`~trionet.EndOfStream`, and ``aclose`` ends the other's loop too
+    (its sends then raise :class:`~trionet.ConnectionReset`). Each direction
+    buffers at most ``buffer_size`` bytes, as a socket's kernel buffers do, so
+    ``send`` blocks while the peer does not read: backpressure can be tested.
+    No socket is involved, so tests are deterministic and timeouts can be
+    tested with ``autojump_clock``. The addresses are ``""``.
+
+    Args:
+        buffer_size: Bytes each direction holds before ``send`` waits
+            (default 64 KiB).
 
     Returns:
         The two ends, ``(client, server)``.
+
+    Raises:
+        ValueError: ``buffer_size`` is less than 1.
     """
-    left, right = trio.testing.memory_stream_pair()
+    left, right = memory_stream_pair(buffer_size)
     return _stream.TCPConnection(left), _stream.TCPConnection(right)
