@@ -8,6 +8,8 @@ once all its data is in the buffer and waits while the buffer is full.
 
 from __future__ import annotations
 
+import operator
+
 import trio
 
 __all__ = ["DEFAULT_MEMORY_BUFFER", "MemoryStream", "memory_stream_pair"]
@@ -74,10 +76,18 @@ class MemoryStream(trio.abc.HalfCloseableStream):
             self._sending = False
 
     async def wait_send_all_might_not_block(self) -> None:
-        pipe = self._outgoing
-        while len(pipe.buffer) >= pipe.limit and not (self._closed or pipe.reader_gone):
-            await pipe.changed.park()
-        await trio.lowlevel.checkpoint()
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            pipe = self._outgoing
+            while len(pipe.buffer) >= pipe.limit and not (self._closed or pipe.reader_gone):
+                await pipe.changed.park()
+            await trio.lowlevel.checkpoint()
+            if self._closed:
+                raise trio.ClosedResourceError("this stream was closed")
+        finally:
+            self._sending = False
 
     async def send_eof(self) -> None:
         if self._sending:
@@ -89,8 +99,10 @@ class MemoryStream(trio.abc.HalfCloseableStream):
         await trio.lowlevel.checkpoint()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)  # TypeError for 1.5, as trio's own
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
         if self._receiving:
             raise trio.BusyResourceError("another task is receiving on this stream")
         self._receiving = True
