@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import struct
+from functools import partial
 
 import pytest
 import trio
@@ -134,9 +135,7 @@ async def test_handler_errors_raise_propagates_the_exception_itself() -> None:
     with pytest.RaisesGroup(pytest.RaisesExc(KeyError, match="bug")):
         async with trio.open_nursery() as nursery:
             server = await nursery.start(
-                lambda task_status: trionet.serve_tcp(
-                    fragile, 0, LOOPBACK, handler_errors="raise", task_status=task_status
-                )
+                partial(trionet.serve_tcp, fragile, 0, LOOPBACK, handler_errors="raise")
             )
             async with await trionet.connect_tcp(LOOPBACK, server.port) as conn:
                 await until_closed(conn)
@@ -156,9 +155,7 @@ async def test_peer_reset_is_a_connection_error_not_a_handler_error(
             finished.set()
 
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            writer, 0, LOOPBACK, handler_errors="raise", task_status=task_status
-        )
+        partial(trionet.serve_tcp, writer, 0, LOOPBACK, handler_errors="raise")
     )
     conn = await trionet.connect_tcp(LOOPBACK, server.port)
     conn.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -191,11 +188,7 @@ async def test_cancellation_is_not_swallowed() -> None:
 
 
 async def test_max_connections_drops_the_excess(nursery: trio.Nursery) -> None:
-    server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            echo, 0, LOOPBACK, max_connections=2, task_status=task_status
-        )
-    )
+    server = await nursery.start(partial(trionet.serve_tcp, echo, 0, LOOPBACK, max_connections=2))
     kept = [await trionet.connect_tcp(LOOPBACK, server.port) for _ in range(2)]
     for conn in kept:  # make sure both are being served
         await conn.send(b"k")
@@ -389,9 +382,7 @@ async def test_peer_errors_inside_a_handler_nursery_are_connection_errors(
             inner.start_soon(read)
 
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            two_tasks, 0, LOOPBACK, handler_errors="raise", task_status=task_status
-        )
+        partial(trionet.serve_tcp, two_tasks, 0, LOOPBACK, handler_errors="raise")
     )
     conn = await trionet.connect_tcp(LOOPBACK, server.port)
     await wait_until(lambda: server.statistics().active == 1)

@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import ssl
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,12 @@ async def echo(conn: trionet.TCPConnection) -> None:
     async for event in conn:
         if isinstance(event, trionet.Data):
             await conn.send(event.data)
+
+
+async def connect_tls(server: trionet.Server, tls: TLSCertificates) -> trionet.TCPConnection:
+    return await trionet.connect_tcp(
+        LOOPBACK, server.port, ssl_context=tls.client_context, server_hostname=tls.hostname
+    )
 
 
 async def collect(conn: trionet.TCPConnection) -> bytes:
@@ -228,20 +235,9 @@ async def test_tls_round_trip_and_details(
         await echo(conn)
 
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            tls_echo,
-            0,
-            LOOPBACK,
-            ssl_context=trionet_tls.server_context,
-            task_status=task_status,
-        )
+        partial(trionet.serve_tcp, tls_echo, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
     )
-    conn = await trionet.connect_tcp(
-        LOOPBACK,
-        server.port,
-        ssl_context=trionet_tls.client_context,
-        server_hostname=trionet_tls.hostname,
-    )
+    conn = await connect_tls(server, trionet_tls)
     async with conn:
         await conn.send(b"secret")
         event = await conn.__anext__()
@@ -264,9 +260,7 @@ async def test_tls_rejects_an_untrusted_certificate(
     nursery: trio.Nursery, trionet_tls: TLSCertificates
 ) -> None:
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            echo, 0, LOOPBACK, ssl_context=trionet_tls.server_context, task_status=task_status
-        )
+        partial(trionet.serve_tcp, echo, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
     )
     with pytest.raises(trionet.TLSError, match="certificate"):
         await trionet.connect_tcp(
@@ -286,13 +280,13 @@ async def test_tls_handshake_timeout_frees_the_slot(
         reached_handler.append(conn)
 
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
+        partial(
+            trionet.serve_tcp,
             handler,
             0,
             LOOPBACK,
             ssl_context=trionet_tls.server_context,
             max_connections=1,
-            task_status=task_status,
         )
     )
     silent = await trionet.connect_tcp(LOOPBACK, server.port)  # plain TCP: never says hello
@@ -313,9 +307,7 @@ async def test_garbage_instead_of_a_handshake_is_counted_not_fatal(
     nursery: trio.Nursery, trionet_tls: TLSCertificates, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            echo, 0, LOOPBACK, ssl_context=trionet_tls.server_context, task_status=task_status
-        )
+        partial(trionet.serve_tcp, echo, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
     )
     with caplog.at_level("DEBUG", logger="trionet.tcp"):
         async with await trionet.connect_tcp(LOOPBACK, server.port) as garbage:
@@ -327,12 +319,7 @@ async def test_garbage_instead_of_a_handshake_is_counted_not_fatal(
         await wait_until(lambda: server.statistics().handshake_failures == 1)
     assert any("TLS" in r.getMessage() for r in caplog.records if r.levelname == "DEBUG")
     # Still serving TLS clients.
-    async with await trionet.connect_tcp(
-        LOOPBACK,
-        server.port,
-        ssl_context=trionet_tls.client_context,
-        server_hostname=trionet_tls.hostname,
-    ) as conn:
+    async with await connect_tls(server, trionet_tls) as conn:
         await conn.send(b"ok")
         assert await conn.__anext__() == trionet.Data(b"ok")
 
@@ -346,16 +333,9 @@ async def test_tls_connection_ends_on_shutdown_and_can_say_goodbye(
         await conn.send(b"bye")
 
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            polite, 0, LOOPBACK, ssl_context=trionet_tls.server_context, task_status=task_status
-        )
+        partial(trionet.serve_tcp, polite, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
     )
-    async with await trionet.connect_tcp(
-        LOOPBACK,
-        server.port,
-        ssl_context=trionet_tls.client_context,
-        server_hostname=trionet_tls.hostname,
-    ) as conn:
+    async with await connect_tls(server, trionet_tls) as conn:
         await wait_until(lambda: server.statistics().active == 1)
         await trio.sleep(0.05)  # the handler is waiting in its loop
         with trio.fail_after(5):
@@ -376,16 +356,9 @@ async def test_tls_peer_vanishing_without_close_notify_is_a_tls_error(
             outcome.append(exc)
 
     server = await nursery.start(
-        lambda task_status: trionet.serve_tcp(
-            handler, 0, LOOPBACK, ssl_context=trionet_tls.server_context, task_status=task_status
-        )
+        partial(trionet.serve_tcp, handler, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
     )
-    conn = await trionet.connect_tcp(
-        LOOPBACK,
-        server.port,
-        ssl_context=trionet_tls.client_context,
-        server_hostname=trionet_tls.hostname,
-    )
+    conn = await connect_tls(server, trionet_tls)
     await trio.aclose_forcefully(conn.stream.transport_stream)  # type: ignore[attr-defined]
     await wait_until(lambda: server.statistics().active == 0)
     [exc] = outcome
@@ -462,9 +435,7 @@ async def test_socket_send_edge_cases(nursery: trio.Nursery) -> None:
 
 async def test_unix_socket_mode(nursery: trio.Nursery, tmp_path: Path) -> None:
     path = tmp_path / "private.sock"
-    server = await nursery.start(
-        lambda task_status: trionet.serve_unix(echo, path, mode=0o600, task_status=task_status)
-    )
+    server = await nursery.start(partial(trionet.serve_unix, echo, path, mode=0o600))
     assert path.stat().st_mode & 0o777 == 0o600
     await server.shutdown()
 
@@ -479,13 +450,7 @@ async def test_stopping_during_tls_handshakes_leaves_nothing_behind(
     silent = []
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
-            lambda task_status: trionet.serve_tcp(
-                handler,
-                0,
-                LOOPBACK,
-                ssl_context=trionet_tls.server_context,
-                task_status=task_status,
-            )
+            partial(trionet.serve_tcp, handler, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
         )
         for _ in range(5):  # connect, never say hello
             silent.append(await trionet.connect_tcp(LOOPBACK, server.port))
@@ -618,9 +583,7 @@ async def test_unix_tls_requires_a_hostname_to_check(
 ) -> None:
     path = tmp_path / "tls.sock"
     await nursery.start(
-        lambda task_status: trionet.serve_unix(
-            echo, path, ssl_context=trionet_tls.server_context, task_status=task_status
-        )
+        partial(trionet.serve_unix, echo, path, ssl_context=trionet_tls.server_context)
     )
     with pytest.raises(ValueError, match="server_hostname"):
         await trionet.connect_unix(path, ssl_context=trionet_tls.client_context)
