@@ -163,3 +163,56 @@ async def test_node_server_reset_raises_connection_reset() -> None:
     assert not isinstance(excinfo.value, OSError)
     assert "reset" in excinfo.value.reason.lower()
     assert status == 0
+
+
+async def test_node_tls_client(trionet_tcp_server, trionet_tls, tmp_path: Path) -> None:
+    events: list[trionet.StreamEvent] = []
+    seen_tls: list[trionet.TLSInfo | None] = []
+
+    async def pong(conn: trionet.TCPConnection) -> None:
+        seen_tls.append(conn.tls)
+        async for event in conn:
+            events.append(event)
+            if isinstance(event, trionet.Data):
+                await conn.send("pong")
+
+    server = await trionet_tcp_server(pong, ssl_context=trionet_tls.server_context)
+    ca_file = tmp_path / "ca.pem"
+    trionet_tls.ca.cert_pem.write_to_path(str(ca_file))
+    report = await run_node("tls_client.js", server.port, ca_file)
+    assert report["text"] == "pong"
+    assert report["authorized"] is True
+    assert report["protocol"] in ("TLSv1.2", "TLSv1.3")
+    # Node's end() sends close_notify: a clean end, not a TLSError.
+    assert events == [trionet.Data(b"ping"), trionet.EndOfStream()]
+    [info] = seen_tls
+    assert info is not None
+    assert info.version == report["protocol"]
+
+
+async def test_trionet_tls_client_against_node_tls_server(trionet_tls, tmp_path: Path) -> None:
+    cert = trionet_tls.ca.issue_cert("localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    async with running(node_command("tls_server.js", cert_file, key_file)) as (process, output):
+        with trio.fail_after(NODE_TIMEOUT):
+            port = parse_report(await output.readline(), "its port")["port"]
+            conn = await trionet.connect_tcp(
+                "127.0.0.1",
+                port,
+                ssl_context=trionet_tls.client_context,
+                server_hostname="localhost",
+            )
+            async with conn:
+                assert conn.tls is not None
+                assert conn.tls.peer_certificate is not None
+                await conn.send("ping")
+                events = [event async for event in conn]
+            report = parse_report(await output.readline(), "the end of the connection")
+            status = await process.wait()
+    # Node's end() is a close_notify: the loop ends cleanly.
+    assert events[-1] == trionet.EndOfStream()
+    assert b"".join(e.data for e in events if isinstance(e, trionet.Data)) == b"PING"
+    assert report == {"received": "ping"}
+    assert status == 0
