@@ -14,6 +14,7 @@ import trio.testing
 
 import trionet
 from tests._wait import wait_until
+from trionet.testing import TLSCertificates
 
 LOOPBACK = "127.0.0.1"
 
@@ -419,5 +420,100 @@ async def test_shutdown_from_handlers_does_not_wait_for_them(
         conns = [await trionet.connect_tcp(LOOPBACK, box[0].port) for _ in range(clients)]
         start = trio.current_time()
     assert trio.current_time() - start < 60  # virtual time: the grace was not spent
+    for conn in conns:
+        await conn.aclose()
+
+
+async def test_a_handler_that_gives_up_its_shutdown_gets_the_next_ones_grace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    finished_work = []
+    arrivals = 0
+    worker_here = trio.Event()
+
+    async def handler(conn: trionet.TCPConnection) -> None:
+        nonlocal arrivals
+        arrivals += 1
+        if arrivals == 2:  # a worker, busy for 2 s
+            worker_here.set()
+            await trio.sleep(2)
+            return
+        await worker_here.wait()
+        with trio.move_on_after(1):
+            await box[0].shutdown(grace=100)  # waits for the worker, gives up after 1 s...
+        await trio.sleep(3)  # ...and goes on working until 4 s
+        finished_work.append(True)
+
+    box: list[trionet.Server] = []
+    async with trio.open_nursery() as nursery:
+        box.append(await nursery.start(trionet.serve_tcp, handler, 0, LOOPBACK))
+        conns = [await trionet.connect_tcp(LOOPBACK, box[0].port)]
+        await wait_until(lambda: box[0].statistics().active == 1)
+        conns.append(await trionet.connect_tcp(LOOPBACK, box[0].port))
+        await wait_until(lambda: box[0].statistics().active == 2)
+        await trio.sleep(1.5)
+        # Waits for both handlers: the first is no longer inside a shutdown.
+        await box[0].shutdown(grace=10)
+    assert finished_work == [True]
+    for conn in conns:
+        await conn.aclose()
+
+
+async def test_a_tls_handler_that_shuts_down_closes_its_connection_gracefully(
+    nursery: trio.Nursery, trionet_tls: TLSCertificates
+) -> None:
+    async def quitter(conn: trionet.TCPConnection) -> None:
+        await conn.send(b"quitting")
+        await box[0].shutdown(grace=60)
+
+    box: list[trionet.Server] = []
+    box.append(
+        await nursery.start(
+            partial(trionet.serve_tcp, quitter, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
+        )
+    )
+    conn = await trionet.connect_tcp(
+        LOOPBACK,
+        box[0].port,
+        ssl_context=trionet_tls.client_context,
+        server_hostname=trionet_tls.hostname,
+    )
+    async with conn:
+        # close_notify arrives: a clean end, not a TLSError.
+        assert [event async for event in conn] == [trionet.Data(b"quitting"), trionet.EndOfStream()]
+
+
+async def test_a_second_handler_error_under_raise_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    both = trio.Event()
+    arrived = 0
+    conns: list[trionet.TCPConnection] = []
+
+    async def fragile(conn: trionet.TCPConnection) -> None:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 2:
+            both.set()  # and raise at once: the other one is already woken
+        else:
+            await both.wait()
+        raise ValueError(f"bug {id(conn)}")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="trionet.tcp"),
+        pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="bug")),
+    ):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(trionet.serve_tcp, fragile, 0, LOOPBACK, handler_errors="raise")
+            )
+            conns.append(await trionet.connect_tcp(LOOPBACK, server.port))
+            await wait_until(lambda: server.statistics().active == 1)
+            conns.append(await trionet.connect_tcp(LOOPBACK, server.port))
+            await trio.sleep_forever()
+    assert server.statistics().handler_errors == 2
+    [record] = [r for r in caplog.records if r.name == "trionet.tcp"]
+    assert record.exc_info is not None
+    assert "bug" in str(record.exc_info[1])
     for conn in conns:
         await conn.aclose()

@@ -105,6 +105,7 @@ async def test_timeout_event_repeats_and_keeps_the_connection(
     assert trio.current_time() - mark == 5
     server.set_timeout(0)  # Node's way to turn it off
     assert server.timeout is None
+    assert await client.__anext__() == trionet.Data(b"ho")  # closing unread would reset
     await client.aclose()
     assert [event async for event in server] == [trionet.EndOfStream()]
     await server.aclose()
@@ -596,3 +597,107 @@ async def test_unix_tls_requires_a_hostname_to_check(
     ) as conn:
         await conn.send(b"over tls over unix")
         assert await conn.__anext__() == trionet.Data(b"over tls over unix")
+
+
+async def test_memory_pair_close_with_unread_data_is_a_reset() -> None:
+    client, server = memory_tcp_pair()
+    await client.send(b"unread")
+    await server.send(b"last words")
+    await server.aclose()  # client's b"unread" was never read: a reset, as in TCP
+    assert await client.__anext__() == trionet.Data(b"last words")
+    with pytest.raises(trionet.ConnectionReset):
+        await client.__anext__()
+    await client.aclose()
+    with pytest.raises(TypeError):
+        memory_tcp_pair(buffer_size=1.5)  # type: ignore[arg-type]
+
+
+async def test_timeout_turned_off_as_it_expires_yields_no_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The reader's deadline and the task turning the timeout off wake at the
+    # same instant, in an order trio does not promise: try it many times. A
+    # Timeout that comes out before the timeout was turned off is fine; one
+    # that comes out after is not.
+    for _ in range(20):
+        client, server = memory_tcp_pair()
+        server.set_timeout(5)
+        log: list[object] = []
+
+        async def read(server: trionet.TCPConnection, log: list[object]) -> None:
+            log.append(await server.__anext__())
+
+        async with client, server, trio.open_nursery() as nursery:
+            nursery.start_soon(read, server, log)
+            await trio.sleep(5)
+            server.set_timeout(None)
+            log.append("off")
+            await trio.sleep(1)
+            await client.send(b"late")
+            if log == ["off"]:
+                await trio.testing.wait_all_tasks_blocked()
+        assert log in ([trionet.Timeout(), "off"], ["off", trionet.Data(b"late")])
+
+
+async def test_close_while_a_tls_send_is_blocked(
+    nursery: trio.Nursery, trionet_tls: TLSCertificates, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def never_reads(conn: trionet.TCPConnection) -> None:
+        await trio.sleep_forever()
+
+    server = await nursery.start(
+        partial(trionet.serve_tcp, never_reads, 0, LOOPBACK, ssl_context=trionet_tls.server_context)
+    )
+    conn = await connect_tls(server, trionet_tls)
+    outcome: list[BaseException] = []
+
+    async def send_forever() -> None:
+        try:
+            while True:
+                await conn.send(b"x" * 65536)
+        except trio.ClosedResourceError as exc:
+            outcome.append(exc)
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(send_forever)
+        await wait_until(lambda: conn.statistics().bytes_sent > 0)
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        await conn.aclose()
+        # No close_notify queued behind the blocked send: no close_timeout wait.
+        assert trio.current_time() - start < trionet.DEFAULT_CLOSE_TIMEOUT
+    assert len(outcome) == 1
+    with pytest.raises(trio.ClosedResourceError):
+        await conn.send_eof()
+
+
+async def test_send_eof_after_close_is_an_error(nursery: trio.Nursery) -> None:
+    server = await nursery.start(trionet.serve_tcp, echo, 0, LOOPBACK)
+    conn = await trionet.connect_tcp(LOOPBACK, server.port)
+    await conn.send_eof()
+    await conn.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await conn.send_eof()
+
+
+async def test_unix_client_can_still_send_during_a_graceful_shutdown(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    loop_ended = trio.Event()
+    client_sent = trio.Event()
+
+    async def handler(conn: trionet.TCPConnection) -> None:
+        async for _ in conn:
+            pass
+        loop_ended.set()
+        await client_sent.wait()
+
+    path = tmp_path / "s.sock"
+    server = await nursery.start(trionet.serve_unix, handler, path)
+    conn = await trionet.connect_unix(path)
+    await wait_until(lambda: server.statistics().active == 1)
+    async with conn, trio.open_nursery() as inner:
+        inner.start_soon(server.shutdown, 60)
+        await loop_ended.wait()
+        await conn.send(b"still talking")  # no broken pipe: the server only stopped reading
+        client_sent.set()

@@ -364,12 +364,19 @@ class ServerCore(Generic[R, C]):
                     self.logger.debug("%s: connection ended abnormally: %r", self.name, exc)
                     return
                 self.handler_error_count += 1
-                if self.handler_errors == "raise":
+                if self.handler_errors == "raise" and self.fatal is None:
                     self._fail(exc)
-                else:
+                else:  # logged, or a second error while "raise" stops the server
                     self.logger.exception("%s: handler %r raised", self.name, self.handler)
             finally:
-                await conn.aclose()
+                if slot in self.waiting_slots:
+                    # This handler shut the server down and is cancelled with
+                    # the rest; its connection still gets a graceful close
+                    # (bounded by the connection's close_timeout).
+                    with trio.CancelScope(shield=True):
+                        await conn.aclose()
+                else:
+                    await conn.aclose()
         finally:
             # Bookkeeping first: under cancellation the await below raises.
             self.slots.discard(slot)
@@ -384,8 +391,7 @@ class ServerCore(Generic[R, C]):
                 await trio.aclose_forcefully(resource)
 
     def _fail(self, exc: BaseException) -> None:
-        if self.fatal is None:
-            self.fatal = exc
+        self.fatal = exc
         assert self.nursery is not None
         self.stopping = True
         self.nursery.cancel_scope.cancel()
@@ -422,12 +428,18 @@ class ServerCore(Generic[R, C]):
         if mine is not None:
             self.waiting_slots.add(mine)
             self.slot_done.unpark_all()
-        with trio.move_on_after(grace):
-            while not self.slots <= self.waiting_slots:
-                await self.slot_done.park()
         assert self.nursery is not None
-        self.nursery.cancel_scope.cancel()
-        await self.finished.wait()
+        try:
+            with trio.move_on_after(grace):
+                while not self.slots <= self.waiting_slots:
+                    await self.slot_done.park()
+            self.nursery.cancel_scope.cancel()
+            await self.finished.wait()
+        finally:
+            if mine is not None and not self.nursery.cancel_scope.cancel_called:
+                # The caller gave up on its shutdown (its own timeout, say): it
+                # is an ordinary handler again and gets the grace of the next.
+                self.waiting_slots.discard(mine)
 
 
 def check_server_options(*, max_connections: int, handler_errors: str) -> None:

@@ -11,11 +11,12 @@ Two things may interrupt a pending read: the idle timeout set with
 shutdown. Both are cancel scopes around the read, which is safe for every trio
 stream once a TLS handshake is done. A cancel scope per read is not free,
 though, and the plain-socket echo loop is the benchmark that matters, so a
-plain ``trio.SocketStream`` without a timeout reads with no scope at all; a
+plain TCP ``trio.SocketStream`` without a timeout reads with no scope at all; a
 shutdown then wakes the pending read by shutting down the socket's receiving
 side (``shutdown(SHUT_RD)``, the *local half-close*), which makes it return as
-at end of stream. The loop ends in both cases without an ``EndOfStream``: the
-peer did not finish, we did.
+at end of stream. (Not on Unix sockets: there the kernel passes SHUT_RD on to
+the peer, whose sends would then fail, so they read under a scope.) The loop
+ends in both cases without an ``EndOfStream``: the peer did not finish, we did.
 
 The same benchmark is why a plain socket is read and written through the
 trio socket itself (``sock.recv`` / ``sock.send``) rather than through
@@ -125,7 +126,18 @@ class TCPConnection:
         self._stream = stream
         self._sock = _socket_of(stream)
         self._plain = type(stream) is trio.SocketStream
-        self._fast = self._plain
+        # Only TCP reads skip the cancel scope: a shutdown wakes them with
+        # SHUT_RD, which on a Unix socket would also break the peer's sends.
+        self._fast_reads = (
+            self._plain
+            and self._sock is not None
+            and self._sock.family
+            in (
+                stdlib_socket.AF_INET,
+                stdlib_socket.AF_INET6,
+            )
+        )
+        self._fast = self._fast_reads
         self._close_timeout = close_timeout
         self._tls = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
         self._local_address = _address(self._sock, peer=False)
@@ -180,22 +192,28 @@ class TCPConnection:
         return self._end()
 
     async def _next_slow(self) -> StreamEvent:
-        with trio.CancelScope() as scope:
-            self._read_scope = scope
-            if self._shutdown_requested:
-                scope.cancel()
-            if self._timeout is not None:
-                scope.deadline = self._last_activity + self._timeout
-            try:
-                data = await self._stream.receive_some(RECEIVE_SIZE)
-            finally:
-                self._read_scope = None
-        if scope.cancelled_caught:
+        while True:
+            with trio.CancelScope() as scope:
+                self._read_scope = scope
+                if self._shutdown_requested:
+                    scope.cancel()
+                if self._timeout is not None:
+                    scope.deadline = self._last_activity + self._timeout
+                try:
+                    data = await self._stream.receive_some(RECEIVE_SIZE)
+                finally:
+                    self._read_scope = None
+            if not scope.cancelled_caught:
+                break
             if self._shutdown_requested:
                 self._finished = True
                 raise StopAsyncIteration
-            self._last_activity = trio.current_time()
-            return Timeout()
+            # The deadline passed, but another task may have moved it (activity,
+            # a new timeout, none at all) after trio had cancelled the read.
+            now = trio.current_time()
+            if self._timeout is not None and now >= self._last_activity + self._timeout:
+                self._last_activity = now
+                return Timeout()
         if data:
             self._bytes_received += len(data)
             if self._timeout is not None:
@@ -253,6 +271,9 @@ class TCPConnection:
                 data = data.cast("B")
             elif not isinstance(data, bytes | bytearray):
                 raise TypeError(f"send() takes bytes or str, not {type(data).__name__}")
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this connection")
+        self._sending = True
         try:
             if self._plain:
                 await self._send_to_socket(data)
@@ -262,6 +283,8 @@ class TCPConnection:
             raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
             raise self._translate(exc) from exc
+        finally:
+            self._sending = False
         self._bytes_sent += len(data)
         if self._timeout is not None:
             self._touch()
@@ -275,20 +298,14 @@ class TCPConnection:
             raise trio.ClosedResourceError("the connection was closed")
         if sock.did_shutdown_SHUT_WR:
             raise trio.ClosedResourceError("can't send data after sending EOF")
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this connection")
-        self._sending = True
-        try:
-            if not data:
-                await trio.lowlevel.checkpoint()
-                return
-            sent = await sock.send(data)
-            if sent < len(data):
-                with memoryview(data) as view:
-                    while sent < len(view):
-                        sent += await sock.send(view[sent:])
-        finally:
-            self._sending = False
+        if not data:
+            await trio.lowlevel.checkpoint()
+            return
+        sent = await sock.send(data)
+        if sent < len(data):
+            with memoryview(data) as view:
+                while sent < len(view):
+                    sent += await sock.send(view[sent:])
 
     async def send_eof(self) -> None:
         """Half-close: tell the peer we will send nothing more (TCP FIN), and
@@ -302,6 +319,8 @@ class TCPConnection:
                 half-close; use :meth:`aclose`.
         """
         stream = self._stream
+        if self._closed:
+            raise trio.ClosedResourceError("the connection was closed")
         if self._sending:  # the plain-socket send path bypasses the stream's own check
             raise trio.BusyResourceError("another task is sending on this connection")
         if not isinstance(stream, trio.abc.HalfCloseableStream):
@@ -344,13 +363,18 @@ class TCPConnection:
         again does nothing.
 
         Over TLS, a ``close_notify`` is sent first, for at most
-        ``close_timeout`` seconds.
+        ``close_timeout`` seconds (not at all while another task is blocked
+        sending: it would wait behind that send).
         """
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
         self._finished = True
+        if self._sending:
+            # A graceful close (TLS close_notify) would queue behind that send.
+            await trio.aclose_forcefully(self._stream)
+            return
         with trio.move_on_after(self._close_timeout) as scope:
             try:
                 await self._stream.aclose()
@@ -377,8 +401,8 @@ class TCPConnection:
         been idle (nothing received or sent) for ``seconds`` (Node's
         ``socket.setTimeout``). The connection stays open.
 
-        It applies at once to a wait in progress, except on a plain socket
-        that had no timeout (its wait is not interruptible): there it
+        It applies at once to a wait in progress, except on a plain TCP
+        socket that had no timeout (its wait is not interruptible): there it
         applies from the next wait.
 
         Args:
@@ -391,7 +415,7 @@ class TCPConnection:
         if seconds is not None and not seconds >= 0:  # NaN fails this too
             raise ValueError(f"timeout must be >= 0 or None, not {seconds!r}")
         self._timeout = seconds or None
-        self._fast = self._plain and self._timeout is None
+        self._fast = self._fast_reads and self._timeout is None
         if self._timeout is not None:
             self._touch()
         elif self._read_scope is not None:

@@ -26,6 +26,7 @@ class _Pipe:
         self.limit = limit
         self.buffer = bytearray()
         self.eof = False  # the writer finished (send_eof or aclose)
+        self.reset = False  # the writer closed with data of ours unread: an RST
         self.reader_gone = False  # the reader closed: writing is broken
         self.changed = trio.lowlevel.ParkingLot()
 
@@ -37,7 +38,9 @@ class MemoryStream(trio.abc.HalfCloseableStream):
     """One end of :func:`memory_stream_pair`: a ``trio.abc.HalfCloseableStream``.
 
     ``aclose`` gives the other end an end of stream when it reads and a
-    ``trio.BrokenResourceError`` when it sends, as a socket's reset would.
+    ``trio.BrokenResourceError`` when it sends. As with TCP, closing with
+    received data still unread is a reset: the other end reads what was sent
+    before, then gets ``trio.BrokenResourceError`` instead of the end of stream.
     """
 
     def __init__(self, outgoing: _Pipe, incoming: _Pipe) -> None:
@@ -118,6 +121,8 @@ class MemoryStream(trio.abc.HalfCloseableStream):
                     del pipe.buffer[:size]
                     pipe.wake()
                     return data
+                if pipe.reset:
+                    raise trio.BrokenResourceError("the other end reset the connection")
                 if pipe.eof:
                     return b""
                 await pipe.changed.park()
@@ -127,6 +132,8 @@ class MemoryStream(trio.abc.HalfCloseableStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            # Closing a TCP socket with received data unread sends an RST.
+            self._outgoing.reset = bool(self._incoming.buffer)
             self._outgoing.eof = True
             self._incoming.reader_gone = True
             self._incoming.buffer.clear()
@@ -150,7 +157,9 @@ def memory_stream_pair(
 
     Raises:
         ValueError: ``buffer_size`` is less than 1.
+        TypeError: ``buffer_size`` is not an integer.
     """
+    buffer_size = operator.index(buffer_size)
     if buffer_size < 1:
         raise ValueError(f"buffer_size must be >= 1, not {buffer_size!r}")
     there, back = _Pipe(buffer_size), _Pipe(buffer_size)
