@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -106,3 +107,87 @@ async def test_tcp_echo_with_node_client(tmp_path: Path) -> None:
         "received_sha256": digest,
         "received_length": len(payload),
     }
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+NODE_SEED_DGRAM_CLIENT = """
+var dgram = require('dgram');
+var message = Buffer.from("深入浅出Node.js");
+var client = dgram.createSocket("udp4");
+var port = Number(process.argv[1]);
+client.send(message, 0, message.length, port, "127.0.0.1", function (err, bytes) {
+  if (err) { console.error(err); process.exitCode = 1; }
+  client.close();
+});
+"""
+
+
+@pytest.mark.node
+@pytest.mark.usefixtures("node")
+async def test_udp_server_with_the_seeds_node_client() -> None:
+    port = free_udp_port()
+    async with running(example("udp_server.py", port)) as (_, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            await output.wait_for(rf"^server listening 127\.0\.0\.1:{port}$")
+        with trio.fail_after(NODE_TIMEOUT):
+            result = await trio.run_process(
+                [node_executable(), "-e", NODE_SEED_DGRAM_CLIENT, str(port)], check=False
+            )
+            assert result.returncode == 0
+            match = await output.wait_for(r"^server got: ")
+    assert match.string.startswith("server got: 深入浅出Node.js from 127.0.0.1:")
+
+
+async def test_udp_client_sends_the_seed_message() -> None:
+    async with trionet.open_udp_socket("127.0.0.1") as server:
+        command = [*example("udp_client.py", server.port), "--host", "127.0.0.1"]
+        with trio.fail_after(STARTUP_TIMEOUT):
+            result = await trio.run_process(command, env=child_env(), check=False)
+            dgram = await server.__anext__()
+    assert result.returncode == 0
+    assert dgram.data == "深入浅出Node.js".encode()
+
+
+NODE_DGRAM_PINGER = """
+const dgram = require('dgram');
+const s = dgram.createSocket('udp4');
+const port = Number(process.argv[1]);
+const payloads = [Buffer.from('one'), Buffer.from('深入浅出Node.js'), Buffer.alloc(60000, 7)];
+let i = 0;
+const next = () => s.send(payloads[i], port, '127.0.0.1');
+s.on('message', (msg) => {
+  if (!msg.equals(payloads[i])) { console.error('mismatch at', i); process.exit(1); }
+  if (++i === payloads.length) { console.log('ok'); s.close(); } else next();
+});
+next();
+setTimeout(() => { console.error('timeout'); process.exit(1); }, 10000).unref();
+"""
+
+
+@pytest.mark.node
+@pytest.mark.usefixtures("node")
+async def test_udp_echo_with_node_dgram() -> None:
+    port = free_udp_port()
+    async with running(example("udp_echo.py", port)):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            # No banner: probe until the echo answers.
+            async with trionet.open_udp_socket("127.0.0.1") as probe:
+                while True:
+                    await probe.send(b"probe", ("127.0.0.1", port))
+                    with trio.move_on_after(0.2):
+                        assert (await probe.__anext__()).data == b"probe"
+                        break
+        with trio.fail_after(NODE_TIMEOUT):
+            result = await trio.run_process(
+                [node_executable(), "-e", NODE_DGRAM_PINGER, str(port)],
+                capture_stdout=True,
+                check=False,
+            )
+    assert result.returncode == 0
+    assert result.stdout.decode().strip() == "ok"

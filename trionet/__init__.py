@@ -1,7 +1,8 @@
 """trionet: Node.js-style networking for trio, with structured concurrency.
 
-TCP, Unix sockets and TLS (Node's ``net`` and ``tls``) are here; UDP, HTTP,
-HTTPS and WebSocket follow the same contract: every server runs in a nursery,
+TCP, Unix sockets and TLS (Node's ``net`` and ``tls``) and UDP sockets
+(Node's ``dgram``) are here; UDP sessions, HTTP, HTTPS and WebSocket follow the
+same contract: every server runs in a nursery,
 every connection is supervised, and every connection is read with
 ``async for event in conn``.
 """
@@ -30,11 +31,18 @@ from ._tcp import serve_tcp as serve_tcp
 from ._tcp import serve_unix as serve_unix
 from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
 from ._tls import TLSInfo as TLSInfo
+from ._udp import DEFAULT_MAX_DATAGRAM_SIZE as DEFAULT_MAX_DATAGRAM_SIZE
+from ._udp import Datagram as Datagram
+from ._udp import PortUnreachable as PortUnreachable
+from ._udp import UDPSocket as UDPSocket
+from ._udp import UDPStatistics as UDPStatistics
+from ._udp import open_udp_socket as open_udp_socket
 from ._version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_DATAGRAM_SIZE",
     "DEFAULT_SHUTDOWN_GRACE",
     "DEFAULT_TLS_HANDSHAKE_TIMEOUT",
     "BindError",
@@ -44,7 +52,9 @@ __all__ = [
     "ConnectionReset",
     "ConnectionStatistics",
     "Data",
+    "Datagram",
     "EndOfStream",
+    "PortUnreachable",
     "Server",
     "ServerStatistics",
     "SocketAddress",
@@ -53,9 +63,12 @@ __all__ = [
     "TLSError",
     "TLSInfo",
     "Timeout",
+    "UDPSocket",
+    "UDPStatistics",
     "__version__",
     "connect_tcp",
     "connect_unix",
+    "open_udp_socket",
     "serve_tcp",
     "serve_unix",
 ]
