@@ -37,6 +37,11 @@ from ._udp import PortUnreachable as PortUnreachable
 from ._udp import UDPSocket as UDPSocket
 from ._udp import UDPStatistics as UDPStatistics
 from ._udp import open_udp_socket as open_udp_socket
+from ._udp_server import DEFAULT_UDP_IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT
+from ._udp_server import DEFAULT_UDP_QUEUE_SIZE as DEFAULT_UDP_QUEUE_SIZE
+from ._udp_server import PeerStatistics as PeerStatistics
+from ._udp_server import UDPPeer as UDPPeer
+from ._udp_server import serve_udp as serve_udp
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -45,6 +50,8 @@ __all__ = [
     "DEFAULT_MAX_DATAGRAM_SIZE",
     "DEFAULT_SHUTDOWN_GRACE",
     "DEFAULT_TLS_HANDSHAKE_TIMEOUT",
+    "DEFAULT_UDP_IDLE_TIMEOUT",
+    "DEFAULT_UDP_QUEUE_SIZE",
     "BindError",
     "ConnectError",
     "ConnectTimeout",
@@ -54,6 +61,7 @@ __all__ = [
     "Data",
     "Datagram",
     "EndOfStream",
+    "PeerStatistics",
     "PortUnreachable",
     "Server",
     "ServerStatistics",
@@ -63,6 +71,7 @@ __all__ = [
     "TLSError",
     "TLSInfo",
     "Timeout",
+    "UDPPeer",
     "UDPSocket",
     "UDPStatistics",
     "__version__",
@@ -70,5 +79,6 @@ __all__ = [
     "connect_unix",
     "open_udp_socket",
     "serve_tcp",
+    "serve_udp",
     "serve_unix",
 ]

@@ -431,7 +431,9 @@ class ServerCore(Generic[R, C]):
         assert self.nursery is not None
         try:
             with trio.move_on_after(grace):
-                while not self.slots <= self.waiting_slots:
+                # `active` also counts connections accepted but whose task has
+                # not started yet: they are served too.
+                while self.active > len(self.waiting_slots):
                     await self.slot_done.park()
             self.nursery.cancel_scope.cancel()
             await self.finished.wait()

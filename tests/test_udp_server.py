@@ -1,0 +1,155 @@
+"""serve_udp: per-peer sessions on the shared server core."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import pytest
+import trio
+import trio.testing
+
+import trionet
+from tests._wait import wait_until
+
+LOOPBACK = "127.0.0.1"
+
+
+async def echo(peer: trionet.UDPPeer) -> None:
+    async for dgram in peer:
+        await peer.send(dgram.data)
+
+
+async def test_each_address_gets_its_own_session(nursery: trio.Nursery) -> None:
+    seen: list[trionet.SocketAddress] = []
+
+    async def numbered(peer: trionet.UDPPeer) -> None:
+        seen.append(peer.remote_address)
+        count = 0
+        async for dgram in peer:
+            count += 1
+            await peer.send(b"%d:" % count + dgram.data)
+
+    server = await nursery.start(trionet.serve_udp, numbered, 0, LOOPBACK)
+    async with (
+        trionet.open_udp_socket(LOOPBACK) as a,
+        trionet.open_udp_socket(LOOPBACK) as b,
+    ):
+        for sock in (a, b, a):
+            await sock.send(b"hi", (LOOPBACK, server.port))
+            await sock.__anext__()
+        await a.send(b"again", (LOOPBACK, server.port))
+        assert (await a.__anext__()).data == b"3:again"
+        assert seen == [a.local_address, b.local_address]
+    stats = server.statistics()
+    assert (stats.accepted, stats.active) == (2, 2)
+    assert stats.bytes_received == len(b"hi" * 3 + b"again")
+
+
+async def test_idle_peer_loop_ends(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    ended_at: list[float] = []
+
+    async def handler(peer: trionet.UDPPeer) -> None:
+        async for _ in peer:
+            pass
+        ended_at.append(trio.current_time())
+
+    server = await nursery.start(partial(trionet.serve_udp, handler, 0, LOOPBACK, idle_timeout=30))
+    async with trionet.open_udp_socket(LOOPBACK) as sock:
+        start = trio.current_time()
+        await sock.send(b"x", (LOOPBACK, server.port))
+        await wait_until(lambda: server.statistics().active == 1)
+        await trio.sleep(20)
+        await sock.send(b"still here", (LOOPBACK, server.port))  # pushes the expiry back
+        await wait_until(lambda: server.statistics().active == 0)
+    assert ended_at[0] - start == pytest.approx(50, abs=1)
+
+
+async def test_max_peers_drops_new_addresses(nursery: trio.Nursery) -> None:
+    server = await nursery.start(partial(trionet.serve_udp, echo, 0, LOOPBACK, max_peers=1))
+    async with (
+        trionet.open_udp_socket(LOOPBACK) as first,
+        trionet.open_udp_socket(LOOPBACK) as second,
+    ):
+        await first.send(b"1", (LOOPBACK, server.port))
+        assert (await first.__anext__()).data == b"1"
+        await second.send(b"2", (LOOPBACK, server.port))
+        await second.send(b"2", (LOOPBACK, server.port))
+        await wait_until(lambda: server.statistics().dropped == 2)
+        await first.send(b"1 again", (LOOPBACK, server.port))  # the first is unharmed
+        assert (await first.__anext__()).data == b"1 again"
+    assert server.statistics().active == 1
+
+
+async def test_a_full_queue_drops_that_peers_datagrams_only(nursery: trio.Nursery) -> None:
+    release = trio.Event()
+    peers: dict[trionet.SocketAddress, trionet.UDPPeer] = {}
+
+    async def slow(peer: trionet.UDPPeer) -> None:
+        peers[peer.remote_address] = peer
+        if len(peers) == 1:
+            await release.wait()  # the first peer's handler stalls
+        async for dgram in peer:
+            await peer.send(dgram.data)
+
+    server = await nursery.start(partial(trionet.serve_udp, slow, 0, LOOPBACK, queue_size=2))
+    async with (
+        trionet.open_udp_socket(LOOPBACK) as stalled,
+        trionet.open_udp_socket(LOOPBACK) as lively,
+    ):
+        for i in range(5):
+            await stalled.send(b"%d" % i, (LOOPBACK, server.port))
+        await wait_until(lambda: stalled.local_address in peers)
+        await wait_until(lambda: peers[stalled.local_address].statistics().dropped == 3)
+        await lively.send(b"fine", (LOOPBACK, server.port))
+        assert (await lively.__anext__()).data == b"fine"  # not held up
+        release.set()
+        got = [(await stalled.__anext__()).data for _ in range(2)]
+    assert got == [b"0", b"1"]  # the queue kept the first two
+
+
+async def test_handler_crash_is_isolated(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fragile(peer: trionet.UDPPeer) -> None:
+        async for dgram in peer:
+            if dgram.data == b"boom":
+                raise RuntimeError("udp handler bug")
+            await peer.send(dgram.data)
+
+    server = await nursery.start(trionet.serve_udp, fragile, 0, LOOPBACK)
+    with caplog.at_level(logging.ERROR, logger="trionet.udp"):
+        async with trionet.open_udp_socket(LOOPBACK) as sock:
+            await sock.send(b"boom", (LOOPBACK, server.port))
+            await wait_until(lambda: server.statistics().handler_errors == 1)
+            await sock.send(b"new session", (LOOPBACK, server.port))
+            assert (await sock.__anext__()).data == b"new session"
+    assert any("udp handler bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+async def test_graceful_shutdown_lets_peers_say_goodbye(nursery: trio.Nursery) -> None:
+    async def polite(peer: trionet.UDPPeer) -> None:
+        async for _ in peer:
+            pass
+        assert peer.shutdown_requested
+        await peer.send(b"bye")
+
+    server = await nursery.start(trionet.serve_udp, polite, 0, LOOPBACK)
+    async with trionet.open_udp_socket(LOOPBACK) as sock:
+        await sock.send(b"hello", (LOOPBACK, server.port))
+        await wait_until(lambda: server.statistics().active == 1)
+        with trio.fail_after(5):
+            await server.shutdown(grace=60)
+            assert (await sock.__anext__()).data == b"bye"
+    assert server.statistics().active == 0
+
+
+async def test_bad_udp_server_options() -> None:
+    with pytest.raises(ValueError, match="idle_timeout"):
+        await trionet.serve_udp(echo, 0, LOOPBACK, idle_timeout=0)
+    with pytest.raises(ValueError, match="queue_size"):
+        await trionet.serve_udp(echo, 0, LOOPBACK, queue_size=0)
+    with pytest.raises(ValueError, match="max_peers"):
+        await trionet.serve_udp(echo, 0, LOOPBACK, max_peers=0)

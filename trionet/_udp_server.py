@@ -1,0 +1,348 @@
+"""``serve_udp``: one UDP socket, one supervised session per remote address.
+
+Theory of operation
+-------------------
+UDP has no connections, so the server core's "listener" here is a
+dispatcher: its ``accept()`` reads datagrams from the socket and hands each to
+the queue of the :class:`UDPPeer` its sender belongs to, returning only when a
+datagram comes from an address with no session yet. That new peer goes back to
+the core like an accepted TCP connection: the core applies ``max_peers``
+(its ``max_connections``), runs the handler in a supervised task, counts,
+and shuts down, exactly as for TCP. Reading happens only inside ``accept()``,
+so no hidden task exists beside the core's accept loop.
+
+Each peer's queue is bounded: when a handler falls behind, further datagrams
+for it are dropped and counted (``UDPPeer.statistics().dropped``), and the
+other peers are never held up. A peer whose handler sees nothing for
+``idle_timeout`` seconds has its loop ended; when the handler returns, the
+session is gone and the next datagram from that address starts a new one.
+
+Closing the dispatcher (shutdown stops "accepting") stops reading, but the
+socket stays open until the server is gone, so handlers can still send their
+last datagrams during the grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import trio
+
+from ._listeners import format_address
+from ._server import (
+    DEFAULT_MAX_CONNECTIONS,
+    HandlerErrors,
+    Server,
+    ServerCore,
+    SocketAddress,
+    check_server_options,
+)
+from ._udp import (
+    DEFAULT_MAX_DATAGRAM_SIZE,
+    Datagram,
+    PortUnreachable,
+    UDPSocket,
+    open_udp_socket,
+)
+
+__all__ = [
+    "DEFAULT_UDP_IDLE_TIMEOUT",
+    "DEFAULT_UDP_QUEUE_SIZE",
+    "PeerStatistics",
+    "UDPPeer",
+    "serve_udp",
+]
+
+logger = logging.getLogger("trionet.udp")
+
+# RFC 4787 (REQ-5) asks NATs to keep an idle UDP mapping for at least two
+# minutes; a session that outlives what the path in between keeps is useless,
+# one much shorter than it drops peers that are merely quiet.
+DEFAULT_UDP_IDLE_TIMEOUT = 120.0
+
+# Datagrams waiting for one slow handler: enough to ride out a burst, small
+# enough that 10 000 peers cannot hoard memory (64 x 64 KiB at the very worst).
+DEFAULT_UDP_QUEUE_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatistics:
+    """A snapshot of one UDP session's counters, from :meth:`UDPPeer.statistics`.
+
+    Attributes:
+        bytes_received: Payload bytes delivered to the handler.
+        bytes_sent: Payload bytes sent to the peer.
+        dropped: Datagrams from the peer dropped because its queue was full.
+    """
+
+    bytes_received: int
+    bytes_sent: int
+    dropped: int
+
+
+class UDPPeer(trio.abc.AsyncResource):
+    """One remote address's session on a :func:`serve_udp` server: the
+    uniform connection contract over UDP.
+
+    ``async for dgram in peer`` yields the :class:`~trionet.Datagram` objects
+    the peer sends; the loop ends after ``idle_timeout`` seconds of silence,
+    when the peer is closed, or when the server shuts down gracefully.
+    """
+
+    def __init__(
+        self,
+        socket: UDPSocket,
+        address: SocketAddress,
+        table: dict[SocketAddress, UDPPeer],
+        *,
+        queue_size: int,
+        idle_timeout: float,
+    ) -> None:
+        self._socket = socket
+        self._address = address
+        self._table = table
+        self._idle_timeout = idle_timeout
+        self._send_queue, self._queue = trio.open_memory_channel[Datagram](queue_size)
+        self._last_heard = trio.current_time()
+        self._scope: trio.CancelScope | None = None
+        self._receiving = False
+        self._finished = False
+        self._closed = False
+        self._shutdown_requested = False
+        self._bytes_received = 0
+        self._bytes_sent = 0
+        self._dropped = 0
+
+    def __repr__(self) -> str:
+        return f"<trionet.UDPPeer {format_address(self._address)}>"
+
+    def _deliver(self, dgram: Datagram) -> None:
+        """Called by the dispatcher: queue a datagram, or drop and count it."""
+        try:
+            self._send_queue.send_nowait(dgram)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self._dropped += 1
+            return
+        self._last_heard = trio.current_time()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Datagram:
+        if self._closed:
+            raise trio.ClosedResourceError("the peer session was closed")
+        if self._finished or self._shutdown_requested:
+            self._finished = True
+            raise StopAsyncIteration
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already iterating over this peer")
+        self._receiving = True
+        try:
+            while True:
+                with trio.CancelScope(deadline=self._last_heard + self._idle_timeout) as scope:
+                    self._scope = scope
+                    if self._shutdown_requested:
+                        scope.cancel()
+                    try:
+                        dgram = await self._queue.receive()
+                    except trio.EndOfChannel:
+                        scope.cancel()
+                    finally:
+                        self._scope = None
+                if not scope.cancelled_caught:
+                    self._bytes_received += len(dgram.data)
+                    return dgram
+                # Silence, shutdown or close; a deadline moved by a datagram
+                # that arrived meanwhile is not silence.
+                if self._shutdown_requested or self._closed:
+                    break
+                if trio.current_time() >= self._last_heard + self._idle_timeout:
+                    break
+        finally:
+            self._receiving = False
+        self._finished = True
+        raise StopAsyncIteration
+
+    async def send(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Send one datagram to the peer.
+
+        Args:
+            data: The payload; a ``str`` is encoded as UTF-8.
+
+        Raises:
+            ValueError: The payload is larger than the server's
+                ``max_datagram_size``.
+            PortUnreachable: The peer's port answered with ICMP "port
+                unreachable".
+            OSError: The kernel refused the datagram.
+            trio.ClosedResourceError: The session or the server's socket is
+                closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the peer session was closed")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        await self._socket.send(data, self._address)
+        self._bytes_sent += memoryview(data).nbytes
+
+    def _request_shutdown(self) -> None:
+        self._shutdown_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once the server began a graceful shutdown (the loop then ends;
+        the handler may still send its last datagrams)."""
+        return self._shutdown_requested
+
+    @property
+    def remote_address(self) -> SocketAddress:
+        """The peer's address."""
+        return self._address
+
+    @property
+    def local_address(self) -> SocketAddress:
+        """The server socket's address."""
+        return self._socket.local_address
+
+    def statistics(self) -> PeerStatistics:
+        """Return the session's counters.
+
+        Returns:
+            A :class:`PeerStatistics`.
+        """
+        return PeerStatistics(self._bytes_received, self._bytes_sent, self._dropped)
+
+    async def aclose(self) -> None:
+        """End the session; the next datagram from this address starts a new
+        one. Calling it again does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._finished = True
+            if self._table.get(self._address) is self:
+                del self._table[self._address]
+            self._send_queue.close()
+            if self._scope is not None:
+                self._scope.cancel()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class _Dispatcher(trio.abc.Listener[UDPPeer]):
+    """The core's listener: reads datagrams, returns only new peers."""
+
+    def __init__(self, socket: UDPSocket, *, queue_size: int, idle_timeout: float) -> None:
+        self._socket = socket
+        self._peers: dict[SocketAddress, UDPPeer] = {}
+        self._queue_size = queue_size
+        self._idle_timeout = idle_timeout
+        self._closed = False
+
+    async def accept(self) -> UDPPeer:
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("the server stopped reading")
+            try:
+                dgram = await self._socket.__anext__()
+            except StopAsyncIteration:
+                raise trio.ClosedResourceError("the server socket was closed") from None
+            except PortUnreachable:
+                continue  # an ICMP error for an earlier reply: not the end of serving
+            peer = self._peers.get(dgram.address)
+            if peer is not None:
+                peer._deliver(dgram)
+                continue
+            peer = UDPPeer(
+                self._socket,
+                dgram.address,
+                self._peers,
+                queue_size=self._queue_size,
+                idle_timeout=self._idle_timeout,
+            )
+            self._peers[dgram.address] = peer
+            peer._deliver(dgram)
+            return peer
+
+    async def aclose(self) -> None:
+        self._closed = True  # stop reading; the socket itself outlives us
+        await trio.lowlevel.checkpoint()
+
+
+async def _open_peer(peer: UDPPeer) -> UDPPeer:
+    return peer
+
+
+async def serve_udp(
+    handler: Callable[[UDPPeer], Awaitable[object]],
+    port: int,
+    host: str | None = None,
+    *,
+    idle_timeout: float = DEFAULT_UDP_IDLE_TIMEOUT,
+    max_peers: int = DEFAULT_MAX_CONNECTIONS,
+    queue_size: int = DEFAULT_UDP_QUEUE_SIZE,
+    max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
+    handler_errors: HandlerErrors = "log",
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve UDP with one supervised session per remote address.
+
+    The first datagram from a new address starts ``handler(peer)`` in its own
+    task, with a :class:`UDPPeer`. Everything else is :func:`serve_tcp`'s
+    contract: ``nursery.start`` returns the :class:`~trionet.Server` once
+    bound, handler errors are logged (``trionet.udp``) and counted, and
+    ``server.shutdown(grace)`` ends every peer's loop, waits, then cancels.
+
+    Args:
+        handler: ``async def handler(peer: UDPPeer)``.
+        port: The port; 0 lets the system pick.
+        host: The local address; ``None`` binds every address (dual-stack).
+        idle_timeout: Seconds of silence after which a peer's loop ends
+            (default 120).
+        max_peers: Sessions at once; datagrams from further new addresses are
+            dropped and counted in ``statistics().dropped`` (default 10 000).
+        queue_size: Datagrams waiting for one handler; beyond, that peer's
+            datagrams are dropped and counted (default 64).
+        max_datagram_size: As for :func:`open_udp_socket`.
+        handler_errors: ``"log"`` or ``"raise"``, as for :func:`serve_tcp`.
+        task_status: Set by ``nursery.start``.
+
+    Raises:
+        BindError: The address is in use or cannot be bound.
+        ValueError: An argument is out of range.
+    """
+    if max_peers < 1:
+        raise ValueError(f"max_peers must be >= 1, not {max_peers!r}")
+    check_server_options(max_connections=max_peers, handler_errors=handler_errors)
+    if not (idle_timeout > 0 and not math.isnan(idle_timeout)):
+        raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+    if queue_size < 1:
+        raise ValueError(f"queue_size must be >= 1, not {queue_size!r}")
+    async with open_udp_socket(host, port, max_datagram_size=max_datagram_size) as socket:
+        dispatcher = _Dispatcher(socket, queue_size=queue_size, idle_timeout=idle_timeout)
+        core = ServerCore(
+            name=f"udp server {format_address(socket.local_address)}",
+            listeners=[dispatcher],
+            addresses=[socket.local_address],
+            opener=_open_peer,
+            handler=handler,
+            max_connections=max_peers,
+            handler_errors=handler_errors,
+            logger=logger,
+        )
+        await core.run(task_status)
