@@ -103,8 +103,17 @@ async def test_demo_serves_welcome_and_stops_on_sigint() -> None:
         with trio.fail_after(STARTUP_TIMEOUT):
             await output.wait_for(r"^trionet demo is running")
             banner = await output.wait_for(r"^  TCP welcome server \(net\): 127\.0\.0\.1:(\d+)$")
+            udp_banner = await output.wait_for(r"^  UDP server \(dgram\): 127\.0\.0\.1:(\d+)$")
         port = int(banner.group(1))
+        udp_port = int(udp_banner.group(1))
         assert port != 0
+        assert udp_port != 0
+
+        with trio.fail_after(STEP_TIMEOUT):
+            async with trionet.open_udp_socket("127.0.0.1") as client:
+                await client.send("深入浅出Node.js", ("127.0.0.1", udp_port))
+                line = await output.wait_for(r"^server got: ")
+                assert line.string == f"server got: 深入浅出Node.js from 127.0.0.1:{client.port}"
 
         with trio.fail_after(STEP_TIMEOUT):
             async with await trionet.connect_tcp("127.0.0.1", port) as conn:

@@ -22,6 +22,7 @@ from ._listeners import format_address
 from ._server import Server
 from ._stream import TCPConnection
 from ._tcp import serve_tcp
+from ._udp_server import UDPPeer, serve_udp
 
 __all__ = ["add_arguments", "run"]
 
@@ -49,6 +50,13 @@ async def welcome(conn: TCPConnection) -> None:
                 say(GOODBYE)
 
 
+async def dgram_server(peer: UDPPeer) -> None:
+    """The seed's ``dgram`` server: print every message with its sender."""
+    async for dgram in peer:
+        message = dgram.data.decode("utf-8", "replace")
+        say(f"server got: {message} from {format_address(dgram.address)}")
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -63,6 +71,11 @@ async def _start_tcp(nursery: trio.Nursery, host: str, port: int) -> Server:
     return server
 
 
+async def _start_udp(nursery: trio.Nursery, host: str, port: int) -> Server:
+    server: Server = await nursery.start(partial(serve_udp, dgram_server, port, host))
+    return server
+
+
 SERVICES = [
     Service(
         name="TCP welcome server (net)",
@@ -70,6 +83,13 @@ SERVICES = [
         default_port=8124,
         start=_start_tcp,
         try_it=lambda host, port: f"nc {host} {port}   (type a line, Ctrl-D to end)",
+    ),
+    Service(
+        name="UDP server (dgram)",
+        flag="--udp-port",
+        default_port=41234,
+        start=_start_udp,
+        try_it=lambda host, port: f"bash -c 'echo -n 深入浅出Node.js > /dev/udp/{host}/{port}'",
     ),
 ]
 
