@@ -37,7 +37,6 @@ import math
 import socket as stdlib_socket
 import ssl
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 import trio
@@ -100,7 +99,7 @@ def _translate_os_error(exc: OSError) -> Exception:
     return ConnectionReset(f"connection lost: {exc.strerror or exc}")
 
 
-class TCPConnection:
+class TCPConnection(trio.abc.AsyncResource):
     """A connected byte stream, read as an async iterator of events.
 
     Servers pass one to your handler; :func:`~trionet.connect_tcp` and
@@ -382,17 +381,6 @@ class TCPConnection:
                 pass
         if scope.cancelled_caught:
             await trio.aclose_forcefully(self._stream)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- options and details ---------------------------------------------
 

@@ -30,7 +30,6 @@ import socket as stdlib_socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 import trio
@@ -108,7 +107,7 @@ def _plain_address(address: SocketAddress) -> SocketAddress:
     return address
 
 
-class UDPSocket:
+class UDPSocket(trio.abc.AsyncResource):
     """A bound UDP socket, read as an async iterator of :class:`Datagram`.
 
     Get one from :func:`open_udp_socket` (``async with``). Iterating yields
@@ -368,17 +367,6 @@ class UDPSocket:
             self._closed = True
             self._sock.close()
         await trio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _family_for(host: str | None) -> int:

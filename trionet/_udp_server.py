@@ -28,7 +28,6 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 import trio
@@ -231,17 +230,6 @@ class UDPPeer(trio.abc.AsyncResource):
             if self._scope is not None:
                 self._scope.cancel()
         await trio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class _Dispatcher(trio.abc.Listener[UDPPeer]):
