@@ -13,6 +13,7 @@ from pathlib import Path
 import trio
 
 import trionet
+from tests._net import receive_exactly
 from tests._process import STARTUP_TIMEOUT, child_env, running
 from trionet._cli import build_parser
 from trionet._demo import SERVICES
@@ -50,17 +51,6 @@ async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
             check=False,
             env=child_env(),
         )
-
-
-async def receive_exactly(conn: trionet.TCPConnection, size: int) -> bytes:
-    """Exactly ``size`` bytes from the connection's next Data events."""
-    data = b""
-    while len(data) < size:
-        event = await anext(conn)
-        assert isinstance(event, trionet.Data), f"got {event!r} after {data!r}"
-        data += event.data
-    assert len(data) == size, f"more than expected: {data!r}"
-    return data
 
 
 async def test_version() -> None:

@@ -14,6 +14,7 @@ import trio
 import trio.testing
 
 import trionet
+from tests._net import receive_all
 from trionet.testing import memory_tcp_pair
 
 # A guard for tests on real sockets: a broken server fails the test instead of
@@ -27,15 +28,6 @@ async def start_server(nursery: trio.Nursery, handler) -> trionet.Server:
         partial(trionet.serve_tcp, handler, 0, "127.0.0.1", handler_errors="raise")
     )
     return server
-
-
-async def receive_all(conn: trionet.TCPConnection) -> bytes:
-    """Everything the peer sends until its end of stream."""
-    data = b""
-    async for event in conn:
-        if isinstance(event, trionet.Data):
-            data += event.data
-    return data
 
 
 # server.listen(port, cb) → server = await nursery.start(serve_tcp, handler, port)

@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 import trionet
+from tests._net import ipv6_loopback_available, receive_exactly
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates
 
@@ -28,16 +29,6 @@ async def echo(conn: trionet.TCPConnection) -> None:
     async for event in conn:
         if isinstance(event, trionet.Data):
             await conn.send(event.data)
-
-
-async def receive_exactly(conn: trionet.TCPConnection, size: int) -> bytes:
-    buffer = b""
-    async for event in conn:
-        if isinstance(event, trionet.Data):
-            buffer += event.data
-            if len(buffer) >= size:
-                return buffer
-    return buffer
 
 
 async def until_closed(conn: trionet.TCPConnection) -> list[trionet.StreamEvent]:
@@ -69,16 +60,9 @@ async def test_address_in_use_names_the_address(nursery: trio.Nursery) -> None:
     assert "in use" in str(info.value)
 
 
-def ipv6_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-needs_ipv6 = pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this machine")
+needs_ipv6 = pytest.mark.skipif(
+    not ipv6_loopback_available(), reason="no IPv6 loopback on this machine"
+)
 
 
 @needs_ipv6

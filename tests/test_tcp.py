@@ -14,6 +14,7 @@ import trio
 import trio.testing
 
 import trionet
+from tests._net import receive_all
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates, memory_tcp_pair
 
@@ -32,14 +33,6 @@ async def connect_tls(server: trionet.Server, tls: TLSCertificates) -> trionet.T
     )
 
 
-async def collect(conn: trionet.TCPConnection) -> bytes:
-    buffer = b""
-    async for event in conn:
-        if isinstance(event, trionet.Data):
-            buffer += event.data
-    return buffer
-
-
 # -- the in-memory pair ---------------------------------------------------
 
 
@@ -52,7 +45,7 @@ async def test_memory_pair_events_and_half_close() -> None:
     # The loop ended, but the server can still send.
     await server.send(b"after end")
     await server.aclose()
-    assert await collect(client) == b"after end"
+    assert await receive_all(client) == b"after end"
     await client.aclose()
 
 
@@ -65,7 +58,7 @@ async def test_send_accepts_bytes_like_and_rejects_the_rest() -> None:
         with pytest.raises(TypeError, match="int"):
             await client.send(42)  # type: ignore[arg-type]
         await client.send_eof()
-        assert await collect(server) == b"abcdef"
+        assert await receive_all(server) == b"abcdef"
         assert client.statistics() == trionet.ConnectionStatistics(0, 6)
         assert server.statistics() == trionet.ConnectionStatistics(6, 0)
 
@@ -218,7 +211,7 @@ async def test_one_mebibyte_round_trip(nursery: trio.Nursery) -> None:
             await conn.send_eof()
 
         inner.start_soon(upload)
-        assert await collect(conn) == payload
+        assert await receive_all(conn) == payload
 
 
 # -- TLS ------------------------------------------------------------------
@@ -314,7 +307,7 @@ async def test_garbage_instead_of_a_handshake_is_counted_not_fatal(
         async with await trionet.connect_tcp(LOOPBACK, server.port) as garbage:
             await garbage.send(b"GET / HTTP/1.1\r\n\r\n")
             try:
-                await collect(garbage)
+                await receive_all(garbage)
             except trionet.ConnectionReset:
                 pass
         await wait_until(lambda: server.statistics().handshake_failures == 1)
@@ -383,7 +376,7 @@ async def test_unix_socket_round_trip_and_cleanup(nursery: trio.Nursery, tmp_pat
         assert conn.remote_address == str(path)
         await conn.send(b"local")
         await conn.send_eof()
-        assert await collect(conn) == b"local"
+        assert await receive_all(conn) == b"local"
     await server.shutdown()
     assert not path.exists()
 

@@ -10,6 +10,7 @@ import pytest
 import trio
 
 import trionet
+from tests._net import ipv6_loopback_available
 from tests._node import NODE_TIMEOUT, node_executable, parse_report
 from tests._process import running
 
@@ -97,16 +98,9 @@ async def test_close_ends_the_loop() -> None:
     assert got == []
 
 
-def ipv6_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(
+    not ipv6_loopback_available(socket.SOCK_DGRAM), reason="no IPv6 loopback on this machine"
+)
 async def test_dual_stack_shows_ipv4_peers_as_ipv4() -> None:
     async with (
         trionet.open_udp_socket() as any_address,
