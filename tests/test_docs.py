@@ -1,5 +1,5 @@
-"""The documentation says true things: the README's code runs, and the Node
-mapping table in docs/tcp.rst names tests that exist."""
+"""The documentation says true things: the README's code runs, the Node
+mapping tables cover what they must, and every test the docs name exists."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import trio
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-TCP_GUIDE = ROOT / "docs" / "tcp.rst"
+DOCS = ROOT / "docs"
+TCP_GUIDE = DOCS / "tcp.rst"
+UDP_GUIDE = DOCS / "udp.rst"
 NODE_MAPPING_TESTS = ROOT / "tests" / "test_node_mapping.py"
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -71,12 +73,14 @@ async def test_readme_taste_runs(capsys: pytest.CaptureFixture[str]) -> None:
 # -- the Node mapping table in docs/tcp.rst --------------------------------------
 
 
-def mapping_rows() -> list[list[str]]:
-    """The rows of the "Node ``net`` → trionet" list-table, as lists of cells."""
-    text = TCP_GUIDE.read_text("utf-8")
-    heading = text.index("Node ``net`` → trionet\n")
+def mapping_rows(guide: Path = TCP_GUIDE, module: str = "net") -> list[list[str]]:
+    """The rows of the "Node ``<module>`` → trionet" list-table, as lists of cells."""
+    text = guide.read_text("utf-8")
+    heading = text.index(f"Node ``{module}`` → trionet\n")
     rows: list[list[str]] = []
     for line in text[heading:].splitlines():
+        if line and not line.startswith(" ") and rows:
+            break  # the next paragraph or section
         if line.startswith("   * - "):
             rows.append([line[len("   * - ") :]])
         elif line.startswith("     - "):
@@ -110,3 +114,56 @@ def test_node_mapping_table_names_only_existing_tests() -> None:
         and node.name.startswith("test_")
     }
     assert named <= defined, f"not in {NODE_MAPPING_TESTS.name}: {sorted(named - defined)}"
+
+
+# -- the dgram table in docs/udp.rst, and every test the docs name ------------------
+
+# What the seed's dgram examples use: events, and the arguments of send().
+DGRAM_SEED_NAMES = [
+    "'message'",
+    "'listening'",
+    "'error'",
+    "'close'",
+    "createSocket",
+    "bind(",
+    "address()",
+    "buf",
+    "offset",
+    "length",
+    "port, address",
+    "callback(err, bytes)",
+]
+
+
+def test_dgram_mapping_table_covers_the_seed() -> None:
+    rows = mapping_rows(UDP_GUIDE, "dgram")
+    for name in DGRAM_SEED_NAMES:
+        matching = [row for row in rows if name in row[0]]
+        assert matching, f"no row of the dgram table maps {name}"
+        for row in matching:
+            assert re.fullmatch(r"``tests/test_\w+\.py::test_\w+``", row[2]), row
+
+
+def defined_tests(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test_")
+    }
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    named = {
+        (doc.name, file, test)
+        for doc in DOCS.glob("*.rst")
+        for file, test in re.findall(r"tests/(test_\w+\.py)::(\w+)", doc.read_text("utf-8"))
+    }
+    assert named
+    missing = [
+        f"{doc}: tests/{file}::{test}"
+        for doc, file, test in sorted(named)
+        if not (ROOT / "tests" / file).exists() or test not in defined_tests(ROOT / "tests" / file)
+    ]
+    assert not missing, missing

@@ -29,6 +29,28 @@ USER_TESTS = textwrap.dedent(
             assert await conn.__anext__() == trionet.Data(b"hi")
 
 
+    async def udp_echo(peer):
+        async for dgram in peer:
+            await peer.send(dgram.data)
+
+
+    async def test_udp_server_factory(trionet_udp_server):
+        server = await trionet_udp_server(udp_echo)
+        async with await trionet.connect_udp("127.0.0.1", server.port) as sock:
+            await sock.send(b"hi")
+            assert (await anext(sock)).data == b"hi"
+
+
+    async def test_virtual_network_needs_no_fixture(autojump_clock):
+        from trionet.testing import VirtualUDPNetwork
+
+        net = VirtualUDPNetwork(seed=1, latency=5)
+        async with net.open_udp_socket() as a, net.open_udp_socket() as b:
+            await a.send(b"slow", ("127.0.0.1", b.port))
+            assert (await anext(b)).data == b"slow"
+            assert trio.current_time() == 5
+
+
     async def test_tls_fixture(trionet_tcp_server, trionet_tls):
         server = await trionet_tcp_server(echo, ssl_context=trionet_tls.server_context)
         async with await trionet.connect_tcp(
@@ -56,7 +78,7 @@ def test_plugin_fixtures_in_a_user_project(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ntrio_mode = true\n")
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["*test_handler_error_fails_the_test*", "*handler bug seen*"])
 
 

@@ -79,6 +79,25 @@ async def test_connected_mode_and_port_unreachable() -> None:
             await sock.__anext__()
 
 
+async def test_connect_udp() -> None:
+    async with trionet.open_udp_socket(LOOPBACK) as peer:
+        async with await trionet.connect_udp("localhost", peer.port) as sock:
+            assert sock.remote_address == (LOOPBACK, peer.port)
+            await sock.send("connected")
+            dgram = await anext(peer)
+            assert dgram == trionet.Datagram(b"connected", sock.local_address)
+            await peer.send(b"back", dgram.address)
+            assert (await anext(sock)).data == b"back"
+        dead_port = peer.port
+    async with await trionet.connect_udp(LOOPBACK, dead_port, local_host=LOOPBACK) as sock:
+        assert sock.local_address[0] == LOOPBACK
+        await sock.send(b"anyone?")
+        with pytest.raises(trionet.PortUnreachable):
+            await anext(sock)
+    with pytest.raises(trionet.ConnectError, match=r"no-such-host\.invalid"):
+        await trionet.connect_udp("no-such-host.invalid", 53)
+
+
 async def test_unconnected_send_needs_an_address() -> None:
     async with trionet.open_udp_socket(LOOPBACK) as sock:
         with pytest.raises(ValueError, match="address"):

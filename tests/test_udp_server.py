@@ -81,6 +81,7 @@ async def test_max_peers_drops_new_addresses(nursery: trio.Nursery) -> None:
         await first.send(b"1 again", (LOOPBACK, server.port))  # the first is unharmed
         assert (await first.__anext__()).data == b"1 again"
     assert server.statistics().active == 1
+    assert server.socket_statistics().dropped == 2  # the datagrams, seen from the socket
 
 
 async def test_a_full_queue_drops_that_peers_datagrams_only(nursery: trio.Nursery) -> None:
@@ -108,6 +109,29 @@ async def test_a_full_queue_drops_that_peers_datagrams_only(nursery: trio.Nurser
         release.set()
         got = [(await stalled.__anext__()).data for _ in range(2)]
     assert got == [b"0", b"1"]  # the queue kept the first two
+    assert server.socket_statistics().dropped == 3
+
+
+async def test_datagrams_a_session_never_read_are_counted_as_dropped(
+    nursery: trio.Nursery,
+) -> None:
+    sessions: list[trionet.UDPPeer] = []
+    gate = trio.Event()
+
+    async def reads_one(peer: trionet.UDPPeer) -> None:
+        sessions.append(peer)
+        await gate.wait()
+        await anext(peer)  # then returns, leaving the rest unread
+
+    server = await nursery.start(trionet.serve_udp, reads_one, 0, LOOPBACK)
+    async with trionet.open_udp_socket(LOOPBACK) as sock:
+        for i in range(4):
+            await sock.send(b"%d" % i, (LOOPBACK, server.port))
+        await wait_until(lambda: server.socket_statistics().datagrams_received == 4)
+        gate.set()
+        await wait_until(lambda: server.statistics().active == 0)
+    assert sessions[0].statistics().dropped == 3
+    assert server.socket_statistics().dropped == 3
 
 
 async def test_handler_crash_is_isolated(
@@ -144,6 +168,14 @@ async def test_graceful_shutdown_lets_peers_say_goodbye(nursery: trio.Nursery) -
             await server.shutdown(grace=60)
             assert (await sock.__anext__()).data == b"bye"
     assert server.statistics().active == 0
+
+
+async def test_the_fixture_starts_a_loopback_server(trionet_udp_server) -> None:
+    server = await trionet_udp_server(echo)
+    assert isinstance(server, trionet.UDPServer)
+    async with await trionet.connect_udp(LOOPBACK, server.port) as sock:
+        await sock.send(b"fixture")
+        assert await anext(sock) == trionet.Datagram(b"fixture", (LOOPBACK, server.port))
 
 
 async def test_bad_udp_server_options() -> None:

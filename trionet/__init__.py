@@ -36,11 +36,13 @@ from ._udp import Datagram as Datagram
 from ._udp import PortUnreachable as PortUnreachable
 from ._udp import UDPSocket as UDPSocket
 from ._udp import UDPStatistics as UDPStatistics
+from ._udp import connect_udp as connect_udp
 from ._udp import open_udp_socket as open_udp_socket
 from ._udp_server import DEFAULT_UDP_IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT
 from ._udp_server import DEFAULT_UDP_QUEUE_SIZE as DEFAULT_UDP_QUEUE_SIZE
 from ._udp_server import PeerStatistics as PeerStatistics
 from ._udp_server import UDPPeer as UDPPeer
+from ._udp_server import UDPServer as UDPServer
 from ._udp_server import serve_udp as serve_udp
 from ._version import __version__ as __version__
 
@@ -72,10 +74,12 @@ __all__ = [
     "TLSInfo",
     "Timeout",
     "UDPPeer",
+    "UDPServer",
     "UDPSocket",
     "UDPStatistics",
     "__version__",
     "connect_tcp",
+    "connect_udp",
     "connect_unix",
     "open_udp_socket",
     "serve_tcp",

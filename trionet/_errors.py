@@ -9,6 +9,9 @@ one place per transport and never escape as a bare ``OSError``.
 
 from __future__ import annotations
 
+import errno
+import socket as stdlib_socket
+
 __all__ = [
     "BindError",
     "ConnectError",
@@ -64,3 +67,20 @@ class BindError(OSError):
     """A server could not listen on its address. The message names the address;
     ``errno`` is kept (``errno.EADDRINUSE`` for an address already in use).
     """
+
+
+def connect_error(exc: OSError, what: str) -> ConnectError:
+    """Translate the ``OSError`` of a failed connect (or name lookup) to
+    :class:`ConnectError`, naming ``what`` was being connected to."""
+    code = exc.errno
+    if code is None:
+        # trio's happy eyeballs wraps the per-address errors in a group.
+        group = exc.__cause__
+        if isinstance(group, BaseExceptionGroup):
+            first = group.exceptions[0]
+            if isinstance(first, OSError):
+                exc = first
+                code = first.errno
+    if isinstance(exc, stdlib_socket.gaierror):
+        return ConnectError(errno.EHOSTUNREACH, f"cannot connect to {what}: {exc.strerror}")
+    return ConnectError(code or 0, f"cannot connect to {what}: {exc.strerror or exc}")

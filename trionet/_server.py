@@ -227,8 +227,10 @@ class ServerCore(Generic[R, C]):
         max_connections: int,
         handler_errors: HandlerErrors,
         logger: logging.Logger,
+        make_server: Callable[[ServerCore[Any, Any]], Server] = Server,
     ) -> None:
         self.name = name
+        self.make_server = make_server
         self.listeners = list(listeners)
         self.addresses = list(addresses)
         self.opener = opener
@@ -278,7 +280,7 @@ class ServerCore(Generic[R, C]):
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 nursery.start_soon(self._accept_all)
-                task_status.started(Server(self))
+                task_status.started(self.make_server(self))
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_listeners()

@@ -10,14 +10,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import socket as stdlib_socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import trio
 
-from ._errors import ConnectError, ConnectTimeout
+from ._errors import ConnectTimeout, connect_error
 from ._listeners import format_address, open_tcp_listeners, open_unix_listener
 from ._server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -215,21 +214,6 @@ async def serve_unix(
     await core.run(task_status)
 
 
-def _connect_error(exc: OSError, what: str) -> ConnectError:
-    code = exc.errno
-    if code is None:
-        # trio's happy eyeballs wraps the per-address errors in a group.
-        group = exc.__cause__
-        if isinstance(group, BaseExceptionGroup):
-            first = group.exceptions[0]
-            if isinstance(first, OSError):
-                exc = first
-                code = first.errno
-    if isinstance(exc, stdlib_socket.gaierror):
-        return ConnectError(errno.EHOSTUNREACH, f"cannot connect to {what}: {exc.strerror}")
-    return ConnectError(code or 0, f"cannot connect to {what}: {exc.strerror or exc}")
-
-
 async def connect_tcp(
     host: str,
     port: int,
@@ -311,7 +295,7 @@ async def _connect(
             if ssl_context is not None:
                 stream = await client_handshake(stream, ssl_context, server_hostname)
         except OSError as exc:
-            raise _connect_error(exc, what) from None
+            raise connect_error(exc, what) from None
         except BaseException:  # TLSError, or the timeout's cancellation
             if stream is not None:
                 await trio.aclose_forcefully(stream)

@@ -34,7 +34,7 @@ from typing import Self
 
 import trio
 
-from ._errors import BindError, ConnectionClosed
+from ._errors import BindError, ConnectionClosed, connect_error
 from ._listeners import format_address
 from ._server import SocketAddress
 
@@ -44,6 +44,7 @@ __all__ = [
     "PortUnreachable",
     "UDPSocket",
     "UDPStatistics",
+    "connect_udp",
     "open_udp_socket",
 ]
 
@@ -121,6 +122,7 @@ class UDPSocket(trio.abc.AsyncResource):
         self._dual_stack = sock.family == stdlib_socket.AF_INET6 and not sock.getsockopt(
             stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY
         )
+        self._port = int(sock.getsockname()[1])
         self._remote: SocketAddress | None = None
         self._receiving = False
         self._closed = False
@@ -243,7 +245,10 @@ class UDPSocket(trio.abc.AsyncResource):
         Raises:
             OSError: The address could not be resolved or used.
         """
-        await self._sock.connect(self._target(host, port))
+        await self._connect_to(self._target(host, port))
+
+    async def _connect_to(self, address: SocketAddress) -> None:
+        await self._sock.connect(address)
         self._remote = _plain_address(self._sock.getpeername())
 
     # -- options ---------------------------------------------------------
@@ -337,12 +342,16 @@ class UDPSocket(trio.abc.AsyncResource):
     @property
     def port(self) -> int:
         """The local port (useful after binding port 0)."""
-        return int(self._sock.getsockname()[1])
+        return self._port
 
     @property
     def remote_address(self) -> SocketAddress | None:
         """The connected peer (Node's ``remoteAddress()``), or ``None``."""
         return self._remote
+
+    def _count_dropped(self, count: int = 1) -> None:
+        """Count datagrams read from this socket that trionet then dropped."""
+        self._dropped += count
 
     def statistics(self) -> UDPStatistics:
         """Return the socket's counters.
@@ -432,6 +441,11 @@ async def _bind(
     return sock
 
 
+def _check_max_datagram_size(max_datagram_size: int) -> None:
+    if not 1 <= max_datagram_size <= 65535:
+        raise ValueError(f"max_datagram_size must be in 1..65535, not {max_datagram_size!r}")
+
+
 @asynccontextmanager
 async def open_udp_socket(
     host: str | None = None,
@@ -475,8 +489,7 @@ async def open_udp_socket(
             it.
         ValueError: An argument is out of range.
     """
-    if not 1 <= max_datagram_size <= 65535:
-        raise ValueError(f"max_datagram_size must be in 1..65535, not {max_datagram_size!r}")
+    _check_max_datagram_size(max_datagram_size)
     sock = await _bind(
         host,
         port,
@@ -490,3 +503,72 @@ async def open_udp_socket(
     udp = UDPSocket(sock, max_datagram_size=max_datagram_size)
     async with udp:
         yield udp
+
+
+async def connect_udp(
+    host: str,
+    port: int,
+    *,
+    local_host: str | None = None,
+    local_port: int = 0,
+    max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
+    receive_buffer_size: int | None = None,
+    send_buffer_size: int | None = None,
+) -> UDPSocket:
+    """Open a UDP socket connected to ``host``:``port`` (Node's
+    ``createSocket`` + ``connect``): ``async with await connect_udp(host,
+    port) as sock:``. :meth:`UDPSocket.send` then needs no address, only that
+    peer's datagrams are delivered, and an ICMP "port unreachable" from the
+    peer surfaces as :exc:`PortUnreachable` from a later call.
+
+    Args:
+        host: The peer's name or address.
+        port: The peer's port.
+        local_host: The local address to bind; ``None`` lets the system choose.
+        local_port: The local port; 0 lets the system pick.
+        max_datagram_size: As for :func:`open_udp_socket`.
+        receive_buffer_size: As for :func:`open_udp_socket`.
+        send_buffer_size: As for :func:`open_udp_socket`.
+
+    Returns:
+        The connected :class:`UDPSocket`; close it (``async with``).
+
+    Raises:
+        ConnectError: The name could not be resolved or the address used.
+        BindError: The local address is in use or cannot be bound.
+        ValueError: An argument is out of range.
+    """
+    _check_max_datagram_size(max_datagram_size)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be in 0..65535, not {port!r}")
+    what = format_address((host, port))
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=stdlib_socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise connect_error(exc, what) from None
+    family: int = infos[0][0]
+    address = infos[0][4]
+    if local_host is not None:
+        family = _family_for(local_host) or family
+    sock = await _bind(
+        local_host,
+        local_port,
+        family,
+        reuse_address=False,
+        reuse_port=False,
+        broadcast=False,
+        receive_buffer_size=receive_buffer_size,
+        send_buffer_size=send_buffer_size,
+    )
+    udp = UDPSocket(sock, max_datagram_size=max_datagram_size)
+    try:
+        if udp._dual_stack:
+            address = udp._target(str(address[0]), int(address[1]))
+        await udp._connect_to(address)
+    except OSError as exc:
+        await udp.aclose()
+        raise connect_error(exc, what) from None
+    except BaseException:
+        await trio.aclose_forcefully(udp)
+        raise
+    return udp

@@ -28,7 +28,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self, cast
 
 import trio
 
@@ -46,6 +46,7 @@ from ._udp import (
     Datagram,
     PortUnreachable,
     UDPSocket,
+    UDPStatistics,
     open_udp_socket,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_UDP_QUEUE_SIZE",
     "PeerStatistics",
     "UDPPeer",
+    "UDPServer",
     "serve_udp",
 ]
 
@@ -76,7 +78,8 @@ class PeerStatistics:
     Attributes:
         bytes_received: Payload bytes delivered to the handler.
         bytes_sent: Payload bytes sent to the peer.
-        dropped: Datagrams from the peer dropped because its queue was full.
+        dropped: Datagrams from the peer dropped: its queue was full, or the
+            session ended before the handler read them.
     """
 
     bytes_received: int
@@ -126,6 +129,7 @@ class UDPPeer(trio.abc.AsyncResource):
             self._send_queue.send_nowait(dgram)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             self._dropped += 1
+            self._socket._count_dropped()
             return
         self._last_heard = trio.current_time()
 
@@ -227,6 +231,11 @@ class UDPPeer(trio.abc.AsyncResource):
             if self._table.get(self._address) is self:
                 del self._table[self._address]
             self._send_queue.close()
+            # Datagrams the handler never read are dropped too.
+            unread = self._queue.statistics().current_buffer_used
+            if unread:
+                self._dropped += unread
+                self._socket._count_dropped(unread)
             if self._scope is not None:
                 self._scope.cancel()
         await trio.lowlevel.checkpoint()
@@ -276,6 +285,30 @@ async def _open_peer(peer: UDPPeer) -> UDPPeer:
     return peer
 
 
+class UDPServer(Server):
+    """The :class:`~trionet.Server` that :func:`serve_udp` returns: the same
+    contract, plus the counters of its one socket."""
+
+    def __init__(self, core: ServerCore[Any, Any], socket: UDPSocket) -> None:
+        super().__init__(core)
+        self._socket = socket
+
+    def socket_statistics(self) -> UDPStatistics:
+        """Return the counters of the server's socket: every datagram in and
+        out, over all sessions, and the ones that never reached a handler.
+
+        ``truncated`` counts datagrams larger than ``max_datagram_size``;
+        ``dropped`` counts datagrams dropped by a full peer queue, by a session
+        that ended before reading them, or because ``max_peers`` sessions were
+        already running (each such new peer is also one ``dropped`` in
+        :meth:`~trionet.Server.statistics`).
+
+        Returns:
+            A :class:`~trionet.UDPStatistics`.
+        """
+        return self._socket.statistics()
+
+
 async def serve_udp(
     handler: Callable[[UDPPeer], Awaitable[object]],
     port: int,
@@ -286,15 +319,16 @@ async def serve_udp(
     queue_size: int = DEFAULT_UDP_QUEUE_SIZE,
     max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
     handler_errors: HandlerErrors = "log",
-    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[UDPServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve UDP with one supervised session per remote address.
 
     The first datagram from a new address starts ``handler(peer)`` in its own
     task, with a :class:`UDPPeer`. Everything else is :func:`serve_tcp`'s
-    contract: ``nursery.start`` returns the :class:`~trionet.Server` once
-    bound, handler errors are logged (``trionet.udp``) and counted, and
-    ``server.shutdown(grace)`` ends every peer's loop, waits, then cancels.
+    contract: ``nursery.start`` returns the server once bound (a
+    :class:`UDPServer`), handler errors are logged (``trionet.udp``) and
+    counted, and ``server.shutdown(grace)`` ends every peer's loop, waits,
+    then cancels.
 
     Args:
         handler: ``async def handler(peer: UDPPeer)``.
@@ -314,6 +348,27 @@ async def serve_udp(
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
     """
+    check_udp_server_options(idle_timeout, max_peers, queue_size, handler_errors)
+    async with open_udp_socket(host, port, max_datagram_size=max_datagram_size) as socket:
+        await serve_udp_socket(
+            socket,
+            handler,
+            idle_timeout=idle_timeout,
+            max_peers=max_peers,
+            queue_size=queue_size,
+            handler_errors=handler_errors,
+            task_status=task_status,
+        )
+
+
+def check_udp_server_options(
+    idle_timeout: float, max_peers: int, queue_size: int, handler_errors: str
+) -> None:
+    """Validate :func:`serve_udp`'s options; call it before binding.
+
+    Raises:
+        ValueError: An option is out of range.
+    """
     if max_peers < 1:
         raise ValueError(f"max_peers must be >= 1, not {max_peers!r}")
     check_server_options(max_connections=max_peers, handler_errors=handler_errors)
@@ -321,16 +376,30 @@ async def serve_udp(
         raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
     if queue_size < 1:
         raise ValueError(f"queue_size must be >= 1, not {queue_size!r}")
-    async with open_udp_socket(host, port, max_datagram_size=max_datagram_size) as socket:
-        dispatcher = _Dispatcher(socket, queue_size=queue_size, idle_timeout=idle_timeout)
-        core = ServerCore(
-            name=f"udp server {format_address(socket.local_address)}",
-            listeners=[dispatcher],
-            addresses=[socket.local_address],
-            opener=_open_peer,
-            handler=handler,
-            max_connections=max_peers,
-            handler_errors=handler_errors,
-            logger=logger,
-        )
-        await core.run(task_status)
+
+
+async def serve_udp_socket(
+    socket: UDPSocket,
+    handler: Callable[[UDPPeer], Awaitable[object]],
+    *,
+    idle_timeout: float,
+    max_peers: int,
+    queue_size: int,
+    handler_errors: HandlerErrors,
+    task_status: trio.TaskStatus[UDPServer],
+) -> None:
+    """:func:`serve_udp` on a socket the caller opened (and closes)."""
+    dispatcher = _Dispatcher(socket, queue_size=queue_size, idle_timeout=idle_timeout)
+    core = ServerCore(
+        name=f"udp server {format_address(socket.local_address)}",
+        listeners=[dispatcher],
+        addresses=[socket.local_address],
+        opener=_open_peer,
+        handler=handler,
+        max_connections=max_peers,
+        handler_errors=handler_errors,
+        logger=logger,
+        make_server=lambda core: UDPServer(core, socket),
+    )
+    # A UDPServer is the Server that run() starts with: make_server made it.
+    await core.run(cast("trio.TaskStatus[Server]", task_status))

@@ -4,10 +4,15 @@
   objects over in-memory streams, for deterministic tests (no sockets, works
   with pytest-trio's ``autojump_clock``); :func:`memory_stream_pair` gives the
   bare trio streams underneath, with socket-like bounded buffers.
+* :class:`VirtualUDPNetwork`: real :class:`~trionet.UDPSocket` objects and
+  :func:`~trionet.serve_udp` servers on a simulated network, with seeded loss,
+  duplication, reordering and latency, for deterministic tests of protocols
+  built on UDP.
 * A pytest plugin, registered by entry point when trionet is installed, with
-  the fixtures ``trionet_tcp_server`` (start a handler on a loopback port in
-  the test's nursery; a handler error fails the test) and ``trionet_tls``
-  (trustme certificates as server and client ``ssl.SSLContext``).
+  the fixtures ``trionet_tcp_server`` and ``trionet_udp_server`` (start a
+  handler on a loopback port in the test's nursery; a handler error fails the
+  test) and ``trionet_tls`` (trustme certificates as server and client
+  ``ssl.SSLContext``).
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ from ._certificates import TLSCertificates as TLSCertificates
 from ._memory import DEFAULT_MEMORY_BUFFER as DEFAULT_MEMORY_BUFFER
 from ._memory import MemoryStream as MemoryStream
 from ._memory import memory_stream_pair as memory_stream_pair
+from ._udp_network import DEFAULT_VIRTUAL_RECEIVE_BUFFER as DEFAULT_VIRTUAL_RECEIVE_BUFFER
+from ._udp_network import DEFAULT_VIRTUAL_REORDER_DELAY as DEFAULT_VIRTUAL_REORDER_DELAY
+from ._udp_network import VirtualNetworkStatistics as VirtualNetworkStatistics
+from ._udp_network import VirtualUDPNetwork as VirtualUDPNetwork
 
 __all__ = [
     "DEFAULT_MEMORY_BUFFER",
+    "DEFAULT_VIRTUAL_RECEIVE_BUFFER",
+    "DEFAULT_VIRTUAL_REORDER_DELAY",
     "MemoryStream",
     "TLSCertificates",
+    "VirtualNetworkStatistics",
+    "VirtualUDPNetwork",
     "memory_stream_pair",
     "memory_tcp_pair",
 ]

@@ -17,11 +17,13 @@ import trio
 from .._server import Server
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
+from .._udp_server import UDPPeer, UDPServer, serve_udp
 from ._certificates import TLSCertificates
 
-__all__ = ["TLSCertificates", "trionet_tcp_server", "trionet_tls"]
+__all__ = ["TLSCertificates", "trionet_tcp_server", "trionet_tls", "trionet_udp_server"]
 
 TCPServerFactory = Callable[..., Awaitable[Server]]
+UDPServerFactory = Callable[..., Awaitable[UDPServer]]
 
 
 @pytest.fixture
@@ -39,6 +41,26 @@ async def trionet_tcp_server(nursery: trio.Nursery) -> TCPServerFactory:
         kwargs.setdefault("host", "127.0.0.1")
         kwargs.setdefault("handler_errors", "raise")
         server: Server = await nursery.start(partial(serve_tcp, handler, 0, **kwargs))
+        return server
+
+    return start
+
+
+@pytest.fixture
+async def trionet_udp_server(nursery: trio.Nursery) -> UDPServerFactory:
+    """Start UDP servers on ``127.0.0.1``, port 0, in the test's nursery.
+
+    ``server = await trionet_udp_server(handler, **serve_udp_kwargs)`` returns
+    the :class:`~trionet.UDPServer` once it is bound; send to
+    ``("127.0.0.1", server.port)``. As with ``trionet_tcp_server``, an
+    exception in a handler fails the test, and the server is cancelled when
+    the test ends.
+    """
+
+    async def start(handler: Callable[[UDPPeer], Awaitable[object]], **kwargs: Any) -> UDPServer:
+        kwargs.setdefault("host", "127.0.0.1")
+        kwargs.setdefault("handler_errors", "raise")
+        server: UDPServer = await nursery.start(partial(serve_udp, handler, 0, **kwargs))
         return server
 
     return start
