@@ -176,10 +176,21 @@ class UDPSocket(trio.abc.AsyncResource):
 
     # -- sending ---------------------------------------------------------
 
-    def _target(self, host: str, port: int) -> tuple[str, int]:
-        if self._dual_stack and ":" not in host:
-            return (f"::ffff:{host}", port)
-        return (host, port)
+    async def _target(self, host: str, port: int) -> tuple[str, int]:
+        """Where to send ``(host, port)`` on a dual-stack socket: IPv4 as
+        IPv4-mapped IPv6. A name is resolved here, since its IPv4 addresses
+        need mapping too."""
+        if ":" in host:
+            return (host, port)
+        try:
+            stdlib_socket.inet_pton(stdlib_socket.AF_INET, host)
+        except OSError:
+            infos = await trio.socket.getaddrinfo(host, port, type=stdlib_socket.SOCK_DGRAM)
+            family, *_, sockaddr = infos[0]
+            host = str(sockaddr[0])
+            if family == stdlib_socket.AF_INET6:
+                return (host, port)
+        return (f"::ffff:{host}", port)
 
     async def send(
         self, data: bytes | bytearray | memoryview | str, address: SocketAddress | None = None
@@ -219,8 +230,10 @@ class UDPSocket(trio.abc.AsyncResource):
                 await self._sock.send(data)
             elif self._remote is not None:
                 raise ValueError("a connected socket sends to its peer only; drop address")
-            elif self._dual_stack:
-                await self._sock.sendto(data, self._target(str(address[0]), int(address[1])))
+            elif self._dual_stack and len(address) == 2:
+                # (IPv6 4-tuples pass untouched: their scope id matters.)
+                target = await self._target(str(address[0]), int(address[1]))
+                await self._sock.sendto(data, target)
             else:
                 await self._sock.sendto(data, address)
         except ConnectionRefusedError:
@@ -245,7 +258,10 @@ class UDPSocket(trio.abc.AsyncResource):
         Raises:
             OSError: The address could not be resolved or used.
         """
-        await self._connect_to(self._target(host, port))
+        if self._dual_stack:
+            await self._connect_to(await self._target(host, port))
+        else:
+            await self._connect_to((host, port))
 
     async def _connect_to(self, address: SocketAddress) -> None:
         await self._sock.connect(address)
@@ -400,6 +416,12 @@ async def _bind(
 ) -> trio.socket.SocketType:
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be in 0..65535, not {port!r}")
+    for name, size in (
+        ("receive_buffer_size", receive_buffer_size),
+        ("send_buffer_size", send_buffer_size),
+    ):
+        if size is not None and size < 1:
+            raise ValueError(f"{name} must be >= 1, not {size!r}")
     wanted = format_address((host or "*", port))
     chosen = family if family is not None else _family_for(host)
     try:
@@ -563,7 +585,7 @@ async def connect_udp(
     udp = UDPSocket(sock, max_datagram_size=max_datagram_size)
     try:
         if udp._dual_stack:
-            address = udp._target(str(address[0]), int(address[1]))
+            address = await udp._target(str(address[0]), int(address[1]))
         await udp._connect_to(address)
     except OSError as exc:
         await udp.aclose()
