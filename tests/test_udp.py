@@ -120,9 +120,10 @@ async def test_close_ends_the_loop() -> None:
 @pytest.mark.skipif(
     not ipv6_loopback_available(socket.SOCK_DGRAM), reason="no IPv6 loopback on this machine"
 )
-async def test_dual_stack_shows_ipv4_peers_as_ipv4() -> None:
+@pytest.mark.parametrize("host", [None, "::"])
+async def test_dual_stack_shows_ipv4_peers_as_ipv4(host: str | None) -> None:
     async with (
-        trionet.open_udp_socket() as any_address,
+        trionet.open_udp_socket(host) as any_address,
         trionet.open_udp_socket(LOOPBACK) as v4,
         trionet.open_udp_socket("::1") as v6,
     ):

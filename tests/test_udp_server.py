@@ -112,6 +112,32 @@ async def test_a_full_queue_drops_that_peers_datagrams_only(nursery: trio.Nurser
     assert server.socket_statistics().dropped == 3
 
 
+async def test_max_queued_bytes_bounds_all_queues_together(nursery: trio.Nursery) -> None:
+    release = trio.Event()
+    received: list[bytes] = []
+
+    async def stalled(peer: trionet.UDPPeer) -> None:
+        await release.wait()
+        received.extend([dgram.data async for dgram in peer])
+
+    server = await nursery.start(
+        partial(trionet.serve_udp, stalled, 0, LOOPBACK, max_queued_bytes=1000, idle_timeout=1)
+    )
+    async with (
+        trionet.open_udp_socket(LOOPBACK) as first,
+        trionet.open_udp_socket(LOOPBACK) as second,
+    ):
+        for i in range(5):
+            await first.send(b"%d" % i * 300, (LOOPBACK, server.port))
+        await wait_until(lambda: server.socket_statistics().datagrams_received == 5)
+        await second.send(b"s" * 300, (LOOPBACK, server.port))  # another peer: no room either
+        await wait_until(lambda: server.socket_statistics().datagrams_received == 6)
+        assert server.socket_statistics().dropped == 3
+        release.set()
+        await wait_until(lambda: server.statistics().active == 0)
+    assert received == [b"0" * 300, b"1" * 300, b"2" * 300]
+
+
 async def test_datagrams_a_session_never_read_are_counted_as_dropped(
     nursery: trio.Nursery,
 ) -> None:
@@ -185,3 +211,5 @@ async def test_bad_udp_server_options() -> None:
         await trionet.serve_udp(echo, 0, LOOPBACK, queue_size=0)
     with pytest.raises(ValueError, match="max_peers"):
         await trionet.serve_udp(echo, 0, LOOPBACK, max_peers=0)
+    with pytest.raises(ValueError, match="max_queued_bytes"):
+        await trionet.serve_udp(echo, 0, LOOPBACK, max_queued_bytes=0)

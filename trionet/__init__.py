@@ -39,6 +39,7 @@ from ._udp import UDPStatistics as UDPStatistics
 from ._udp import connect_udp as connect_udp
 from ._udp import open_udp_socket as open_udp_socket
 from ._udp_server import DEFAULT_UDP_IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT
+from ._udp_server import DEFAULT_UDP_MAX_QUEUED_BYTES as DEFAULT_UDP_MAX_QUEUED_BYTES
 from ._udp_server import DEFAULT_UDP_QUEUE_SIZE as DEFAULT_UDP_QUEUE_SIZE
 from ._udp_server import PeerStatistics as PeerStatistics
 from ._udp_server import UDPPeer as UDPPeer
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_SHUTDOWN_GRACE",
     "DEFAULT_TLS_HANDSHAKE_TIMEOUT",
     "DEFAULT_UDP_IDLE_TIMEOUT",
+    "DEFAULT_UDP_MAX_QUEUED_BYTES",
     "DEFAULT_UDP_QUEUE_SIZE",
     "BindError",
     "ConnectError",

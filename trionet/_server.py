@@ -212,8 +212,9 @@ class Server:
 class ServerCore(Generic[R, C]):
     """The engine behind every ``serve_*``: build one with the protocol's
     listeners, opener and the user's handler, then ``await core.run(task_status)``.
-    The listeners must already be bound and listening; they are closed when
-    ``run`` returns, whatever happens.
+    The listeners must already be bound and listening; they and ``resources``
+    (say, a socket that the listeners share with the connections) are closed
+    before ``run`` returns, whatever happens.
     """
 
     def __init__(
@@ -228,9 +229,11 @@ class ServerCore(Generic[R, C]):
         handler_errors: HandlerErrors,
         logger: logging.Logger,
         make_server: Callable[[ServerCore[Any, Any]], Server] = Server,
+        resources: Sequence[trio.abc.AsyncResource] = (),
     ) -> None:
         self.name = name
         self.make_server = make_server
+        self.resources = list(resources)  # closed last, before `finished` is set
         self.listeners = list(listeners)
         self.addresses = list(addresses)
         self.opener = opener
@@ -284,6 +287,8 @@ class ServerCore(Generic[R, C]):
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_listeners()
+                for resource in self.resources:
+                    await trio.aclose_forcefully(resource)
             self.finished.set()
         if self.fatal is not None:
             raise self.fatal
@@ -418,7 +423,7 @@ class ServerCore(Generic[R, C]):
         return None
 
     async def shutdown(self, grace: float) -> None:
-        if grace < 0:
+        if not grace >= 0:  # NaN too
             raise ValueError(f"grace must be >= 0, not {grace!r}")
         if self.finished.is_set():
             await trio.lowlevel.checkpoint()

@@ -10,7 +10,7 @@ never delivered cut short as if it were whole. (``recvmsg`` and ``MSG_TRUNC``
 say the same, at a cost the echo benchmark notices.) A payload larger
 than ``max_datagram_size`` is refused before anything is sent.
 
-A socket bound with ``host=None`` is dual-stack when the system has IPv6: one
+A socket bound with ``host=None`` (or ``"::"``) is dual-stack when the system has IPv6: one
 IPv6 socket with ``IPV6_V6ONLY`` off. IPv4 peers then show up as
 ``::ffff:a.b.c.d`` inside the kernel; this module turns those addresses back
 into plain IPv4 ``(host, port)`` pairs on the way in, and plain IPv4
@@ -438,8 +438,10 @@ async def _bind(
     sock = trio.socket.socket(af, type_, proto)
     try:
         if af == stdlib_socket.AF_INET6:
-            # host=None: one socket for both families (dual stack).
-            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, host is not None)
+            # Every address ("::", or host=None): one socket for both families
+            # (dual stack), as Node and Linux do; a given IPv6 address: IPv6 only.
+            v6_only = host not in (None, "::")
+            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, v6_only)
         if reuse_address:
             sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
         if reuse_port:
@@ -486,8 +488,8 @@ async def open_udp_socket(
     as sock:``. The socket is closed when the block ends.
 
     Args:
-        host: The local address; ``None`` binds every address, dual-stack
-            (IPv4 and IPv6 on one socket) where the system has IPv6.
+        host: The local address; ``None`` (or ``"::"``) binds every address,
+            dual-stack (IPv4 and IPv6 on one socket) where the system has IPv6.
         port: The local port; 0 lets the system pick (read
             :attr:`UDPSocket.port`).
         family: ``socket.AF_INET`` or ``socket.AF_INET6`` to force one
@@ -522,9 +524,25 @@ async def open_udp_socket(
         receive_buffer_size=receive_buffer_size,
         send_buffer_size=send_buffer_size,
     )
-    udp = UDPSocket(sock, max_datagram_size=max_datagram_size)
-    async with udp:
+    async with UDPSocket(sock, max_datagram_size=max_datagram_size) as udp:
         yield udp
+
+
+async def bind_udp(host: str | None, port: int, *, max_datagram_size: int) -> UDPSocket:
+    """:func:`open_udp_socket`'s socket with default options, for a caller
+    that closes it itself."""
+    _check_max_datagram_size(max_datagram_size)
+    sock = await _bind(
+        host,
+        port,
+        None,
+        reuse_address=False,
+        reuse_port=False,
+        broadcast=False,
+        receive_buffer_size=None,
+        send_buffer_size=None,
+    )
+    return UDPSocket(sock, max_datagram_size=max_datagram_size)
 
 
 async def connect_udp(

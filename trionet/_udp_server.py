@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self, cast
@@ -47,11 +48,12 @@ from ._udp import (
     PortUnreachable,
     UDPSocket,
     UDPStatistics,
-    open_udp_socket,
+    bind_udp,
 )
 
 __all__ = [
     "DEFAULT_UDP_IDLE_TIMEOUT",
+    "DEFAULT_UDP_MAX_QUEUED_BYTES",
     "DEFAULT_UDP_QUEUE_SIZE",
     "PeerStatistics",
     "UDPPeer",
@@ -66,9 +68,14 @@ logger = logging.getLogger("trionet.udp")
 # one much shorter than it drops peers that are merely quiet.
 DEFAULT_UDP_IDLE_TIMEOUT = 120.0
 
-# Datagrams waiting for one slow handler: enough to ride out a burst, small
-# enough that 10 000 peers cannot hoard memory (64 x 64 KiB at the very worst).
+# Datagrams waiting for one slow handler: enough to ride out a burst.
 DEFAULT_UDP_QUEUE_SIZE = 64
+
+# Payload bytes waiting for all handlers together. Per-peer queues alone would
+# let 10 000 peers hold 64 x 64 KiB each (40 GiB); 16 MiB is about 130 ms of a
+# saturated gigabit link: handlers further behind than that are overloaded,
+# and dropping (UDP's own answer to overload) beats growing without bound.
+DEFAULT_UDP_MAX_QUEUED_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,16 @@ class PeerStatistics:
     dropped: int
 
 
+class _QueueBudget:
+    """Payload bytes queued for all of one server's handlers, and the cap."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
 class UDPPeer(trio.abc.AsyncResource):
     """One remote address's session on a :func:`serve_udp` server: the
     uniform connection contract over UDP.
@@ -101,6 +118,7 @@ class UDPPeer(trio.abc.AsyncResource):
         socket: UDPSocket,
         address: SocketAddress,
         table: dict[SocketAddress, UDPPeer],
+        budget: _QueueBudget,
         *,
         queue_size: int,
         idle_timeout: float,
@@ -108,10 +126,12 @@ class UDPPeer(trio.abc.AsyncResource):
         self._socket = socket
         self._address = address
         self._table = table
+        self._budget = budget
+        self._queue_size = queue_size
         self._idle_timeout = idle_timeout
-        self._send_queue, self._queue = trio.open_memory_channel[Datagram](queue_size)
+        self._pending: deque[Datagram] = deque()
+        self._arrived = trio.lowlevel.ParkingLot()
         self._last_heard = trio.current_time()
-        self._scope: trio.CancelScope | None = None
         self._receiving = False
         self._finished = False
         self._closed = False
@@ -125,47 +145,46 @@ class UDPPeer(trio.abc.AsyncResource):
 
     def _deliver(self, dgram: Datagram) -> None:
         """Called by the dispatcher: queue a datagram, or drop and count it."""
-        try:
-            self._send_queue.send_nowait(dgram)
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        size = len(dgram.data)
+        if (
+            self._closed
+            or len(self._pending) >= self._queue_size
+            or self._budget.used + size > self._budget.limit
+        ):
             self._dropped += 1
             self._socket._count_dropped()
             return
+        self._pending.append(dgram)
+        self._budget.used += size
         self._last_heard = trio.current_time()
+        self._arrived.unpark_all()
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> Datagram:
-        if self._closed:
-            raise trio.ClosedResourceError("the peer session was closed")
-        if self._finished or self._shutdown_requested:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed or self._finished or self._shutdown_requested:
             self._finished = True
             raise StopAsyncIteration
         if self._receiving:
             raise trio.BusyResourceError("another task is already iterating over this peer")
         self._receiving = True
         try:
-            while True:
-                with trio.CancelScope(deadline=self._last_heard + self._idle_timeout) as scope:
-                    self._scope = scope
-                    if self._shutdown_requested:
-                        scope.cancel()
-                    try:
-                        dgram = await self._queue.receive()
-                    except trio.EndOfChannel:
-                        scope.cancel()
-                    finally:
-                        self._scope = None
-                if not scope.cancelled_caught:
+            while not (self._shutdown_requested or self._closed):
+                if self._pending:
+                    # Queued datagrams are delivered even when the handler was
+                    # slower than idle_timeout: the peer was not silent.
+                    dgram = self._pending.popleft()
+                    self._budget.used -= len(dgram.data)
                     self._bytes_received += len(dgram.data)
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                     return dgram
-                # Silence, shutdown or close; a deadline moved by a datagram
-                # that arrived meanwhile is not silence.
-                if self._shutdown_requested or self._closed:
+                silent_until = self._last_heard + self._idle_timeout
+                if trio.current_time() >= silent_until:
                     break
-                if trio.current_time() >= self._last_heard + self._idle_timeout:
-                    break
+                with trio.move_on_at(silent_until):
+                    await self._arrived.park()
         finally:
             self._receiving = False
         self._finished = True
@@ -195,8 +214,7 @@ class UDPPeer(trio.abc.AsyncResource):
 
     def _request_shutdown(self) -> None:
         self._shutdown_requested = True
-        if self._scope is not None:
-            self._scope.cancel()
+        self._arrived.unpark_all()
 
     @property
     def shutdown_requested(self) -> bool:
@@ -230,23 +248,26 @@ class UDPPeer(trio.abc.AsyncResource):
             self._finished = True
             if self._table.get(self._address) is self:
                 del self._table[self._address]
-            self._send_queue.close()
             # Datagrams the handler never read are dropped too.
-            unread = self._queue.statistics().current_buffer_used
+            unread = len(self._pending)
             if unread:
                 self._dropped += unread
                 self._socket._count_dropped(unread)
-            if self._scope is not None:
-                self._scope.cancel()
+                self._budget.used -= sum(len(dgram.data) for dgram in self._pending)
+                self._pending.clear()
+            self._arrived.unpark_all()
         await trio.lowlevel.checkpoint()
 
 
 class _Dispatcher(trio.abc.Listener[UDPPeer]):
     """The core's listener: reads datagrams, returns only new peers."""
 
-    def __init__(self, socket: UDPSocket, *, queue_size: int, idle_timeout: float) -> None:
+    def __init__(
+        self, socket: UDPSocket, *, queue_size: int, max_queued_bytes: int, idle_timeout: float
+    ) -> None:
         self._socket = socket
         self._peers: dict[SocketAddress, UDPPeer] = {}
+        self._budget = _QueueBudget(max_queued_bytes)
         self._queue_size = queue_size
         self._idle_timeout = idle_timeout
         self._closed = False
@@ -269,6 +290,7 @@ class _Dispatcher(trio.abc.Listener[UDPPeer]):
                 self._socket,
                 dgram.address,
                 self._peers,
+                self._budget,
                 queue_size=self._queue_size,
                 idle_timeout=self._idle_timeout,
             )
@@ -317,6 +339,7 @@ async def serve_udp(
     idle_timeout: float = DEFAULT_UDP_IDLE_TIMEOUT,
     max_peers: int = DEFAULT_MAX_CONNECTIONS,
     queue_size: int = DEFAULT_UDP_QUEUE_SIZE,
+    max_queued_bytes: int = DEFAULT_UDP_MAX_QUEUED_BYTES,
     max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
     handler_errors: HandlerErrors = "log",
     task_status: trio.TaskStatus[UDPServer] = trio.TASK_STATUS_IGNORED,
@@ -340,6 +363,8 @@ async def serve_udp(
             dropped and counted in ``statistics().dropped`` (default 10 000).
         queue_size: Datagrams waiting for one handler; beyond, that peer's
             datagrams are dropped and counted (default 64).
+        max_queued_bytes: Payload bytes waiting for all handlers together;
+            beyond, datagrams are dropped and counted (default 16 MiB).
         max_datagram_size: As for :func:`open_udp_socket`.
         handler_errors: ``"log"`` or ``"raise"``, as for :func:`serve_tcp`.
         task_status: Set by ``nursery.start``.
@@ -348,21 +373,26 @@ async def serve_udp(
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
     """
-    check_udp_server_options(idle_timeout, max_peers, queue_size, handler_errors)
-    async with open_udp_socket(host, port, max_datagram_size=max_datagram_size) as socket:
-        await serve_udp_socket(
-            socket,
-            handler,
-            idle_timeout=idle_timeout,
-            max_peers=max_peers,
-            queue_size=queue_size,
-            handler_errors=handler_errors,
-            task_status=task_status,
-        )
+    check_udp_server_options(idle_timeout, max_peers, queue_size, max_queued_bytes, handler_errors)
+    socket = await bind_udp(host, port, max_datagram_size=max_datagram_size)
+    await serve_udp_socket(
+        socket,
+        handler,
+        idle_timeout=idle_timeout,
+        max_peers=max_peers,
+        queue_size=queue_size,
+        max_queued_bytes=max_queued_bytes,
+        handler_errors=handler_errors,
+        task_status=task_status,
+    )
 
 
 def check_udp_server_options(
-    idle_timeout: float, max_peers: int, queue_size: int, handler_errors: str
+    idle_timeout: float,
+    max_peers: int,
+    queue_size: int,
+    max_queued_bytes: int,
+    handler_errors: str,
 ) -> None:
     """Validate :func:`serve_udp`'s options; call it before binding.
 
@@ -376,6 +406,8 @@ def check_udp_server_options(
         raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
     if queue_size < 1:
         raise ValueError(f"queue_size must be >= 1, not {queue_size!r}")
+    if max_queued_bytes < 1:
+        raise ValueError(f"max_queued_bytes must be >= 1, not {max_queued_bytes!r}")
 
 
 async def serve_udp_socket(
@@ -385,11 +417,17 @@ async def serve_udp_socket(
     idle_timeout: float,
     max_peers: int,
     queue_size: int,
+    max_queued_bytes: int,
     handler_errors: HandlerErrors,
     task_status: trio.TaskStatus[UDPServer],
 ) -> None:
-    """:func:`serve_udp` on a socket the caller opened (and closes)."""
-    dispatcher = _Dispatcher(socket, queue_size=queue_size, idle_timeout=idle_timeout)
+    """:func:`serve_udp` on an open socket, which it closes before returning."""
+    dispatcher = _Dispatcher(
+        socket,
+        queue_size=queue_size,
+        max_queued_bytes=max_queued_bytes,
+        idle_timeout=idle_timeout,
+    )
     core = ServerCore(
         name=f"udp server {format_address(socket.local_address)}",
         listeners=[dispatcher],
@@ -400,6 +438,7 @@ async def serve_udp_socket(
         handler_errors=handler_errors,
         logger=logger,
         make_server=lambda core: UDPServer(core, socket),
+        resources=[socket],
     )
     # A UDPServer is the Server that run() starts with: make_server made it.
     await core.run(cast("trio.TaskStatus[Server]", task_status))

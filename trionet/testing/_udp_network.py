@@ -49,6 +49,7 @@ from .._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors
 from .._udp import DEFAULT_MAX_DATAGRAM_SIZE, UDPSocket, _check_max_datagram_size
 from .._udp_server import (
     DEFAULT_UDP_IDLE_TIMEOUT,
+    DEFAULT_UDP_MAX_QUEUED_BYTES,
     DEFAULT_UDP_QUEUE_SIZE,
     UDPPeer,
     UDPServer,
@@ -334,6 +335,7 @@ class VirtualUDPNetwork:
         idle_timeout: float = DEFAULT_UDP_IDLE_TIMEOUT,
         max_peers: int = DEFAULT_MAX_CONNECTIONS,
         queue_size: int = DEFAULT_UDP_QUEUE_SIZE,
+        max_queued_bytes: int = DEFAULT_UDP_MAX_QUEUED_BYTES,
         max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
         handler_errors: HandlerErrors = "log",
         task_status: trio.TaskStatus[UDPServer] = trio.TASK_STATUS_IGNORED,
@@ -349,6 +351,7 @@ class VirtualUDPNetwork:
             idle_timeout: As for :func:`trionet.serve_udp`.
             max_peers: As for :func:`trionet.serve_udp`.
             queue_size: As for :func:`trionet.serve_udp`.
+            max_queued_bytes: As for :func:`trionet.serve_udp`.
             max_datagram_size: As for :func:`trionet.open_udp_socket`.
             handler_errors: As for :func:`trionet.serve_udp`.
             task_status: Set by ``nursery.start``.
@@ -357,17 +360,21 @@ class VirtualUDPNetwork:
             BindError: The address is taken on this network.
             ValueError: An argument is out of range.
         """
-        check_udp_server_options(idle_timeout, max_peers, queue_size, handler_errors)
-        async with self.open_udp_socket(host, port, max_datagram_size=max_datagram_size) as sock:
-            await serve_udp_socket(
-                sock,
-                handler,
-                idle_timeout=idle_timeout,
-                max_peers=max_peers,
-                queue_size=queue_size,
-                handler_errors=handler_errors,
-                task_status=task_status,
-            )
+        check_udp_server_options(
+            idle_timeout, max_peers, queue_size, max_queued_bytes, handler_errors
+        )
+        _check_max_datagram_size(max_datagram_size)
+        sock = UDPSocket(await self._bind(host, port), max_datagram_size=max_datagram_size)
+        await serve_udp_socket(
+            sock,
+            handler,
+            idle_timeout=idle_timeout,
+            max_peers=max_peers,
+            queue_size=queue_size,
+            max_queued_bytes=max_queued_bytes,
+            handler_errors=handler_errors,
+            task_status=task_status,
+        )
 
     # -- the simulation ------------------------------------------------------
 
