@@ -8,6 +8,7 @@ import socket
 
 import pytest
 import trio
+import trio.testing
 
 import trionet
 from tests._net import ipv6_loopback_available
@@ -96,6 +97,30 @@ async def test_connect_udp() -> None:
             await anext(sock)
     with pytest.raises(trionet.ConnectError, match=r"no-such-host\.invalid"):
         await trionet.connect_udp("no-such-host.invalid", 53)
+
+
+async def test_send_and_receive_are_checkpoints_that_lose_nothing() -> None:
+    async with (
+        trionet.open_udp_socket(LOOPBACK) as a,
+        trionet.open_udp_socket(LOOPBACK) as b,
+    ):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await a.send(b"never sent", (LOOPBACK, b.port))
+        await a.send(b"first", (LOOPBACK, b.port))
+        await a.send(b"second", (LOOPBACK, b.port))
+        await trio.sleep(0.05)  # both are waiting in b's buffer
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await anext(b)
+        assert a.statistics().datagrams_sent == 2
+        assert (await anext(b)).data == b"first"  # the cancelled read took nothing
+        assert (await anext(b)).data == b"second"
+        # A read that finds a datagram waiting is still a checkpoint.
+        await a.send(b"third", (LOOPBACK, b.port))
+        await trio.sleep(0.05)
+        with trio.testing.assert_checkpoints():
+            assert (await anext(b)).data == b"third"
 
 
 async def test_unconnected_send_needs_an_address() -> None:
