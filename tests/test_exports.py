@@ -8,9 +8,11 @@ import typing
 import pytest
 
 import trionet
+import trionet.http
 import trionet.testing
+import trionet.tls
 
-PUBLIC_MODULES = [trionet, trionet.testing]
+PUBLIC_MODULES = [trionet, trionet.http, trionet.testing, trionet.tls]
 
 
 def public_names(module: object) -> list[tuple[str, object]]:

@@ -1,12 +1,15 @@
 """trionet: Node.js-style networking for trio, with structured concurrency.
 
-TCP, Unix sockets and TLS (Node's ``net`` and ``tls``) and UDP sockets
-(Node's ``dgram``) are here; UDP sessions, HTTP, HTTPS and WebSocket follow the
-same contract: every server runs in a nursery,
+TCP, Unix sockets and TLS (Node's ``net`` and ``tls``), UDP sockets and
+sessions (Node's ``dgram``), and HTTP/HTTPS servers (:mod:`trionet.http`) are
+here, with TLS contexts in :mod:`trionet.tls`; WebSocket follows the same
+contract: every server runs in a nursery,
 every connection is supervised, and every connection is read with
 ``async for event in conn``.
 """
 
+from . import http as http
+from . import tls as tls
 from ._errors import BindError as BindError
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed

@@ -1,0 +1,829 @@
+"""``HTTPConnection``: the trio adapter between a byte stream and h11.
+
+Theory of operation
+-------------------
+h11 parses (and frames) HTTP/1.1; this module moves bytes and enforces what
+h11 leaves to the server. One request is in flight at a time: iterating the
+connection finishes the previous exchange (draining a small unread body, or
+deciding to close), calls ``start_next_cycle``, and reads the next request
+head. Pipelined requests are simply already in h11's buffer, so they are
+answered in order.
+
+Stricter than h11 alone, as RFC 9112 asks of a server:
+
+* a request with both ``Content-Length`` and ``Transfer-Encoding`` is answered
+  400 and the connection closed (section 6.3: such a message "ought to be
+  handled as an error"; answering it and reading on is how requests are
+  smuggled past proxies);
+* more than one ``Host``, control characters in a field value (h11's field
+  grammar admits them), and an HTTP major version other than 1 (505) are
+  refused; h11 already refuses a 1.1 request without ``Host`` and conflicting
+  ``Content-Length`` values.
+
+Every malformed request is answered with a 4xx or 5xx status and the
+connection is closed after a *lingering close*: our side is shut down for
+writing, then what the client is still sending is read and discarded for a
+moment, so that its kernel does not answer our response with a reset before
+the client has read it (what nginx calls ``lingering_close``).
+
+Time limits, all from the moment they start: a new connection must deliver a
+request head within ``request_head_timeout``; between requests a connection
+may idle ``keepalive_timeout`` (then it is closed silently); once the first
+byte of a head has arrived, the whole head must arrive within
+``request_head_timeout`` (else 408); a body may stall at most
+``body_timeout`` between two reads.
+
+``100 Continue`` (RFC 9110 section 10.1.1) is sent only when the handler
+starts reading the body; a handler that answers without reading it gets
+``Connection: close`` on its response instead of the server reading a body
+nobody wants.
+
+Plain TCP is read and written through the stdlib socket directly, with trio's
+checkpoint discipline, as in :mod:`trionet._udp`; TLS and other streams go
+through their ``receive_some`` / ``send_all``.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket as stdlib_socket
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Self
+
+import h11
+import trio
+
+from .._errors import ConnectionReset
+from .._server import SocketAddress
+from .._stream import DEFAULT_CLOSE_TIMEOUT, _address, _socket_of
+from .._tls import TLSInfo, tls_info
+from ._headers import Headers
+from ._messages import (
+    BodyTooLarge,
+    ProtocolError,
+    Request,
+    RequestTimeout,
+    Response,
+    reason_phrase,
+)
+
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_HEADER_COUNT",
+    "DEFAULT_MAX_HEADER_SIZE",
+    "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
+    "DEFAULT_MAX_TARGET_LENGTH",
+    "DEFAULT_REQUEST_HEAD_TIMEOUT",
+    "HTTPConnection",
+    "HTTPConnectionStatistics",
+]
+
+# The request head (request line and header fields) may take 16 KiB: h11's
+# default, and Node's --max-http-header-size. Beyond: 431.
+DEFAULT_MAX_HEADER_SIZE = 16 * 1024
+
+# Header fields per request: Apache's LimitRequestFields. Browsers send ~20.
+DEFAULT_MAX_HEADER_COUNT = 100
+
+# The request target: nginx's large_client_header_buffers line limit. Beyond: 414.
+DEFAULT_MAX_TARGET_LENGTH = 8 * 1024
+
+# A request body: nginx's client_max_body_size. Raise it for uploads. Beyond: 413.
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+# A new connection's first request head, and any head once its first byte
+# arrived, must be complete in this time: half of Node's and nginx's 60 s, long
+# for any real client (a head is one packet), short against slowloris.
+DEFAULT_REQUEST_HEAD_TIMEOUT = 30.0
+
+# Idle time between two requests on a kept-alive connection: Node's default.
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0
+
+# The longest pause while a body is being received: nginx's client_body_timeout
+# is 60 s; 30 s matches the head's limit.
+DEFAULT_BODY_TIMEOUT = 30.0
+
+# Requests on one connection before it is closed: nginx's keepalive_requests.
+# Bounds what one connection can hold on to (and rebalances clients).
+DEFAULT_MAX_REQUESTS_PER_CONNECTION = 1000
+
+_RECEIVE_SIZE = 64 * 1024
+
+# An unread request body up to this size is read and thrown away to keep the
+# connection alive; a larger one closes the connection instead.
+_DRAIN_LIMIT = 64 * 1024
+
+# After an error response: how long, and how much, the lingering close reads.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 1024 * 1024
+
+# A field value with a control character (RFC 9110 section 5.5 allows only
+# VCHAR, obs-text, SP and HTAB).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+# Response states of the current request.
+_NOT_STARTED, _STARTED, _FINISHED = 0, 1, 2
+
+_date_second = 0
+_date_value = b""
+
+
+def _http_date() -> bytes:
+    """The ``Date`` header (RFC 9110 section 6.6.1), recomputed once a second."""
+    global _date_second, _date_value
+    now = int(time.time())
+    if now != _date_second:
+        _date_second = now
+        _date_value = formatdate(now, usegmt=True).encode("ascii")
+    return _date_value
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPConnectionStatistics:
+    """A snapshot of an :class:`HTTPConnection`'s counters.
+
+    Attributes:
+        bytes_received: Bytes read from the transport.
+        bytes_sent: Bytes written to the transport.
+        requests: Requests received.
+    """
+
+    bytes_received: int
+    bytes_sent: int
+    requests: int
+
+
+class _Ended(Exception):
+    """Internal: the connection has no more requests (clean end)."""
+
+
+class HTTPConnection(trio.abc.AsyncResource):
+    """An HTTP/1.1 server connection: an async iterator of :class:`Request`.
+
+    :func:`~trionet.http.serve` makes one per accepted connection and drives
+    it; you can also wrap any ``trio.abc.Stream`` yourself (an in-memory one
+    in tests)::
+
+        async for request in HTTPConnection(stream):
+            await request.respond(Response(200, body=b"hi"))
+
+    The loop ends when the client closes between requests, when the
+    connection must close after a response (``Connection: close``, HTTP/1.0,
+    ``max_requests_per_connection``), after an idle ``keepalive_timeout``, or
+    on the server's graceful shutdown. A malformed request is answered
+    (400, 408, 413, 414, 431, 505) and raises :exc:`ProtocolError` from the
+    loop, after the connection was closed.
+
+    Args:
+        stream: The transport (TCP, TLS, Unix, in-memory).
+        max_header_size: Bytes the request head may take (431 beyond).
+        max_header_count: Header fields per request (431 beyond).
+        max_target_length: Length of the request target (414 beyond).
+        max_body_size: Bytes of a request body (413 beyond).
+        request_head_timeout: Seconds a request head may take (408 beyond).
+        keepalive_timeout: Seconds a connection may idle between requests.
+        body_timeout: Seconds a request body may stall (408 beyond).
+        max_requests_per_connection: Requests before the connection closes;
+            ``None`` for no limit.
+        server_header: The ``Server`` header's value; ``None`` to send none.
+        close_timeout: Seconds closing may take (TLS close_notify).
+
+    Raises:
+        ValueError: A limit is out of range.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        max_target_length: int = DEFAULT_MAX_TARGET_LENGTH,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        request_head_timeout: float = DEFAULT_REQUEST_HEAD_TIMEOUT,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+        server_header: str | None = "trionet",
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> None:
+        check_http_limits(
+            max_header_size=max_header_size,
+            max_header_count=max_header_count,
+            max_target_length=max_target_length,
+            max_body_size=max_body_size,
+            request_head_timeout=request_head_timeout,
+            keepalive_timeout=keepalive_timeout,
+            body_timeout=body_timeout,
+            max_requests_per_connection=max_requests_per_connection,
+        )
+        self._stream = stream
+        sock = _socket_of(stream)
+        self._raw: stdlib_socket.socket | None = None
+        if type(stream) is trio.SocketStream and sock is not None:
+            self._raw = getattr(sock, "_sock", None)
+        self.remote_address: SocketAddress = _address(sock, peer=True)
+        self.local_address: SocketAddress = _address(sock, peer=False)
+        self.tls: TLSInfo | None = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._max_header_size = max_header_size
+        self._max_header_count = max_header_count
+        self._max_target_length = max_target_length
+        self._max_body_size = max_body_size
+        self._head_timeout = request_head_timeout
+        self._keepalive_timeout = keepalive_timeout
+        self._body_timeout = body_timeout
+        self._max_requests = max_requests_per_connection
+        self._server_header = server_header.encode("latin-1") if server_header else None
+        self._close_timeout = close_timeout
+        # the current exchange
+        self._current: Request | None = None
+        self._response = _NOT_STARTED
+        self._body_done = True
+        self._body_received = 0
+        self._stash: bytes | None = None  # body bytes read ahead with the head
+        self._closing = False  # the current response carries Connection: close
+        self.last_status = 0
+        self.last_response_bytes = 0
+        # the connection
+        self._idle_scope: trio.CancelScope | None = None
+        self._receiving = False
+        self._sending = False
+        self._shutdown_requested = False
+        self._closed = False
+        self._bytes_received = 0
+        self._bytes_sent = 0
+        self._requests = 0
+
+    def __repr__(self) -> str:
+        return f"<trionet.http.HTTPConnection {self.remote_address!r}>"
+
+    # -- transport -----------------------------------------------------------
+
+    async def _receive(self) -> bytes:
+        raw = self._raw
+        try:
+            if raw is None:
+                data = bytes(await self._stream.receive_some(_RECEIVE_SIZE))
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                waited = False
+                while True:
+                    try:
+                        data = raw.recv(_RECEIVE_SIZE)
+                        break
+                    except BlockingIOError:
+                        waited = True
+                        await trio.lowlevel.wait_readable(raw)
+                if not waited:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+        except OSError as exc:
+            raise _transport_error(exc) from exc
+        except trio.BrokenResourceError as exc:
+            raise ConnectionReset(f"connection lost: {exc}") from exc
+        self._bytes_received += len(data)
+        return data
+
+    async def _receive_ready(self) -> bytes | None:
+        """What the socket already holds, without waiting (and then the
+        schedule point a read owes), or ``None`` if a read would have to wait
+        (or the transport is not a plain socket)."""
+        raw = self._raw
+        if raw is None:
+            return None
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            data = raw.recv(_RECEIVE_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise _transport_error(exc) from exc
+        self._bytes_received += len(data)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    async def _send_all(self, data: bytes) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this connection")
+        self._sending = True
+        raw = self._raw
+        try:
+            if raw is None:
+                await self._stream.send_all(data)
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                waited = False
+                pending: bytes | memoryview = data
+                while True:
+                    try:
+                        sent = raw.send(pending)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent >= len(pending):
+                        break
+                    pending = memoryview(pending)[sent:]
+                    waited = True
+                    await trio.lowlevel.wait_writable(raw)
+                if not waited:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+        except OSError as exc:
+            raise _transport_error(exc) from exc
+        except trio.BrokenResourceError as exc:
+            raise ConnectionReset(f"connection lost: {exc}") from exc
+        finally:
+            self._sending = False
+        self._bytes_sent += len(data)
+
+    # -- reading requests ------------------------------------------------------
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Request:
+        if self._closed:
+            raise trio.ClosedResourceError("the connection was closed")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already reading this connection")
+        self._receiving = True
+        try:
+            try:
+                if self._current is not None:
+                    await self._next_cycle()
+                if self._shutdown_requested:
+                    raise _Ended
+                return await self._read_request()
+            except _Ended:
+                await self.aclose()
+                raise StopAsyncIteration from None
+            except ProtocolError as exc:
+                await self._answer_error(exc.status, str(exc))
+                raise
+        finally:
+            self._receiving = False
+
+    async def _next_cycle(self) -> None:
+        if self._response != _FINISHED:
+            raise RuntimeError("respond to the previous request before reading the next")
+        if self._closing or self._h11.our_state is not h11.DONE:
+            raise _Ended
+        if not self._body_done:
+            await self._drain_body()
+        try:
+            self._h11.start_next_cycle()
+        except h11.LocalProtocolError:
+            raise _Ended from None
+        self._current = None
+
+    async def _drain_body(self) -> None:
+        request = self._current
+        assert request is not None
+        drained = 0
+        while (chunk := await self._read_body(request)) is not None:
+            drained += len(chunk)
+            if drained > _DRAIN_LIMIT:
+                raise _Ended
+
+    async def _read_request(self) -> Request:
+        h = self._h11
+        started: float | None = None  # when the head's first byte arrived
+        line_length = 0  # bytes of the request line seen so far, until its end
+        line_done = False
+        idle_limit = self._keepalive_timeout if self._requests else self._head_timeout
+        idle_deadline = trio.current_time() + idle_limit
+        while True:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ProtocolError(f"bad request: {exc}", exc.error_status_hint) from None
+            if event is h11.NEED_DATA:
+                if started is None:
+                    # Under load the next request is usually there already:
+                    # then no cancel scope is needed to bound the wait.
+                    ready = await self._receive_ready()
+                    if ready is not None:
+                        data = ready
+                    else:
+                        with trio.move_on_at(idle_deadline) as scope:
+                            self._idle_scope = scope
+                            if self._shutdown_requested:
+                                scope.cancel()
+                            try:
+                                data = await self._receive()
+                            finally:
+                                self._idle_scope = None
+                        if scope.cancelled_caught:
+                            raise _Ended  # idle: close without a word
+                    started = trio.current_time()
+                else:
+                    with trio.move_on_at(started + self._head_timeout) as scope:
+                        data = await self._receive()
+                    if scope.cancelled_caught:
+                        raise RequestTimeout(
+                            f"the request head took longer than {self._head_timeout:g} s"
+                        )
+                if not line_done:
+                    end = data.find(b"\n")
+                    line_done = end >= 0
+                    line_length += end if line_done else len(data)
+                    if line_length > self._max_target_length + 32:  # method, version
+                        raise ProtocolError("the request target is too long", 414)
+                if not data and started is not None and line_length == 0:
+                    raise _Ended  # closed before sending anything
+                h.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                return self._accept(event)
+            if isinstance(event, h11.ConnectionClosed):
+                raise _Ended
+            raise ProtocolError(f"unexpected {type(event).__name__}")  # pragma: no cover
+
+    def _accept(self, event: h11.Request) -> Request:
+        """Check a parsed request head against what h11 lets through."""
+        if event.http_version[:2] != b"1.":
+            raise ProtocolError("only HTTP/1.x is served", 505)
+        raw = event.headers.raw_items()
+        if len(raw) > self._max_header_count:
+            raise ProtocolError(f"more than {self._max_header_count} header fields", 431)
+        if len(event.target) > self._max_target_length:
+            raise ProtocolError("the request target is too long", 414)
+        hosts = 0
+        length: int | None = None
+        chunked = False
+        # h11 bounds only a head that arrives in pieces; one that came whole is
+        # measured here (the same 431 either way).
+        size = len(event.method) + len(event.target) + 12
+        for name, value in event.headers:
+            size += len(name) + len(value) + 4
+            if _CONTROL.search(value):
+                raise ProtocolError("a control character in a header field value")
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if size > self._max_header_size:
+            raise ProtocolError(f"the request head is over {self._max_header_size} bytes", 431)
+        if hosts > 1:
+            raise ProtocolError("more than one Host header field")
+        if chunked and length is not None:
+            raise ProtocolError("both Content-Length and Transfer-Encoding")
+        if length is not None and length > self._max_body_size:
+            raise BodyTooLarge(f"a {length}-byte body is over max_body_size={self._max_body_size}")
+        target = event.target.decode("ascii", "replace")
+        if not (target[0] == "/" or target == "*" or "://" in target or event.method == b"CONNECT"):
+            raise ProtocolError(f"a malformed request target: {target[:80]!r}")
+        self._requests += 1
+        request = Request(
+            self, event.method.decode("ascii"), target, raw, event.http_version.decode("ascii")
+        )
+        self._current = request
+        self._response = _NOT_STARTED
+        self._closing = False
+        self._body_received = 0
+        self._stash = None
+        self._body_done = False
+        # A request without a body is complete already: find out now, without I/O.
+        try:
+            nxt = self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolError(f"a malformed request body: {exc}") from None
+        if isinstance(nxt, h11.EndOfMessage):
+            self._body_done = True
+        elif isinstance(nxt, h11.Data):
+            self._stash = bytes(nxt.data)
+        return request
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The next piece of ``request``'s body, or ``None`` at its end."""
+        if request is not self._current or self._body_done:
+            return None
+        h = self._h11
+        if self._stash is not None:
+            data, self._stash = self._stash, None
+            return self._count_body(data)
+        if h.they_are_waiting_for_100_continue and self._response == _NOT_STARTED:
+            await self._send_all(
+                _emit(h, h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+            )
+        while True:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._closing = True
+                raise ProtocolError(f"a malformed request body: {exc}") from None
+            if event is h11.NEED_DATA:
+                with trio.move_on_after(self._body_timeout) as scope:
+                    data = await self._receive()
+                if scope.cancelled_caught:
+                    self._closing = True
+                    raise RequestTimeout(
+                        f"the request body stalled for more than {self._body_timeout:g} s"
+                    )
+                h.receive_data(data)
+                continue
+            if isinstance(event, h11.Data):
+                return self._count_body(bytes(event.data))
+            if isinstance(event, h11.EndOfMessage):
+                self._body_done = True
+                return None
+            self._closing = True  # pragma: no cover
+            raise ProtocolError(f"unexpected {type(event).__name__} in a body")  # pragma: no cover
+
+    def _count_body(self, data: bytes) -> bytes:
+        self._body_received += len(data)
+        if self._body_received > self._max_body_size:
+            self._closing = True
+            raise BodyTooLarge(f"the request body is over max_body_size={self._max_body_size}")
+        return data
+
+    # -- responding ------------------------------------------------------------
+
+    def _responded(self, request: Request) -> bool:
+        return request is not self._current or self._response != _NOT_STARTED
+
+    def _head(self, request: Request, status: int, headers: Headers, length: int | None) -> bytes:
+        if request is not self._current:
+            raise RuntimeError("this request's exchange is over")
+        if self._response != _NOT_STARTED:
+            raise RuntimeError("a response was already sent for this request")
+        fields: list[tuple[bytes, bytes]] = [(b"date", _http_date())]
+        if self._server_header is not None:
+            fields.append((b"server", self._server_header))
+        wire = headers._wire()
+        fields += wire.fields
+        has_length = wire.has_length
+        has_connection = wire.connection is not None
+        if has_connection and b"close" in wire.connection.lower():  # type: ignore[union-attr]
+            self._closing = True
+        if length is not None and not has_length and status >= 200 and status not in (204, 304):
+            fields.append((b"content-length", str(length).encode("ascii")))
+        if not self._closing and self._must_close():
+            self._closing = True
+        if self._closing and not has_connection:
+            fields.append((b"connection", b"close"))
+        try:
+            data = _emit(
+                self._h11,
+                h11.Response(
+                    status_code=status,
+                    headers=fields,
+                    reason=_reason(status),
+                ),
+            )
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"cannot send this response: {exc}") from None
+        self._response = _STARTED
+        self.last_status = status
+        self.last_response_bytes = 0
+        return data
+
+    def _must_close(self) -> bool:
+        if self._shutdown_requested:
+            return True
+        if self._max_requests is not None and self._requests >= self._max_requests:
+            return True
+        if not self._body_done:
+            # A body nobody read: read it only if it is small and on its way.
+            h = self._h11
+            if h.they_are_waiting_for_100_continue:
+                return True
+            length = self._declared_length()
+            if length is None or length - self._body_received > _DRAIN_LIMIT:
+                return True
+        return False
+
+    def _declared_length(self) -> int | None:
+        request = self._current
+        assert request is not None
+        for name, value in request._raw_headers:
+            if name.lower() == b"content-length":
+                return int(value)
+        return None
+
+    async def _respond(self, request: Request, response: Response) -> None:
+        body = response.body
+        if isinstance(body, bytes):
+            head = self._head(request, response.status, response.headers, len(body))
+            h = self._h11
+            try:
+                if body and request.method != "HEAD" and response.status not in (204, 304):
+                    data = head + _emit(h, h11.Data(data=body)) + _emit(h, h11.EndOfMessage())
+                    self.last_response_bytes = len(body)
+                else:
+                    data = head + _emit(h, h11.EndOfMessage())
+            except h11.LocalProtocolError as exc:
+                # Nothing went out: the failure can still be answered.
+                self._response = _NOT_STARTED
+                raise ValueError(f"cannot send this response: {exc}") from None
+            self._response = _FINISHED
+            await self._send_all(data)
+            return
+        await self._start_response(request, response.status, response.headers, None)
+        async for chunk in body:
+            await self._send_body(request, chunk)
+        await self._finish_response(request, Headers())
+
+    async def _start_response(
+        self, request: Request, status: int, headers: Headers, length: int | None
+    ) -> None:
+        await self._send_all(self._head(request, status, headers, length))
+
+    async def _send_body(self, request: Request, data: bytes) -> None:
+        if request is not self._current or self._response != _STARTED:
+            raise RuntimeError("the response is not open for sending a body")
+        if not data:
+            await trio.lowlevel.checkpoint()
+            return
+        if request.method == "HEAD":
+            await trio.lowlevel.checkpoint()
+            return  # a HEAD response has no body; the handler need not know
+        try:
+            out = _emit(self._h11, h11.Data(data=data))
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"cannot send this body: {exc}") from None
+        self.last_response_bytes += len(data)
+        await self._send_all(out)
+
+    async def _finish_response(self, request: Request, trailers: Headers) -> None:
+        if request is not self._current or self._response != _STARTED:
+            await trio.lowlevel.checkpoint()
+            return
+        fields = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in trailers]
+        try:
+            out = self._h11.send(h11.EndOfMessage(headers=fields))
+        except h11.LocalProtocolError as exc:
+            # A Content-Length the body did not fill: the message cannot end.
+            self._closing = True
+            self._response = _FINISHED
+            raise ValueError(f"cannot finish this response: {exc}") from None
+        self._response = _FINISHED
+        if out:
+            await self._send_all(out)
+
+    async def _answer_error(self, status: int, reason: str) -> None:
+        """Answer a broken request (when no response started), then close."""
+        self._closing = True
+        try:
+            if self._response == _NOT_STARTED:
+                phrase = reason_phrase(status)
+                body = f"{status} {phrase}\n".encode("ascii")
+                head = (
+                    f"HTTP/1.1 {status} {phrase}\r\n"
+                    f"date: {_http_date().decode()}\r\n"
+                    "content-type: text/plain; charset=utf-8\r\n"
+                    f"content-length: {len(body)}\r\n"
+                    "connection: close\r\n\r\n"
+                ).encode("ascii")
+                self._response = _FINISHED
+                self.last_status = status
+                self.last_response_bytes = len(body)
+                with trio.move_on_after(self._close_timeout):
+                    await self._send_all(head + body)
+                    await self._linger()
+        except (ConnectionReset, trio.ClosedResourceError, trio.BusyResourceError):
+            pass
+        finally:
+            await self.aclose()
+
+    async def _linger(self) -> None:
+        """Stop writing, and read what the client still sends for a moment."""
+        try:
+            if self._raw is not None:
+                self._raw.shutdown(stdlib_socket.SHUT_WR)
+            elif isinstance(self._stream, trio.abc.HalfCloseableStream):
+                await self._stream.send_eof()
+            else:
+                return
+        except OSError:
+            return
+        with trio.move_on_after(_LINGER_SECONDS):
+            drained = 0
+            while drained < _LINGER_BYTES:
+                data = await self._receive()
+                if not data:
+                    break
+                drained += len(data)
+
+    async def abort(self) -> None:
+        """Close the connection at once, even in the middle of a response (the
+        client sees a truncated body, not a complete one)."""
+        self._closing = True
+        await self.aclose()
+
+    async def fail(self, request: Request, status: int = 500) -> None:
+        """End ``request`` after a failure: answer ``status`` (and close) if
+        no response started yet, else abort the connection.
+
+        Args:
+            request: The request that failed.
+            status: The status to answer with.
+        """
+        if request is self._current and self._response == _NOT_STARTED:
+            await self._answer_error(status, "")
+        else:
+            await self.abort()
+
+    # -- the server's side -------------------------------------------------------
+
+    def _request_shutdown(self) -> None:
+        self._shutdown_requested = True
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once the server began a graceful shutdown: the current
+        response carries ``Connection: close`` and the loop then ends."""
+        return self._shutdown_requested
+
+    def statistics(self) -> HTTPConnectionStatistics:
+        """Return the connection's counters.
+
+        Returns:
+            An :class:`HTTPConnectionStatistics`.
+        """
+        return HTTPConnectionStatistics(self._bytes_received, self._bytes_sent, self._requests)
+
+    async def aclose(self) -> None:
+        """Close the connection (idempotent). Over TLS the close is graceful
+        (``close_notify``) within ``close_timeout``."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        if self._raw is not None:
+            await trio.aclose_forcefully(self._stream)
+            return
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self._close_timeout):
+                try:
+                    await self._stream.aclose()
+                    return
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+            await trio.aclose_forcefully(self._stream)
+
+
+_REASONS: dict[int, bytes] = {}
+
+
+def _reason(status: int) -> bytes:
+    reason = _REASONS.get(status)
+    if reason is None:
+        reason = _REASONS[status] = reason_phrase(status).encode("ascii")
+    return reason
+
+
+def _emit(h: h11.Connection, event: h11._events.Event) -> bytes:
+    data = h.send(event)
+    assert data is not None  # None only for ConnectionClosed
+    return data
+
+
+def _transport_error(exc: OSError) -> Exception:
+    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+        return trio.ClosedResourceError("the connection was closed")
+    return ConnectionReset(f"connection lost: {exc.strerror or exc}")
+
+
+def check_http_limits(
+    *,
+    max_header_size: int,
+    max_header_count: int,
+    max_target_length: int,
+    max_body_size: int,
+    request_head_timeout: float,
+    keepalive_timeout: float,
+    body_timeout: float,
+    max_requests_per_connection: int | None,
+) -> None:
+    """Validate the HTTP limits; call it before binding.
+
+    Raises:
+        ValueError: A limit is out of range.
+    """
+    for name, size in (
+        ("max_header_size", max_header_size),
+        ("max_header_count", max_header_count),
+        ("max_target_length", max_target_length),
+        ("max_body_size", max_body_size),
+    ):
+        if size < 1:
+            raise ValueError(f"{name} must be >= 1, not {size!r}")
+    for name, seconds in (
+        ("request_head_timeout", request_head_timeout),
+        ("keepalive_timeout", keepalive_timeout),
+        ("body_timeout", body_timeout),
+    ):
+        if not seconds > 0:
+            raise ValueError(f"{name} must be > 0, not {seconds!r}")
+    if max_requests_per_connection is not None and max_requests_per_connection < 1:
+        raise ValueError(
+            f"max_requests_per_connection must be >= 1 or None, not {max_requests_per_connection!r}"
+        )

@@ -1,0 +1,188 @@
+"""HTTP header fields: case-insensitive names, several values, order kept.
+
+RFC 9110 section 5: field names are case-insensitive, a field may appear more
+than once, and the values of a repeated field mean the same as their
+comma-separated concatenation (section 5.3), except ``Set-Cookie``
+(RFC 6265 section 3), whose values must be kept apart. Received fields are
+kept as the parser gave them (bytes) and decoded only when read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import overload
+
+__all__ = ["Headers", "HeadersInput"]
+
+
+class _Wire:
+    """A :class:`Headers` encoded for sending, with what the sender checks."""
+
+    __slots__ = ("connection", "fields", "has_length")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+        self.has_length = any(name == "content-length" for name, _ in fields)
+        values = [value for name, value in fields if name == "connection"]
+        self.connection = ", ".join(values).encode("latin-1") if values else None
+
+
+#: What a caller may pass as headers: a mapping, pairs, or :class:`Headers`.
+HeadersInput = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _text(value: bytes) -> str:
+    # Field values are ASCII in practice; obs-text (RFC 9110 section 5.5) is
+    # kept byte for byte as Latin-1.
+    return value.decode("latin-1")
+
+
+class Headers:
+    """An ordered, case-insensitive, multi-valued collection of header fields.
+
+    ``headers["content-type"]`` gives the value (several values of one field
+    are joined with ``", "``, RFC 9110 section 5.3); :meth:`get_all` gives them
+    one by one. Iterating gives ``(name, value)`` pairs in the order received,
+    names in lower case.
+
+    Args:
+        fields: Initial fields: a mapping or ``(name, value)`` pairs.
+    """
+
+    __slots__ = ("_encoded", "_fields")
+
+    def __init__(self, fields: HeadersInput | None = None) -> None:
+        self._fields: list[tuple[str, str]] = []
+        self._encoded: _Wire | None = None
+        if fields is None:
+            return
+        pairs = fields.items() if isinstance(fields, Mapping) else fields
+        for name, value in pairs:
+            self.add(name, value)
+
+    @classmethod
+    def _from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._fields = [(name.decode("ascii").lower(), _text(value)) for name, value in raw]
+        headers._encoded = None
+        return headers
+
+    def _wire(self) -> _Wire:
+        """The fields encoded for sending; kept until the next change, so a
+        response sent many times is encoded once."""
+        if self._encoded is None:
+            self._encoded = _Wire(self._fields)
+        return self._encoded
+
+    def __repr__(self) -> str:
+        return f"Headers({self._fields!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._fields == other._fields
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._fields)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        wanted = name.lower()
+        return any(field == wanted for field, _ in self._fields)
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(values)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Return the field's value (repeated values joined with ``", "``).
+
+        Args:
+            name: The field name, in any case.
+            default: What to return when the field is absent.
+
+        Returns:
+            The value, or ``default``.
+        """
+        values = self.get_all(name)
+        return ", ".join(values) if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Return every value of a field, in order (``Set-Cookie`` needs this).
+
+        Args:
+            name: The field name, in any case.
+
+        Returns:
+            The values; empty when the field is absent.
+        """
+        wanted = name.lower()
+        return [value for field, value in self._fields if field == wanted]
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field, keeping any others of the same name.
+
+        Args:
+            name: The field name.
+            value: The field value.
+
+        Raises:
+            TypeError: ``name`` or ``value`` is not a ``str``.
+        """
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header names and values are str, not {name!r}: {value!r}")
+        self._fields.append((name.lower(), value))
+        self._encoded = None
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of this name with one.
+
+        Args:
+            name: The field name.
+            value: The field value.
+        """
+        self.remove(name)
+        self.add(name, value)
+
+    def remove(self, name: str) -> None:
+        """Remove every field of this name (absent is fine).
+
+        Args:
+            name: The field name.
+        """
+        wanted = name.lower()
+        self._fields = [(field, value) for field, value in self._fields if field != wanted]
+        self._encoded = None
+
+    def items(self) -> list[tuple[str, str]]:
+        """Return the ``(name, value)`` pairs in order, names in lower case.
+
+        Returns:
+            A new list.
+        """
+        return list(self._fields)
+
+    def copy(self) -> Headers:
+        """Return an independent copy.
+
+        Returns:
+            A new :class:`Headers`.
+        """
+        headers = Headers.__new__(Headers)
+        headers._fields = list(self._fields)
+        headers._encoded = None
+        return headers

@@ -1,0 +1,465 @@
+"""The HTTP messages a handler sees and returns: :class:`Request`,
+:class:`Response`, the request body stream and the streaming response sender.
+
+They hold no protocol state of their own: every read and write goes through
+the :class:`~trionet.http.HTTPConnection` they belong to, which keeps h11 and
+the socket in step.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import AsyncIterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import parse_qs, unquote
+
+import trio
+
+from .._errors import ConnectionClosed
+from .._server import SocketAddress
+from .._tls import TLSInfo
+from ._headers import Headers, HeadersInput
+
+if TYPE_CHECKING:
+    from ._connection import HTTPConnection
+
+__all__ = [
+    "Body",
+    "BodyTooLarge",
+    "ProtocolError",
+    "Request",
+    "RequestBody",
+    "RequestTimeout",
+    "Response",
+    "ResponseStream",
+    "reason_phrase",
+]
+
+#: What a :class:`Response` body may be.
+Body = bytes | bytearray | memoryview | str | AsyncIterable[bytes]
+
+
+class ProtocolError(ConnectionClosed):
+    """The client broke HTTP/1.1 or a limit of the server. The server answers
+    with :attr:`status` (when no response has started) and closes the
+    connection.
+
+    Escaping a handler, it is counted as a connection error, not a handler
+    bug.
+
+    Attributes:
+        status: The status the server answers with (400, 408, 413, 414, 431,
+            505...).
+    """
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class BodyTooLarge(ProtocolError):
+    """The request body is larger than the server's ``max_body_size`` (413)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, 413)
+
+
+class RequestTimeout(ProtocolError):
+    """The client was too slow sending its request head or body (408)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, 408)
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of a status code (``"Not Found"``), or ``""``.
+
+    Args:
+        status: The status code.
+
+    Returns:
+        The phrase from the IANA registry, as Python's ``http.HTTPStatus``
+        knows it.
+    """
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class RequestBody:
+    """A request's body, read as an async iterator of byte chunks
+    (``async for chunk in request.body``).
+
+    Reading it the first time sends ``100 Continue`` to a client that asked
+    for it. Passing the server's ``max_body_size`` raises
+    :exc:`BodyTooLarge`; a client that stalls longer than ``body_timeout``
+    raises :exc:`RequestTimeout`.
+    """
+
+    __slots__ = ("_conn", "_request")
+
+    def __init__(self, conn: HTTPConnection, request: Request) -> None:
+        self._conn = conn
+        self._request = request
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._conn._read_body(self._request)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+
+class Request:
+    """One HTTP request, as a handler receives it.
+
+    Attributes:
+        method: The method, such as ``"GET"``.
+        target: The request target exactly as sent (path and query, still
+            percent-encoded).
+        http_version: ``"1.1"`` or ``"1.0"``.
+    """
+
+    __slots__ = (
+        "_body",
+        "_conn",
+        "_headers",
+        "_path",
+        "_query",
+        "_raw_headers",
+        "http_version",
+        "method",
+        "target",
+    )
+
+    def __init__(
+        self,
+        conn: HTTPConnection,
+        method: str,
+        target: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        http_version: str,
+    ) -> None:
+        self._conn = conn
+        self.method = method
+        self.target = target
+        self._raw_headers = raw_headers
+        self.http_version = http_version
+        self._body: RequestBody | None = None
+        self._headers: Headers | None = None
+        self._path: str | None = None
+        self._query: dict[str, list[str]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<trionet.http.Request {self.method} {self.target}>"
+
+    @property
+    def client(self) -> SocketAddress:
+        """The client's address."""
+        return self._conn.remote_address
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """The TLS details, or ``None`` over plain TCP."""
+        return self._conn.tls
+
+    @property
+    def body(self) -> RequestBody:
+        """The body, as a :class:`RequestBody` stream."""
+        if self._body is None:
+            self._body = RequestBody(self._conn, self)
+        return self._body
+
+    @property
+    def headers(self) -> Headers:
+        """The request's header fields (case-insensitive, multi-valued, in the
+        order received)."""
+        if self._headers is None:
+            self._headers = Headers._from_raw(self._raw_headers)
+        return self._headers
+
+    @property
+    def path(self) -> str:
+        """The path part of the target, percent-decoded (``/a%20b`` → ``/a b``)."""
+        if self._path is None:
+            raw = self.target.split("?", 1)[0]
+            self._path = unquote(raw) if "%" in raw else raw
+        return self._path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query string, decoded: each name maps to all its values, in
+        order (``?a=1&a=2`` → ``{"a": ["1", "2"]}``); blank values are kept."""
+        if self._query is None:
+            _, _, raw = self.target.partition("?")
+            self._query = parse_qs(raw, keep_blank_values=True) if raw else {}
+        return self._query
+
+    @property
+    def is_websocket_upgrade(self) -> bool:
+        """True when the request asks to switch to WebSocket (RFC 6455
+        section 4.1: a GET with ``Upgrade: websocket`` and ``Connection:
+        upgrade``)."""
+        if self.method != "GET":
+            return False
+        headers = self.headers
+        upgrade = headers.get("upgrade", "").lower()
+        connection = headers.get("connection", "").lower()
+        return "websocket" in upgrade and "upgrade" in connection
+
+    @property
+    def responded(self) -> bool:
+        """True once a response to this request has started."""
+        return self._conn._responded(self)
+
+    async def read(self) -> bytes:
+        """Read the whole body.
+
+        Returns:
+            The body (``b""`` when there is none).
+
+        Raises:
+            BodyTooLarge: The body is larger than the server's
+                ``max_body_size``.
+            RequestTimeout: The client stalled longer than ``body_timeout``.
+            ProtocolError: The body is malformed.
+            trionet.ConnectionClosed: The client went away.
+        """
+        chunks = [chunk async for chunk in self.body]
+        return b"".join(chunks)
+
+    async def text(self, encoding: str | None = None) -> str:
+        """Read the whole body as text.
+
+        Args:
+            encoding: The encoding; by default the ``charset`` of
+                ``Content-Type``, else UTF-8.
+
+        Returns:
+            The decoded body (undecodable bytes are replaced).
+
+        Raises:
+            BodyTooLarge: As for :meth:`read`.
+        """
+        data = await self.read()
+        if encoding is None:
+            encoding = "utf-8"
+            for part in self.headers.get("content-type", "").split(";")[1:]:
+                key, _, value = part.strip().partition("=")
+                if key.lower() == "charset" and value:
+                    encoding = value.strip('"')
+        try:
+            return data.decode(encoding, "replace")
+        except LookupError:
+            return data.decode("utf-8", "replace")
+
+    async def json(self) -> Any:
+        """Read the whole body as JSON.
+
+        Returns:
+            The decoded value.
+
+        Raises:
+            ProtocolError: The body is not valid JSON (the server answers 400).
+            BodyTooLarge: As for :meth:`read`.
+        """
+        data = await self.read()
+        try:
+            return jsonlib.loads(data)
+        except ValueError as exc:
+            raise ProtocolError(f"the request body is not valid JSON: {exc}") from None
+
+    async def respond(self, response: Response) -> None:
+        """Send the response (what ``serve`` does with the handler's return
+        value).
+
+        Args:
+            response: The response.
+
+        Raises:
+            RuntimeError: A response was already sent for this request.
+            trionet.ConnectionClosed: The client went away.
+        """
+        await self._conn._respond(self, response)
+
+    async def respond_stream(
+        self, status: int = 200, headers: HeadersInput | None = None
+    ) -> ResponseStream:
+        """Start a response whose body you send piece by piece (long or live
+        bodies). Without a ``Content-Length`` header the body is sent chunked
+        (to HTTP/1.0 clients: until the connection closes).
+
+        Args:
+            status: The status code.
+            headers: The header fields.
+
+        Returns:
+            The :class:`ResponseStream` to send the body with; the response
+            ends when the handler returns, or with
+            :meth:`ResponseStream.finish`.
+
+        Raises:
+            RuntimeError: A response was already sent for this request.
+        """
+        await self._conn._start_response(self, status, Headers(headers), None)
+        return ResponseStream(self._conn, self)
+
+    async def accept_websocket(self, *args: object, **kwargs: object) -> Any:
+        """Accept a WebSocket upgrade. Not available yet: WebSocket support is
+        the next piece of trionet; until then this raises.
+
+        Args:
+            args: Reserved.
+            kwargs: Reserved.
+
+        Raises:
+            NotImplementedError: Always, for now.
+        """
+        raise NotImplementedError("WebSocket upgrades are not implemented yet")
+
+
+class ResponseStream(trio.abc.AsyncResource):
+    """The body of a response started with :meth:`Request.respond_stream`."""
+
+    __slots__ = ("_conn", "_request")
+
+    def __init__(self, conn: HTTPConnection, request: Request) -> None:
+        self._conn = conn
+        self._request = request
+
+    async def send(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Send a piece of the body; returns once the connection took it.
+
+        Args:
+            data: The bytes; a ``str`` is sent as UTF-8.
+
+        Raises:
+            RuntimeError: The response was finished.
+            trionet.ConnectionClosed: The client went away.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        await self._conn._send_body(self._request, bytes(data))
+
+    async def finish(self, trailers: HeadersInput | None = None) -> None:
+        """End the body. Calling it again does nothing.
+
+        Args:
+            trailers: Trailer fields, sent after a chunked body (ignored when
+                the body is not chunked).
+
+        Raises:
+            trionet.ConnectionClosed: The client went away.
+        """
+        await self._conn._finish_response(self._request, Headers(trailers))
+
+    async def aclose(self) -> None:
+        """The same as :meth:`finish`."""
+        await self.finish()
+
+
+def _encode_body(body: Body) -> bytes | AsyncIterable[bytes]:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, AsyncIterable):
+        return body
+    raise TypeError(f"a response body is bytes, str or an async iterable, not {body!r}")
+
+
+class Response:
+    """A response for a handler to return.
+
+    Args:
+        status: The status code (default 200).
+        headers: Header fields; ``Date``, ``Server``, ``Content-Length`` or
+            ``Transfer-Encoding`` are added for you.
+        body: ``bytes``, a ``str`` (sent as UTF-8, with ``Content-Type:
+            text/plain; charset=utf-8`` unless you set one), or an async
+            iterable of ``bytes`` (sent as it comes, chunked unless you set
+            ``Content-Length``).
+
+    Raises:
+        ValueError: ``status`` is not in 100..999.
+        TypeError: ``body`` is of another type.
+    """
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, status: int = 200, headers: HeadersInput | None = None, body: Body = b""
+    ) -> None:
+        if not (isinstance(status, int) and 100 <= status <= 999):
+            raise ValueError(f"a status code is an int in 100..999, not {status!r}")
+        self.status = status
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        if isinstance(body, str) and "content-type" not in self.headers:
+            self.headers.add("content-type", "text/plain; charset=utf-8")
+        self.body: bytes | AsyncIterable[bytes] = _encode_body(body)
+
+    def __repr__(self) -> str:
+        return f"<trionet.http.Response {self.status}>"
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: HeadersInput | None = None) -> Response:
+        """A ``text/plain; charset=utf-8`` response.
+
+        Args:
+            text: The body.
+            status: The status code.
+            headers: More header fields.
+
+        Returns:
+            The response.
+        """
+        fields = Headers(headers)
+        if "content-type" not in fields:
+            fields.add("content-type", "text/plain; charset=utf-8")
+        return cls(status, fields, text)
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: HeadersInput | None = None) -> Response:
+        """An ``application/json`` response.
+
+        Args:
+            data: Anything ``json.dumps`` takes.
+            status: The status code.
+            headers: More header fields.
+
+        Returns:
+            The response.
+        """
+        fields = Headers(headers)
+        if "content-type" not in fields:
+            fields.add("content-type", "application/json")
+        return cls(status, fields, jsonlib.dumps(data, ensure_ascii=False).encode("utf-8"))
+
+    @classmethod
+    def redirect(
+        cls, location: str, status: int = 302, headers: HeadersInput | None = None
+    ) -> Response:
+        """A redirect to ``location``.
+
+        Args:
+            location: Where to (absolute or relative URL).
+            status: 301, 302 (default), 303, 307 or 308.
+            headers: More header fields.
+
+        Returns:
+            The response.
+
+        Raises:
+            ValueError: ``status`` is not a redirect status.
+        """
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"a redirect status is 301, 302, 303, 307 or 308, not {status!r}")
+        fields = Headers(headers)
+        fields.set("location", location)
+        return cls(status, fields, f"{status} {reason_phrase(status)}: {location}\n")
