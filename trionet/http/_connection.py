@@ -239,7 +239,10 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._keepalive_timeout = keepalive_timeout
         self._body_timeout = body_timeout
         self._max_requests = max_requests_per_connection
-        self._server_header = server_header.encode("latin-1") if server_header else None
+        self._server_line = (
+            b"\r\nserver: " + server_header.encode("latin-1") if server_header else b""
+        )
+        self._server_line += b"\r\n"
         self._close_timeout = close_timeout
         # the current exchange
         self._current: Request | None = None
@@ -247,7 +250,14 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._body_done = True
         self._body_received = 0
         self._stash: bytes | None = None  # body bytes read ahead with the head
-        self._closing = False  # the current response carries Connection: close
+        self._closing = False  # the connection closes after the current response
+        self._http_10 = False
+        self._request_length: int | None = None
+        self._expect_continue = False
+        self._no_body = False
+        self._chunked_out = False
+        self._length_out: int | None = None
+        self._sent_out = 0
         self.last_status = 0
         self.last_response_bytes = 0
         # the connection
@@ -369,14 +379,19 @@ class HTTPConnection(trio.abc.AsyncResource):
     async def _next_cycle(self) -> None:
         if self._response != _FINISHED:
             raise RuntimeError("respond to the previous request before reading the next")
-        if self._closing or self._h11.our_state is not h11.DONE:
+        if self._closing:
             raise _Ended
         if not self._body_done:
             await self._drain_body()
-        try:
-            self._h11.start_next_cycle()
-        except h11.LocalProtocolError:
-            raise _Ended from None
+        # h11 parsed this request; the response went out without it (see the
+        # module docstring), so the next request gets a parser of its own,
+        # fed what the client already sent after this one.
+        leftover, closed = self._h11.trailing_data
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header_size)
+        if leftover:
+            self._h11.receive_data(bytes(leftover))
+        if closed:
+            self._h11.receive_data(b"")
         self._current = None
 
     async def _drain_body(self) -> None:
@@ -454,6 +469,8 @@ class HTTPConnection(trio.abc.AsyncResource):
         hosts = 0
         length: int | None = None
         chunked = False
+        close = event.http_version == b"1.0"  # no HTTP/1.0 keep-alive, as h11
+        expect_continue = False
         # h11 bounds only a head that arrives in pieces; one that came whole is
         # measured here (the same 431 either way).
         size = len(event.method) + len(event.target) + 12
@@ -467,6 +484,10 @@ class HTTPConnection(trio.abc.AsyncResource):
                 length = int(value)
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"connection":
+                close = close or b"close" in value.lower()
+            elif name == b"expect":
+                expect_continue = value.lower() == b"100-continue"
         if size > self._max_header_size:
             raise ProtocolError(f"the request head is over {self._max_header_size} bytes", 431)
         if hosts > 1:
@@ -484,7 +505,10 @@ class HTTPConnection(trio.abc.AsyncResource):
         )
         self._current = request
         self._response = _NOT_STARTED
-        self._closing = False
+        self._closing = close
+        self._http_10 = event.http_version == b"1.0"
+        self._request_length = length
+        self._expect_continue = expect_continue and not self._http_10
         self._body_received = 0
         self._stash = None
         self._body_done = False
@@ -507,10 +531,9 @@ class HTTPConnection(trio.abc.AsyncResource):
         if self._stash is not None:
             data, self._stash = self._stash, None
             return self._count_body(data)
-        if h.they_are_waiting_for_100_continue and self._response == _NOT_STARTED:
-            await self._send_all(
-                _emit(h, h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
-            )
+        if self._expect_continue and self._response == _NOT_STARTED:
+            self._expect_continue = False
+            await self._send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         while True:
             try:
                 event = h.next_event()
@@ -548,40 +571,61 @@ class HTTPConnection(trio.abc.AsyncResource):
         return request is not self._current or self._response != _NOT_STARTED
 
     def _head(self, request: Request, status: int, headers: Headers, length: int | None) -> bytes:
+        """The status line and header block of a response to ``request``,
+        and the framing of its body (RFC 9112 section 6)."""
         if request is not self._current:
             raise RuntimeError("this request's exchange is over")
         if self._response != _NOT_STARTED:
             raise RuntimeError("a response was already sent for this request")
-        fields: list[tuple[bytes, bytes]] = [(b"date", _http_date())]
-        if self._server_header is not None:
-            fields.append((b"server", self._server_header))
+        if not 200 <= status <= 999:
+            raise ValueError(f"a final response has a status in 200..999, not {status!r}")
         wire = headers._wire()
-        fields += wire.fields
-        has_length = wire.has_length
-        has_connection = wire.connection is not None
-        if has_connection and b"close" in wire.connection.lower():  # type: ignore[union-attr]
-            self._closing = True
-        if length is not None and not has_length and status >= 200 and status not in (204, 304):
-            fields.append((b"content-length", str(length).encode("ascii")))
+        self._no_body = request.method == "HEAD" or status in (204, 304)
+        self._chunked_out = False
+        self._length_out = None
+        framing = b""
+        if wire.transfer_encoding is not None:
+            if wire.transfer_encoding.lower() != b"chunked" or wire.length is not None:
+                raise ValueError("only Transfer-Encoding: chunked, without Content-Length")
+            if length is not None:
+                raise ValueError("Transfer-Encoding: chunked with a bytes body")
+            self._chunked_out = not self._http_10
+            self._closing = self._closing or self._http_10
+        elif wire.length is not None:
+            if length is not None and length != wire.length and not self._no_body:
+                raise ValueError(f"Content-Length: {wire.length} for a {length}-byte body")
+            self._length_out = wire.length
+        elif length is not None:
+            if status not in (204, 304):
+                framing = b"content-length: %d\r\n" % length
+            self._length_out = length
+        elif not self._no_body:
+            if self._http_10:
+                self._closing = True  # the end of the body is the end of the connection
+            else:
+                framing = b"transfer-encoding: chunked\r\n"
+                self._chunked_out = True
         if not self._closing and self._must_close():
             self._closing = True
-        if self._closing and not has_connection:
-            fields.append((b"connection", b"close"))
-        try:
-            data = _emit(
-                self._h11,
-                h11.Response(
-                    status_code=status,
-                    headers=fields,
-                    reason=_reason(status),
-                ),
-            )
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"cannot send this response: {exc}") from None
+        if wire.connection is not None:
+            self._closing = self._closing or b"close" in wire.connection.lower()
+        elif self._closing:
+            framing += b"connection: close\r\n"
+        self._sent_out = 0
         self._response = _STARTED
         self.last_status = status
         self.last_response_bytes = 0
-        return data
+        return b"".join(
+            (
+                _status_line(status),
+                b"date: ",
+                _http_date(),
+                self._server_line,
+                wire.block,
+                framing,
+                b"\r\n",
+            )
+        )
 
     def _must_close(self) -> bool:
         if self._shutdown_requested:
@@ -590,39 +634,23 @@ class HTTPConnection(trio.abc.AsyncResource):
             return True
         if not self._body_done:
             # A body nobody read: read it only if it is small and on its way.
-            h = self._h11
-            if h.they_are_waiting_for_100_continue:
+            if self._expect_continue:
                 return True
-            length = self._declared_length()
+            length = self._request_length
             if length is None or length - self._body_received > _DRAIN_LIMIT:
                 return True
         return False
-
-    def _declared_length(self) -> int | None:
-        request = self._current
-        assert request is not None
-        for name, value in request._raw_headers:
-            if name.lower() == b"content-length":
-                return int(value)
-        return None
 
     async def _respond(self, request: Request, response: Response) -> None:
         body = response.body
         if isinstance(body, bytes):
             head = self._head(request, response.status, response.headers, len(body))
-            h = self._h11
-            try:
-                if body and request.method != "HEAD" and response.status not in (204, 304):
-                    data = head + _emit(h, h11.Data(data=body)) + _emit(h, h11.EndOfMessage())
-                    self.last_response_bytes = len(body)
-                else:
-                    data = head + _emit(h, h11.EndOfMessage())
-            except h11.LocalProtocolError as exc:
-                # Nothing went out: the failure can still be answered.
-                self._response = _NOT_STARTED
-                raise ValueError(f"cannot send this response: {exc}") from None
             self._response = _FINISHED
-            await self._send_all(data)
+            if self._no_body or not body:
+                await self._send_all(head)
+            else:
+                self.last_response_bytes = len(body)
+                await self._send_all(head + body)
             return
         await self._start_response(request, response.status, response.headers, None)
         async for chunk in body:
@@ -637,34 +665,35 @@ class HTTPConnection(trio.abc.AsyncResource):
     async def _send_body(self, request: Request, data: bytes) -> None:
         if request is not self._current or self._response != _STARTED:
             raise RuntimeError("the response is not open for sending a body")
-        if not data:
+        if not data or self._no_body:
             await trio.lowlevel.checkpoint()
-            return
-        if request.method == "HEAD":
-            await trio.lowlevel.checkpoint()
-            return  # a HEAD response has no body; the handler need not know
-        try:
-            out = _emit(self._h11, h11.Data(data=data))
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"cannot send this body: {exc}") from None
-        self.last_response_bytes += len(data)
-        await self._send_all(out)
+            return  # a HEAD, 204 or 304 response has no body; the handler need not know
+        size = len(data)
+        if self._chunked_out:
+            data = b"%x\r\n%b\r\n" % (size, data)
+        elif self._length_out is not None and self._sent_out + size > self._length_out:
+            raise ValueError(f"more body than the Content-Length of {self._length_out}")
+        self._sent_out += size
+        self.last_response_bytes += size
+        await self._send_all(data)
 
     async def _finish_response(self, request: Request, trailers: Headers) -> None:
         if request is not self._current or self._response != _STARTED:
             await trio.lowlevel.checkpoint()
             return
-        fields = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in trailers]
-        try:
-            out = self._h11.send(h11.EndOfMessage(headers=fields))
-        except h11.LocalProtocolError as exc:
-            # A Content-Length the body did not fill: the message cannot end.
-            self._closing = True
-            self._response = _FINISHED
-            raise ValueError(f"cannot finish this response: {exc}") from None
         self._response = _FINISHED
-        if out:
-            await self._send_all(out)
+        if self._no_body:
+            await trio.lowlevel.checkpoint()
+        elif self._chunked_out:
+            await self._send_all(b"0\r\n" + trailers._wire().block + b"\r\n")
+        elif self._length_out is not None and self._sent_out < self._length_out:
+            self._closing = True  # the message cannot end: the client must see it cut
+            raise ValueError(
+                f"the body ended {self._length_out - self._sent_out} bytes short of its"
+                " Content-Length"
+            )
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def _answer_error(self, status: int, reason: str) -> None:
         """Answer a broken request (when no response started), then close."""
@@ -770,20 +799,18 @@ class HTTPConnection(trio.abc.AsyncResource):
             await trio.aclose_forcefully(self._stream)
 
 
-_REASONS: dict[int, bytes] = {}
+_STATUS_LINES: dict[int, bytes] = {}
 
 
-def _reason(status: int) -> bytes:
-    reason = _REASONS.get(status)
-    if reason is None:
-        reason = _REASONS[status] = reason_phrase(status).encode("ascii")
-    return reason
-
-
-def _emit(h: h11.Connection, event: h11._events.Event) -> bytes:
-    data = h.send(event)
-    assert data is not None  # None only for ConnectionClosed
-    return data
+def _status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK``, without its line end (the Date line adds it)."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (
+            status,
+            reason_phrase(status).encode("ascii"),
+        )
+    return line
 
 
 def _transport_error(exc: OSError) -> Exception:

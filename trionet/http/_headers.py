@@ -9,22 +9,50 @@ kept as the parser gave them (bytes) and decoded only when read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import overload
 
 __all__ = ["Headers", "HeadersInput"]
 
 
-class _Wire:
-    """A :class:`Headers` encoded for sending, with what the sender checks."""
+# RFC 9110 section 5.1 (a field name is a token) and 5.5 (a value is visible
+# characters, obs-text, spaces and tabs; no CR or LF: no response splitting).
+_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+")
+_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
-    __slots__ = ("connection", "fields", "has_length")
+# Fields the connection itself writes: a handler setting them would break the
+# framing of the response or of the next one.
+_HOP_BY_HOP = ("content-length", "transfer-encoding", "connection")
+
+
+class _Wire:
+    """A :class:`Headers` checked and encoded for sending, with the fields the
+    writer must know about."""
+
+    __slots__ = ("block", "connection", "length", "transfer_encoding")
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self.fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
-        self.has_length = any(name == "content-length" for name, _ in fields)
-        values = [value for name, value in fields if name == "connection"]
-        self.connection = ", ".join(values).encode("latin-1") if values else None
+        lines = []
+        found: dict[str, list[str]] = {}
+        for name, value in fields:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"not a valid header field name: {name!r}")
+            value = value.strip(" \t")
+            if not _VALUE.fullmatch(value):
+                raise ValueError(f"not a valid value for {name}: {value!r}")
+            if name in _HOP_BY_HOP:
+                found.setdefault(name, []).append(value)
+            lines.append(f"{name}: {value}\r\n")
+        self.block = "".join(lines).encode("latin-1")
+        lengths = {v.strip() for value in found.get("content-length", []) for v in value.split(",")}
+        if len(lengths) > 1 or (lengths and not next(iter(lengths)).isdigit()):
+            raise ValueError(f"not a valid Content-Length: {sorted(lengths)}")
+        self.length = int(lengths.pop()) if lengths else None
+        codings = found.get("transfer-encoding")
+        self.transfer_encoding = ", ".join(codings).encode("latin-1") if codings else None
+        connection = found.get("connection")
+        self.connection = ", ".join(connection).encode("latin-1") if connection else None
 
 
 #: What a caller may pass as headers: a mapping, pairs, or :class:`Headers`.
