@@ -6,17 +6,21 @@ from __future__ import annotations
 import argparse
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 import trionet
+from tests._http import exchange, parse, read_until_closed, request
 from tests._net import receive_exactly
 from tests._process import STARTUP_TIMEOUT, child_env, running
 from trionet._cli import build_parser
 from trionet._demo import SERVICES
+from trionet._devcert import dev_certificate
 
 WELCOME = "欢迎光临《深入浅出Node.js》示例:\n".encode()
 GREETING = "你好".encode()
@@ -51,6 +55,14 @@ async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
             check=False,
             env=child_env(),
         )
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo's development certificate goes to the test's own cache
+    directory, never the user's (children inherit the environment)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 async def test_version() -> None:
@@ -132,6 +144,48 @@ async def test_demo_serves_welcome_and_stops_on_sigint() -> None:
     # The shutdown ended the idle client's loop, not a FIN from it: the demo
     # said goodbye only to the client that ended.
     assert output.lines.count("连接断开") == 1
+
+
+async def test_demo_serves_http_and_https_with_a_development_certificate(
+    private_cache: Path,
+) -> None:
+    command = [*trionet_command(), "demo", *every_port_flag_zero()]
+    async with running(command) as (process, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            http = await output.wait_for(r"^  HTTP server \(http\): 127\.0\.0\.1:(\d+)$")
+            https = await output.wait_for(r"^  HTTPS server \(.*\): 127\.0\.0\.1:(\d+)$")
+            try_https = await output.wait_for(r"^    try: curl --cacert (\S+) https://")
+        cert = Path(try_https.group(1))
+        assert cert.is_relative_to(private_cache)
+        with trio.fail_after(STEP_TIMEOUT):
+            raw = await exchange(int(http.group(1)), request(headers="Connection: close\r\n"))
+            assert parse(raw, [("GET", "/")])[0].body == b"Hello World\n"
+            context = ssl.create_default_context(cafile=cert)
+            async with await trionet.connect_tcp(
+                "127.0.0.1", int(https.group(1)), ssl_context=context, server_hostname="127.0.0.1"
+            ) as conn:
+                await conn.send(request(target="/any", headers="Connection: close\r\n"))
+                raw = await read_until_closed(conn)
+            assert parse(raw, [("GET", "/any")])[0].body == b"Hello World\n"
+            process.send_signal(signal.SIGINT)
+            await output.wait_for(r"^stopped\.$")
+            assert await process.wait() == 0
+    # Made once, then reused by the next run.
+    made = (await trio.Path(cert).stat()).st_mtime_ns
+    again, _ = await trio.to_thread.run_sync(dev_certificate)
+    assert again == cert
+    assert (await trio.Path(cert).stat()).st_mtime_ns == made
+
+
+async def test_demo_no_tls_makes_no_certificate(private_cache: Path) -> None:
+    command = [*trionet_command(), "demo", *every_port_flag_zero(), "--no-tls"]
+    async with running(command) as (process, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            await output.wait_for(r"^  HTTP server")
+            process.send_signal(signal.SIGINT)
+            await output.wait_for(r"^stopped\.$")
+    assert "HTTPS" not in "\n".join(output.lines)
+    assert not await trio.Path(private_cache).exists()
 
 
 async def test_demo_port_in_use() -> None:

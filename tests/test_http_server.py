@@ -522,3 +522,25 @@ async def test_https(nursery: trio.Nursery, trionet_tls: Any) -> None:
         await conn.send(request(headers="Connection: close\r\n"))
         raw = await read_until_closed(conn)
     assert parse(raw, [("GET", "/")])[0].body == b"Hello World\n"
+
+
+async def test_websocket_upgrade_is_recognised(nursery: trio.Nursery) -> None:
+    outcome: list[object] = []
+
+    async def handler(request: Request) -> Response:
+        outcome.append(request.is_websocket_upgrade)
+        try:
+            await request.accept_websocket()
+        except NotImplementedError as exc:
+            outcome.append(exc)
+        return Response(426, {"upgrade": "websocket"}, b"not yet")
+
+    server = await start(nursery, handler)
+    upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    raw = await exchange(
+        server.port, request(headers=upgrade) + request(headers="Connection: close\r\n")
+    )
+    assert [r.status for r in parse(raw, [("GET", "/")] * 2)] == [426, 426]
+    assert outcome[0] is True
+    assert isinstance(outcome[1], NotImplementedError)
+    assert outcome[2] is False

@@ -1,4 +1,6 @@
-"""``trionet demo``: the seed's servers, all at once, on their usual ports.
+"""``trionet demo``: the seed's servers, all at once, on their usual ports:
+TCP 8124, UDP 41234, HTTP 12010 and HTTPS 12443 (with a development
+certificate made on first run, see :mod:`trionet._devcert`).
 
 Each service is a (name, port flag, starter) entry in ``SERVICES``; later
 protocols add theirs there. Ctrl-C (or SIGTERM) shuts every server down
@@ -16,6 +18,7 @@ from functools import partial
 
 import trio
 
+from ._devcert import DevCertificateError, cache_directory, dev_certificate
 from ._errors import BindError
 from ._events import Data, EndOfStream
 from ._listeners import format_address
@@ -23,6 +26,9 @@ from ._server import Server
 from ._stream import TCPConnection
 from ._tcp import serve_tcp
 from ._udp_server import UDPPeer, serve_udp
+from .http import Request, Response
+from .http import serve as serve_http
+from .tls import server_context
 
 __all__ = ["add_arguments", "run"]
 
@@ -57,6 +63,14 @@ async def dgram_server(peer: UDPPeer) -> None:
         say(f"server got: {message} from {format_address(dgram.address)}")
 
 
+HELLO = Response(200, {"content-type": "text/plain"}, b"Hello World\n")
+
+
+async def hello(request: Request) -> Response:
+    """The seed's ``http`` server: ``Hello World`` for every request."""
+    return HELLO
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -64,6 +78,7 @@ class Service:
     default_port: int
     start: Callable[[trio.Nursery, str, int], Awaitable[Server]]
     try_it: Callable[[str, int], str]
+    tls: bool = False
 
 
 async def _start_tcp(nursery: trio.Nursery, host: str, port: int) -> Server:
@@ -74,6 +89,29 @@ async def _start_tcp(nursery: trio.Nursery, host: str, port: int) -> Server:
 async def _start_udp(nursery: trio.Nursery, host: str, port: int) -> Server:
     server: Server = await nursery.start(partial(serve_udp, dgram_server, port, host))
     return server
+
+
+async def _start_http(nursery: trio.Nursery, host: str, port: int) -> Server:
+    server: Server = await nursery.start(partial(serve_http, hello, port, host))
+    return server
+
+
+async def _start_https(nursery: trio.Nursery, host: str, port: int) -> Server:
+    cert, key = dev_certificate()
+    context = server_context(cert, key)
+    server: Server = await nursery.start(
+        partial(serve_http, hello, port, host, ssl_context=context)
+    )
+    return server
+
+
+def _https_try(host: str, port: int) -> str:
+    cert = cache_directory() / "cert.pem"
+    return f"curl --cacert {cert} https://{_url_host(host)}:{port}/"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 SERVICES = [
@@ -91,6 +129,21 @@ SERVICES = [
         start=_start_udp,
         try_it=lambda host, port: f"bash -c 'echo -n 深入浅出Node.js > /dev/udp/{host}/{port}'",
     ),
+    Service(
+        name="HTTP server (http)",
+        flag="--http-port",
+        default_port=12010,
+        start=_start_http,
+        try_it=lambda host, port: f"curl http://{_url_host(host)}:{port}/",
+    ),
+    Service(
+        name="HTTPS server (https, development certificate)",
+        flag="--https-port",
+        default_port=12443,
+        start=_start_https,
+        try_it=_https_try,
+        tls=True,
+    ),
 ]
 
 
@@ -106,16 +159,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="PORT",
             help=f"port of the {service.name} ({service.default_port}; 0 picks a free one)",
         )
+    parser.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="do not start the TLS services (no development certificate is made)",
+    )
 
 
 async def _main(args: argparse.Namespace) -> int:
     servers: list[Server] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            for service in SERVICES:
+            services = [s for s in SERVICES if not (s.tls and args.no_tls)]
+            for service in services:
                 port = getattr(args, service.flag.lstrip("-").replace("-", "_"))
                 try:
                     server = await service.start(nursery, args.host, port)
+                except DevCertificateError as exc:
+                    print(
+                        f"trionet demo: {service.name}: {exc}; or run with --no-tls",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    nursery.cancel_scope.cancel()
+                    return 1
                 except BindError as exc:
                     print(
                         f"trionet demo: {service.name}: {exc}; choose another port with "
@@ -127,7 +194,7 @@ async def _main(args: argparse.Namespace) -> int:
                     return 1
                 servers.append(server)
             say("trionet demo is running; press Ctrl-C to stop.")
-            for service, server in zip(SERVICES, servers, strict=True):
+            for service, server in zip(services, servers, strict=True):
                 say(f"  {service.name}: {format_address(server.addresses[0])}")
                 say(f"    try: {service.try_it(args.host, server.port)}")
             async for signum in signals:
