@@ -447,11 +447,12 @@ def _load_chain(
     """``load_cert_chain`` with errors that name the file and say what is wrong."""
     certificate = _read(source.certfile, "certificate file")
     if _PEM_CERTIFICATE not in certificate:
-        raise ssl.SSLError(f"{source.certfile!r} holds no PEM certificate")
+        # (errno, message): a one-argument SSLError prints as a tuple.
+        raise ssl.SSLError(0, f"{source.certfile!r} holds no PEM certificate")
     key = certificate if source.keyfile is None else _read(source.keyfile, "key file")
     key_path = source.certfile if source.keyfile is None else source.keyfile
     if _PEM_PRIVATE_KEY not in key:
-        raise ssl.SSLError(f"{key_path!r} holds no PEM private key")
+        raise ssl.SSLError(0, f"{key_path!r} holds no PEM private key")
     encrypted = any(marker in key for marker in _PEM_ENCRYPTED)
     if encrypted and password is None:
         # Without a password OpenSSL would prompt on the terminal, which a
