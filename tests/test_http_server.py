@@ -544,3 +544,27 @@ async def test_websocket_upgrade_is_recognised(nursery: trio.Nursery) -> None:
     assert outcome[0] is True
     assert isinstance(outcome[1], NotImplementedError)
     assert outcome[2] is False
+
+
+async def test_max_connections_and_tls_handshake_timeout(
+    nursery: trio.Nursery, trionet_tls: Any
+) -> None:
+    server = await start(
+        nursery,
+        hello,
+        ssl_context=trionet_tls.server_context,
+        tls_handshake_timeout=0.5,
+        max_connections=1,
+        handler_errors="log",
+    )
+    # A client that connects and never starts TLS holds the only slot until
+    # the handshake timeout frees it.
+    async with await trionet.connect_tcp(LOOPBACK, server.port) as silent:
+        await wait_until(lambda: server.statistics().active == 1)
+        async with await trionet.connect_tcp(LOOPBACK, server.port) as second:
+            assert await read_until_closed(second) == b""  # dropped at once: over the cap
+        with trio.fail_after(10):
+            assert await read_until_closed(silent) == b""  # then timed out
+    stats = server.statistics()
+    assert stats.dropped == 1
+    assert stats.handshake_failures == 1

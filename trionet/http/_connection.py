@@ -2,12 +2,23 @@
 
 Theory of operation
 -------------------
-h11 parses (and frames) HTTP/1.1; this module moves bytes and enforces what
-h11 leaves to the server. One request is in flight at a time: iterating the
-connection finishes the previous exchange (draining a small unread body, or
-deciding to close), calls ``start_next_cycle``, and reads the next request
-head. Pipelined requests are simply already in h11's buffer, so they are
-answered in order.
+h11 parses requests; this module moves bytes, enforces what h11 leaves to
+the server, and writes the responses itself. One request is in flight at a
+time: iterating the connection finishes the previous exchange (draining a
+small unread body, or deciding to close) and reads the next request head with
+a fresh h11 parser, fed whatever the client already sent after the previous
+request (``trailing_data``). Pipelined requests are simply already there, so
+they are answered in order.
+
+Why responses bypass h11: serializing a response through h11 costs more than
+parsing the request did (it validates every field again, for every response).
+Here a response's fields are checked once per :class:`Headers` object (names
+are tokens, values have no CR, LF or other control characters, so no response
+splitting; RFC 9110 section 5) and kept encoded, so a response sent many times
+is checked once; the framing rules are RFC 9112 section 6: ``Content-Length``
+for a known body, chunked for a streamed one (close-delimited to an HTTP/1.0
+client), no body for HEAD, 204 and 304, and ``Connection: close`` on the
+last response of a connection.
 
 Stricter than h11 alone, as RFC 9112 asks of a server:
 
