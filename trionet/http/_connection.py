@@ -129,9 +129,11 @@ _RECEIVE_SIZE = 64 * 1024
 # connection alive; a larger one closes the connection instead.
 _DRAIN_LIMIT = 64 * 1024
 
-# After an error response: how long, and how much, the lingering close reads.
+# After an error response: how long the lingering close reads and discards.
 _LINGER_SECONDS = 2.0
-_LINGER_BYTES = 1024 * 1024
+
+# A line ending that is not CRLF, or a line folded onto the previous one.
+_LOOSE_LINES = re.compile(rb"(?<!\r)\n|\n[ \t]")
 
 # A field value with a control character (RFC 9110 section 5.5 allows only
 # VCHAR, obs-text, SP and HTAB).
@@ -262,6 +264,8 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._body_received = 0
         self._stash: bytes | None = None  # body bytes read ahead with the head
         self._closing = False  # the connection closes after the current response
+        self._method = b""
+        self._pending_head = b""  # bytes of the next head received behind a request
         self._http_10 = False
         self._request_length: int | None = None
         self._expect_continue = False
@@ -399,11 +403,17 @@ class HTTPConnection(trio.abc.AsyncResource):
         # fed what the client already sent after this one.
         leftover, closed = self._h11.trailing_data
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header_size)
+        # RFC 9112 section 2.2: empty lines before a request line are ignored
+        # (some clients end a body with an extra CRLF).
+        leftover = bytes(leftover).lstrip(b"\r\n")
+        self._pending_head = leftover
         if leftover:
-            self._h11.receive_data(bytes(leftover))
+            self._h11.receive_data(leftover)
         if closed:
             self._h11.receive_data(b"")
         self._current = None
+        self._response = _NOT_STARTED
+        self._method = b""
 
     async def _drain_body(self) -> None:
         request = self._current
@@ -416,9 +426,12 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     async def _read_request(self) -> Request:
         h = self._h11
-        started: float | None = None  # when the head's first byte arrived
-        line_length = 0  # bytes of the request line seen so far, until its end
-        line_done = False
+        # The bytes of this head, kept to check its line endings (see _accept);
+        # any that came behind the previous request already started it.
+        chunks = [self._pending_head] if self._pending_head else []
+        started: float | None = trio.current_time() if chunks else None
+        line_done = b"\n" in self._pending_head
+        line_length = len(self._pending_head) if not line_done else 0
         idle_limit = self._keepalive_timeout if self._requests else self._head_timeout
         idle_deadline = trio.current_time() + idle_limit
         while True:
@@ -444,6 +457,11 @@ class HTTPConnection(trio.abc.AsyncResource):
                                 self._idle_scope = None
                         if scope.cancelled_caught:
                             raise _Ended  # idle: close without a word
+                    if not data:
+                        raise _Ended  # closed before sending anything
+                    data = data.lstrip(b"\r\n")  # empty lines first: ignored
+                    if not data:
+                        continue  # still nothing of a request; still idle
                     started = trio.current_time()
                 else:
                     with trio.move_on_at(started + self._head_timeout) as scope:
@@ -458,18 +476,29 @@ class HTTPConnection(trio.abc.AsyncResource):
                     line_length += end if line_done else len(data)
                     if line_length > self._max_target_length + 32:  # method, version
                         raise ProtocolError("the request target is too long", 414)
-                if not data and started is not None and line_length == 0:
-                    raise _Ended  # closed before sending anything
+                chunks.append(data)
                 h.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
+                self._check_line_endings(chunks)
                 return self._accept(event)
             if isinstance(event, h11.ConnectionClosed):
                 raise _Ended
             raise ProtocolError(f"unexpected {type(event).__name__}")  # pragma: no cover
 
+    def _check_line_endings(self, chunks: list[bytes]) -> None:
+        """Refuse a head with a bare LF or a folded line. h11 accepts both, as
+        RFC 9112 allows, but proxies disagree on them, which is how requests
+        are smuggled (Node refuses them too: CVE-2023-30589, CVE-2022-32215)."""
+        received = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        rest = len(self._h11.trailing_data[0])
+        head = received[: len(received) - rest] if rest else received
+        if _LOOSE_LINES.search(head):
+            raise ProtocolError("a bare LF or a folded line in the request head")
+
     def _accept(self, event: h11.Request) -> Request:
         """Check a parsed request head against what h11 lets through."""
+        self._method = event.method
         if event.http_version[:2] != b"1.":
             raise ProtocolError("only HTTP/1.x is served", 505)
         raw = event.headers.raw_items()
@@ -507,8 +536,13 @@ class HTTPConnection(trio.abc.AsyncResource):
             raise ProtocolError("both Content-Length and Transfer-Encoding")
         if length is not None and length > self._max_body_size:
             raise BodyTooLarge(f"a {length}-byte body is over max_body_size={self._max_body_size}")
+        if event.method == b"CONNECT":
+            # A tunnel is a proxy's business (RFC 9110 section 9.3.6), and its
+            # 2xx answer has no framing at all: not something to hand a handler
+            # written for requests.
+            raise ProtocolError("CONNECT is not served here", 501)
         target = event.target.decode("ascii", "replace")
-        if not (target[0] == "/" or target == "*" or "://" in target or event.method == b"CONNECT"):
+        if not (target[0] == "/" or target == "*" or "://" in target):
             raise ProtocolError(f"a malformed request target: {target[:80]!r}")
         self._requests += 1
         request = Request(
@@ -713,11 +747,14 @@ class HTTPConnection(trio.abc.AsyncResource):
             if self._response == _NOT_STARTED:
                 phrase = reason_phrase(status)
                 body = f"{status} {phrase}\n".encode("ascii")
+                length = len(body)
+                if self._method == b"HEAD":
+                    body = b""  # RFC 9110 section 9.3.2: the head only
                 head = (
                     f"HTTP/1.1 {status} {phrase}\r\n"
                     f"date: {_http_date().decode()}\r\n"
                     "content-type: text/plain; charset=utf-8\r\n"
-                    f"content-length: {len(body)}\r\n"
+                    f"content-length: {length}\r\n"
                     "connection: close\r\n\r\n"
                 ).encode("ascii")
                 self._response = _FINISHED
@@ -732,23 +769,23 @@ class HTTPConnection(trio.abc.AsyncResource):
             await self.aclose()
 
     async def _linger(self) -> None:
-        """Stop writing, and read what the client still sends for a moment."""
+        """Stop writing (where the transport can), and read and discard what
+        the client still sends for a moment, so that the unread upload does
+        not make our kernel reset the connection before the client read the
+        answer. Bounded by time only, as nginx's lingering close."""
         try:
             if self._raw is not None:
                 self._raw.shutdown(stdlib_socket.SHUT_WR)
             elif isinstance(self._stream, trio.abc.HalfCloseableStream):
                 await self._stream.send_eof()
-            else:
-                return
-        except OSError:
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
         with trio.move_on_after(_LINGER_SECONDS):
-            drained = 0
-            while drained < _LINGER_BYTES:
-                data = await self._receive()
-                if not data:
-                    break
-                drained += len(data)
+            try:
+                while await self._receive():
+                    pass
+            except (ConnectionReset, trio.BrokenResourceError):
+                pass
 
     async def abort(self) -> None:
         """Close the connection at once, even in the middle of a response (the
