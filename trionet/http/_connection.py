@@ -224,24 +224,26 @@ class HTTPConnection(trio.abc.AsyncResource):
         max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION,
         server_header: str | None = "trionet",
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        _checked: bool = False,
     ) -> None:
-        check_http_limits(
-            max_header_size=max_header_size,
-            max_header_count=max_header_count,
-            max_target_length=max_target_length,
-            max_body_size=max_body_size,
-            request_head_timeout=request_head_timeout,
-            keepalive_timeout=keepalive_timeout,
-            body_timeout=body_timeout,
-            max_requests_per_connection=max_requests_per_connection,
-        )
+        if not _checked:  # serve() checked them once, before binding
+            check_http_limits(
+                max_header_size=max_header_size,
+                max_header_count=max_header_count,
+                max_target_length=max_target_length,
+                max_body_size=max_body_size,
+                request_head_timeout=request_head_timeout,
+                keepalive_timeout=keepalive_timeout,
+                body_timeout=body_timeout,
+                max_requests_per_connection=max_requests_per_connection,
+            )
         self._stream = stream
-        sock = _socket_of(stream)
+        sock = self._sock = _socket_of(stream)
         self._raw: stdlib_socket.socket | None = None
         if type(stream) is trio.SocketStream and sock is not None:
             self._raw = getattr(sock, "_sock", None)
-        self.remote_address: SocketAddress = _address(sock, peer=True)
-        self.local_address: SocketAddress = _address(sock, peer=False)
+        self._remote_address: SocketAddress | None = None
+        self._local_address: SocketAddress | None = None
         self.tls: TLSInfo | None = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._max_header_size = max_header_size
@@ -287,6 +289,22 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     def __repr__(self) -> str:
         return f"<trionet.http.HTTPConnection {self.remote_address!r}>"
+
+    # Asked of the socket when first wanted: most connections never are.
+
+    @property
+    def remote_address(self) -> SocketAddress:
+        """The client's address (``""`` when the transport has none)."""
+        if self._remote_address is None:
+            self._remote_address = _address(self._sock, peer=True)
+        return self._remote_address
+
+    @property
+    def local_address(self) -> SocketAddress:
+        """The server's address of this connection."""
+        if self._local_address is None:
+            self._local_address = _address(self._sock, peer=False)
+        return self._local_address
 
     # -- transport -----------------------------------------------------------
 
@@ -499,6 +517,8 @@ class HTTPConnection(trio.abc.AsyncResource):
     def _accept(self, event: h11.Request) -> Request:
         """Check a parsed request head against what h11 lets through."""
         self._method = event.method
+        if self._remote_address is None:  # while the socket is surely open
+            self._remote_address = _address(self._sock, peer=True)
         if event.http_version[:2] != b"1.":
             raise ProtocolError("only HTTP/1.x is served", 505)
         raw = event.headers.raw_items()
@@ -514,7 +534,8 @@ class HTTPConnection(trio.abc.AsyncResource):
         # h11 bounds only a head that arrives in pieces; one that came whole is
         # measured here (the same 431 either way).
         size = len(event.method) + len(event.target) + 12
-        for name, value in event.headers:
+        for raw_name, value in raw:
+            name = raw_name.lower()
             size += len(name) + len(value) + 4
             if _CONTROL.search(value):
                 raise ProtocolError("a control character in a header field value")
@@ -834,8 +855,11 @@ class HTTPConnection(trio.abc.AsyncResource):
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        if self._raw is not None:
-            await trio.aclose_forcefully(self._stream)
+        if self._raw is not None and isinstance(self._stream, trio.SocketStream):
+            # Closing a plain socket cannot block: no need for the cancel
+            # scope that aclose_forcefully would set up.
+            self._stream.socket.close()
+            await trio.lowlevel.checkpoint()
             return
         with trio.CancelScope(shield=True):
             with trio.move_on_after(self._close_timeout):

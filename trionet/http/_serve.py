@@ -197,6 +197,7 @@ async def serve(
         max_requests_per_connection=max_requests_per_connection,
         server_header=server_header,
         close_timeout=close_timeout,
+        _checked=True,
     )
     check_http_limits(
         max_header_size=max_header_size,
