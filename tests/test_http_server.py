@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import trio.testing
 
 import trionet
 import trionet.http
+import trionet.tls
 from tests._http import LOOPBACK, exchange, parse, read_until_closed, request
 from tests._wait import wait_until
 from trionet.http import HTTPConnection, Request, Response
@@ -568,3 +571,45 @@ async def test_max_connections_and_tls_handshake_timeout(
     stats = server.statistics()
     assert stats.dropped == 1
     assert stats.handshake_failures == 1
+
+
+async def test_https_with_client_certificates(nursery: trio.Nursery, tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    server_cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    context = trionet.tls.server_context(tmp_path / "server.pem", client_ca=tmp_path / "ca.pem")
+
+    async def who(request: Request) -> Response:
+        assert request.tls is not None
+        peer = request.tls.peer_certificate or {}
+        names = [value for field in peer.get("subject", ()) for key, value in field]
+        return Response.text(f"{request.tls.alpn_protocol} {names}")
+
+    server = await start(nursery, who, ssl_context=context, handler_errors="log")
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    client.set_alpn_protocols(["http/1.1"])
+    ca.issue_cert("alice@example.test", common_name="alice").configure_cert(client)
+    async with await trionet.connect_tcp(
+        LOOPBACK, server.port, ssl_context=client, server_hostname="127.0.0.1"
+    ) as conn:
+        await conn.send(request(headers="Connection: close\r\n"))
+        raw = await read_until_closed(conn)
+    body = parse(raw, [("GET", "/")])[0].body
+    assert body.startswith(b"http/1.1 [")
+    assert body.endswith(b"'alice']")
+    # Without a client certificate the handshake fails: no request is served.
+    anonymous = ssl.create_default_context()
+    ca.configure_trust(anonymous)
+    try:
+        async with await trionet.connect_tcp(
+            LOOPBACK, server.port, ssl_context=anonymous, server_hostname="127.0.0.1"
+        ) as conn:
+            await conn.send(request(headers="Connection: close\r\n"))
+            raw = await read_until_closed(conn)
+    except trionet.ConnectionClosed:  # TLS 1.2 refuses in the handshake, 1.3 after it
+        raw = b""
+    assert raw == b""
+    await wait_until(lambda: server.statistics().handshake_failures == 1)
