@@ -354,6 +354,10 @@ class ServerCore(Generic[R, C]):
                     self.logger.debug(
                         "%s: connection failed before its handler: %s", self.name, exc
                     )
+                except Exception as exc:
+                    # A bug in setting the connection up: that connection's
+                    # problem, handled like a handler's, never the server's end.
+                    self._handler_failed(exc)
             if conn is None:
                 return
             slot.conn = conn
@@ -370,11 +374,7 @@ class ServerCore(Generic[R, C]):
                     self.connection_error_count += 1
                     self.logger.debug("%s: connection ended abnormally: %r", self.name, exc)
                     return
-                self.handler_error_count += 1
-                if self.handler_errors == "raise" and self.fatal is None:
-                    self._fail(exc)
-                else:  # logged, or a second error while "raise" stops the server
-                    self.logger.exception("%s: handler %r raised", self.name, self.handler)
+                self._handler_failed(exc)
             finally:
                 if slot in self.waiting_slots:
                     # This handler shut the server down and is cancelled with
@@ -396,6 +396,13 @@ class ServerCore(Generic[R, C]):
                 self.closed_bytes_sent += stats.bytes_sent
             else:
                 await trio.aclose_forcefully(resource)
+
+    def _handler_failed(self, exc: Exception) -> None:
+        self.handler_error_count += 1
+        if self.handler_errors == "raise" and self.fatal is None:
+            self._fail(exc)
+        else:  # logged, or a second error while "raise" stops the server
+            self.logger.error("%s: handler %r raised", self.name, self.handler, exc_info=exc)
 
     def _fail(self, exc: BaseException) -> None:
         self.fatal = exc

@@ -227,6 +227,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         _checked: bool = False,
     ) -> None:
         if not _checked:  # serve() checked them once, before binding
+            check_server_header(server_header)
             check_http_limits(
                 max_header_size=max_header_size,
                 max_header_count=max_header_count,
@@ -268,6 +269,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._closing = False  # the connection closes after the current response
         self._method = b""
         self._pending_head = b""  # bytes of the next head received behind a request
+        self._draining = False
         self._http_10 = False
         self._request_length: int | None = None
         self._expect_continue = False
@@ -437,10 +439,14 @@ class HTTPConnection(trio.abc.AsyncResource):
         request = self._current
         assert request is not None
         drained = 0
-        while (chunk := await self._read_body(request)) is not None:
-            drained += len(chunk)
-            if drained > _DRAIN_LIMIT:
-                raise _Ended
+        self._draining = True
+        try:
+            while (chunk := await self._read_body(request)) is not None:
+                drained += len(chunk)
+                if drained > _DRAIN_LIMIT:
+                    raise _Ended
+        finally:
+            self._draining = False
 
     async def _read_request(self) -> Request:
         h = self._h11
@@ -585,13 +591,22 @@ class HTTPConnection(trio.abc.AsyncResource):
             raise ProtocolError(f"a malformed request body: {exc}") from None
         if isinstance(nxt, h11.EndOfMessage):
             self._body_done = True
+            request._body_read = True  # nothing to read, then or later
         elif isinstance(nxt, h11.Data):
             self._stash = bytes(nxt.data)
         return request
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The next piece of ``request``'s body, or ``None`` at its end."""
-        if request is not self._current or self._body_done:
+        if request is not self._current:
+            if request._body_read:
+                return None
+            raise RuntimeError(
+                f"{request!r}: its exchange is over; a body must be read before responding ends it"
+            )
+        if self._body_done:
+            if not self._draining:
+                request._body_read = True
             return None
         h = self._h11
         if self._stash is not None:
@@ -620,6 +635,8 @@ class HTTPConnection(trio.abc.AsyncResource):
                 return self._count_body(bytes(event.data))
             if isinstance(event, h11.EndOfMessage):
                 self._body_done = True
+                if not self._draining:
+                    request._body_read = True
                 return None
             self._closing = True  # pragma: no cover
             raise ProtocolError(f"unexpected {type(event).__name__} in a body")  # pragma: no cover
@@ -655,8 +672,11 @@ class HTTPConnection(trio.abc.AsyncResource):
                 raise ValueError("only Transfer-Encoding: chunked, without Content-Length")
             if length is not None:
                 raise ValueError("Transfer-Encoding: chunked with a bytes body")
-            self._chunked_out = not self._http_10
-            self._closing = self._closing or self._http_10
+            if self._http_10:
+                self._closing = True  # no chunked to HTTP/1.0: the close ends the body
+            elif not self._no_body:
+                framing = b"transfer-encoding: chunked\r\n"
+                self._chunked_out = True
         elif wire.length is not None:
             if length is not None and length != wire.length and not self._no_body:
                 raise ValueError(f"Content-Length: {wire.length} for a {length}-byte body")
@@ -673,10 +693,13 @@ class HTTPConnection(trio.abc.AsyncResource):
                 self._chunked_out = True
         if not self._closing and self._must_close():
             self._closing = True
-        if wire.connection is not None:
-            self._closing = self._closing or b"close" in wire.connection.lower()
-        elif self._closing:
+        if wire.connection is not None and b"close" in wire.connection.lower():
+            self._closing = True
+        if self._closing:
+            # Whatever the handler wrote there: the truth is that we close.
             framing += b"connection: close\r\n"
+        elif wire.connection is not None:
+            framing += b"connection: " + wire.connection + b"\r\n"
         self._sent_out = 0
         self._response = _STARTED
         self.last_status = status
@@ -889,6 +912,21 @@ def _transport_error(exc: OSError) -> Exception:
     if exc.errno in (errno.EBADF, errno.ENOTSOCK):
         return trio.ClosedResourceError("the connection was closed")
     return ConnectionReset(f"connection lost: {exc.strerror or exc}")
+
+
+def check_server_header(server_header: str | None) -> None:
+    """Validate the ``Server`` header a server sends (before binding).
+
+    Raises:
+        ValueError: It is not a valid field value (CR, LF, control
+            characters, or not Latin-1).
+    """
+    if server_header is None:
+        return
+    try:
+        Headers({"server": server_header})._wire()
+    except ValueError:
+        raise ValueError(f"server_header is not a valid header value: {server_header!r}") from None
 
 
 def check_http_limits(

@@ -28,7 +28,9 @@ _HOP_BY_HOP = ("content-length", "transfer-encoding", "connection")
 
 class _Wire:
     """A :class:`Headers` checked and encoded for sending, with the fields the
-    writer must know about."""
+    writer must know about. ``block`` leaves out ``Transfer-Encoding`` and
+    ``Connection``: the connection writes those, as it decides the framing
+    and whether it stays open."""
 
     __slots__ = ("block", "connection", "length", "transfer_encoding")
 
@@ -43,6 +45,8 @@ class _Wire:
                 raise ValueError(f"not a valid value for {name}: {value!r}")
             if name in _HOP_BY_HOP:
                 found.setdefault(name, []).append(value)
+                if name != "content-length":
+                    continue  # written by the connection, which decides them
             lines.append(f"{name}: {value}\r\n")
         self.block = "".join(lines).encode("latin-1")
         lengths = {v.strip() for value in found.get("content-length", []) for v in value.split(",")}

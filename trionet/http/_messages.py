@@ -126,6 +126,7 @@ class Request:
 
     __slots__ = (
         "_body",
+        "_body_read",
         "_conn",
         "_headers",
         "_path",
@@ -150,6 +151,7 @@ class Request:
         self._raw_headers = raw_headers
         self.http_version = http_version
         self._body: RequestBody | None = None
+        self._body_read = False  # the handler read the body to its end
         self._headers: Headers | None = None
         self._path: str | None = None
         self._query: dict[str, list[str]] | None = None
@@ -401,6 +403,8 @@ class Response:
         self.status = status
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         if isinstance(body, str) and "content-type" not in self.headers:
+            if self.headers is headers:
+                self.headers = self.headers.copy()  # never change the caller's
             self.headers.add("content-type", "text/plain; charset=utf-8")
         self.body: bytes | AsyncIterable[bytes] = _encode_body(body)
 

@@ -41,6 +41,7 @@ from ._connection import (
     DEFAULT_REQUEST_HEAD_TIMEOUT,
     HTTPConnection,
     check_http_limits,
+    check_server_header,
 )
 from ._headers import Headers
 from ._messages import ProtocolError, Request, Response
@@ -199,6 +200,7 @@ async def serve(
         close_timeout=close_timeout,
         _checked=True,
     )
+    check_server_header(server_header)
     check_http_limits(
         max_header_size=max_header_size,
         max_header_count=max_header_count,
