@@ -21,7 +21,7 @@ import trio.testing
 
 import trionet
 import trionet.http
-import trionet.http._connection as connection_module
+import trionet.http._wire as wire_module
 from tests._http import LOOPBACK, exchange, parse, read_until_closed, request
 from tests._wait import wait_until
 from trionet.http import Headers, HTTPConnection, ProtocolError, Request, Response
@@ -678,7 +678,7 @@ async def test_date_header_follows_the_wall_clock(
         def time() -> float:
             return now[0]
 
-    monkeypatch.setattr(connection_module, "time", FakeTime)
+    monkeypatch.setattr(wire_module, "time", FakeTime)
 
     async def tick(request: Request) -> Response:
         now[0] += {"/a": 0.0, "/half": 0.5, "/day": 86400.0}[request.path]

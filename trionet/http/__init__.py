@@ -6,19 +6,19 @@ connection underneath, an async iterator of :class:`Request` objects, usable
 on any trio stream.
 """
 
-from ._connection import DEFAULT_BODY_TIMEOUT as DEFAULT_BODY_TIMEOUT
-from ._connection import DEFAULT_KEEPALIVE_TIMEOUT as DEFAULT_KEEPALIVE_TIMEOUT
-from ._connection import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
-from ._connection import DEFAULT_MAX_HEADER_COUNT as DEFAULT_MAX_HEADER_COUNT
-from ._connection import DEFAULT_MAX_HEADER_SIZE as DEFAULT_MAX_HEADER_SIZE
-from ._connection import (
-    DEFAULT_MAX_REQUESTS_PER_CONNECTION as DEFAULT_MAX_REQUESTS_PER_CONNECTION,
-)
-from ._connection import DEFAULT_MAX_TARGET_LENGTH as DEFAULT_MAX_TARGET_LENGTH
-from ._connection import DEFAULT_REQUEST_HEAD_TIMEOUT as DEFAULT_REQUEST_HEAD_TIMEOUT
 from ._connection import HTTPConnection as HTTPConnection
 from ._connection import HTTPConnectionStatistics as HTTPConnectionStatistics
 from ._headers import Headers as Headers
+from ._limits import DEFAULT_BODY_TIMEOUT as DEFAULT_BODY_TIMEOUT
+from ._limits import DEFAULT_KEEPALIVE_TIMEOUT as DEFAULT_KEEPALIVE_TIMEOUT
+from ._limits import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
+from ._limits import DEFAULT_MAX_HEADER_COUNT as DEFAULT_MAX_HEADER_COUNT
+from ._limits import DEFAULT_MAX_HEADER_SIZE as DEFAULT_MAX_HEADER_SIZE
+from ._limits import (
+    DEFAULT_MAX_REQUESTS_PER_CONNECTION as DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+)
+from ._limits import DEFAULT_MAX_TARGET_LENGTH as DEFAULT_MAX_TARGET_LENGTH
+from ._limits import DEFAULT_REQUEST_HEAD_TIMEOUT as DEFAULT_REQUEST_HEAD_TIMEOUT
 from ._messages import BodyTooLarge as BodyTooLarge
 from ._messages import ProtocolError as ProtocolError
 from ._messages import Request as Request

@@ -59,9 +59,7 @@ from __future__ import annotations
 import errno
 import re
 import socket as stdlib_socket
-import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Self
 
 import h11
@@ -72,6 +70,18 @@ from .._server import SocketAddress
 from .._stream import DEFAULT_CLOSE_TIMEOUT, _address, _socket_of
 from .._tls import TLSInfo, tls_info
 from ._headers import Headers
+from ._limits import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+    DEFAULT_MAX_TARGET_LENGTH,
+    DEFAULT_REQUEST_HEAD_TIMEOUT,
+    check_http_limits,
+    check_server_header,
+)
 from ._messages import (
     BodyTooLarge,
     ProtocolError,
@@ -80,48 +90,12 @@ from ._messages import (
     Response,
     reason_phrase,
 )
+from ._wire import http_date, status_line
 
 __all__ = [
-    "DEFAULT_BODY_TIMEOUT",
-    "DEFAULT_KEEPALIVE_TIMEOUT",
-    "DEFAULT_MAX_BODY_SIZE",
-    "DEFAULT_MAX_HEADER_COUNT",
-    "DEFAULT_MAX_HEADER_SIZE",
-    "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
-    "DEFAULT_MAX_TARGET_LENGTH",
-    "DEFAULT_REQUEST_HEAD_TIMEOUT",
     "HTTPConnection",
     "HTTPConnectionStatistics",
 ]
-
-# The request head (request line and header fields) may take 16 KiB: h11's
-# default, and Node's --max-http-header-size. Beyond: 431.
-DEFAULT_MAX_HEADER_SIZE = 16 * 1024
-
-# Header fields per request: Apache's LimitRequestFields. Browsers send ~20.
-DEFAULT_MAX_HEADER_COUNT = 100
-
-# The request target: nginx's large_client_header_buffers line limit. Beyond: 414.
-DEFAULT_MAX_TARGET_LENGTH = 8 * 1024
-
-# A request body: nginx's client_max_body_size. Raise it for uploads. Beyond: 413.
-DEFAULT_MAX_BODY_SIZE = 1024 * 1024
-
-# A new connection's first request head, and any head once its first byte
-# arrived, must be complete in this time: half of Node's and nginx's 60 s, long
-# for any real client (a head is one packet), short against slowloris.
-DEFAULT_REQUEST_HEAD_TIMEOUT = 30.0
-
-# Idle time between two requests on a kept-alive connection: Node's default.
-DEFAULT_KEEPALIVE_TIMEOUT = 5.0
-
-# The longest pause while a body is being received: nginx's client_body_timeout
-# is 60 s; 30 s matches the head's limit.
-DEFAULT_BODY_TIMEOUT = 30.0
-
-# Requests on one connection before it is closed: nginx's keepalive_requests.
-# Bounds what one connection can hold on to (and rebalances clients).
-DEFAULT_MAX_REQUESTS_PER_CONNECTION = 1000
 
 _RECEIVE_SIZE = 64 * 1024
 
@@ -141,19 +115,6 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 # Response states of the current request.
 _NOT_STARTED, _STARTED, _FINISHED = 0, 1, 2
-
-_date_second = 0
-_date_value = b""
-
-
-def _http_date() -> bytes:
-    """The ``Date`` header (RFC 9110 section 6.6.1), recomputed once a second."""
-    global _date_second, _date_value
-    now = int(time.time())
-    if now != _date_second:
-        _date_second = now
-        _date_value = formatdate(now, usegmt=True).encode("ascii")
-    return _date_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,9 +667,9 @@ class HTTPConnection(trio.abc.AsyncResource):
         self.last_response_bytes = 0
         return b"".join(
             (
-                _status_line(status),
+                status_line(status),
                 b"date: ",
-                _http_date(),
+                http_date(),
                 self._server_line,
                 wire.block,
                 framing,
@@ -796,7 +757,7 @@ class HTTPConnection(trio.abc.AsyncResource):
                     body = b""  # RFC 9110 section 9.3.2: the head only
                 head = (
                     f"HTTP/1.1 {status} {phrase}\r\n"
-                    f"date: {_http_date().decode()}\r\n"
+                    f"date: {http_date().decode()}\r\n"
                     "content-type: text/plain; charset=utf-8\r\n"
                     f"content-length: {length}\r\n"
                     "connection: close\r\n\r\n"
@@ -894,73 +855,7 @@ class HTTPConnection(trio.abc.AsyncResource):
             await trio.aclose_forcefully(self._stream)
 
 
-_STATUS_LINES: dict[int, bytes] = {}
-
-
-def _status_line(status: int) -> bytes:
-    """``HTTP/1.1 200 OK``, without its line end (the Date line adds it)."""
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (
-            status,
-            reason_phrase(status).encode("ascii"),
-        )
-    return line
-
-
 def _transport_error(exc: OSError) -> Exception:
     if exc.errno in (errno.EBADF, errno.ENOTSOCK):
         return trio.ClosedResourceError("the connection was closed")
     return ConnectionReset(f"connection lost: {exc.strerror or exc}")
-
-
-def check_server_header(server_header: str | None) -> None:
-    """Validate the ``Server`` header a server sends (before binding).
-
-    Raises:
-        ValueError: It is not a valid field value (CR, LF, control
-            characters, or not Latin-1).
-    """
-    if server_header is None:
-        return
-    try:
-        Headers({"server": server_header})._wire()
-    except ValueError:
-        raise ValueError(f"server_header is not a valid header value: {server_header!r}") from None
-
-
-def check_http_limits(
-    *,
-    max_header_size: int,
-    max_header_count: int,
-    max_target_length: int,
-    max_body_size: int,
-    request_head_timeout: float,
-    keepalive_timeout: float,
-    body_timeout: float,
-    max_requests_per_connection: int | None,
-) -> None:
-    """Validate the HTTP limits; call it before binding.
-
-    Raises:
-        ValueError: A limit is out of range.
-    """
-    for name, size in (
-        ("max_header_size", max_header_size),
-        ("max_header_count", max_header_count),
-        ("max_target_length", max_target_length),
-        ("max_body_size", max_body_size),
-    ):
-        if size < 1:
-            raise ValueError(f"{name} must be >= 1, not {size!r}")
-    for name, seconds in (
-        ("request_head_timeout", request_head_timeout),
-        ("keepalive_timeout", keepalive_timeout),
-        ("body_timeout", body_timeout),
-    ):
-        if not seconds > 0:
-            raise ValueError(f"{name} must be > 0, not {seconds!r}")
-    if max_requests_per_connection is not None and max_requests_per_connection < 1:
-        raise ValueError(
-            f"max_requests_per_connection must be >= 1 or None, not {max_requests_per_connection!r}"
-        )

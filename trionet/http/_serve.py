@@ -30,7 +30,9 @@ from .._server import (
 )
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
-from ._connection import (
+from ._connection import HTTPConnection
+from ._headers import Headers
+from ._limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
@@ -39,11 +41,9 @@ from ._connection import (
     DEFAULT_MAX_REQUESTS_PER_CONNECTION,
     DEFAULT_MAX_TARGET_LENGTH,
     DEFAULT_REQUEST_HEAD_TIMEOUT,
-    HTTPConnection,
     check_http_limits,
     check_server_header,
 )
-from ._headers import Headers
 from ._messages import ProtocolError, Request, Response
 
 __all__ = ["Handler", "serve"]

@@ -1,0 +1,100 @@
+"""The limits of the HTTP server, with the reason for each default, and
+their checks (run by :func:`~trionet.http.serve` before binding)."""
+
+from __future__ import annotations
+
+from ._headers import Headers
+
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_HEADER_COUNT",
+    "DEFAULT_MAX_HEADER_SIZE",
+    "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
+    "DEFAULT_MAX_TARGET_LENGTH",
+    "DEFAULT_REQUEST_HEAD_TIMEOUT",
+    "check_http_limits",
+    "check_server_header",
+]
+
+# The request head (request line and header fields) may take 16 KiB: h11's
+# default, and Node's --max-http-header-size. Beyond: 431.
+DEFAULT_MAX_HEADER_SIZE = 16 * 1024
+
+# Header fields per request: Apache's LimitRequestFields. Browsers send ~20.
+DEFAULT_MAX_HEADER_COUNT = 100
+
+# The request target: nginx's large_client_header_buffers line limit. Beyond: 414.
+DEFAULT_MAX_TARGET_LENGTH = 8 * 1024
+
+# A request body: nginx's client_max_body_size. Raise it for uploads. Beyond: 413.
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+# A new connection's first request head, and any head once its first byte
+# arrived, must be complete in this time: half of Node's and nginx's 60 s, long
+# for any real client (a head is one packet), short against slowloris.
+DEFAULT_REQUEST_HEAD_TIMEOUT = 30.0
+
+# Idle time between two requests on a kept-alive connection: Node's default.
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0
+
+# The longest pause while a body is being received: nginx's client_body_timeout
+# is 60 s; 30 s matches the head's limit.
+DEFAULT_BODY_TIMEOUT = 30.0
+
+# Requests on one connection before it is closed: nginx's keepalive_requests.
+# Bounds what one connection can hold on to (and rebalances clients).
+DEFAULT_MAX_REQUESTS_PER_CONNECTION = 1000
+
+
+def check_server_header(server_header: str | None) -> None:
+    """Validate the ``Server`` header a server sends (before binding).
+
+    Raises:
+        ValueError: It is not a valid field value (CR, LF, control
+            characters, or not Latin-1).
+    """
+    if server_header is None:
+        return
+    try:
+        Headers({"server": server_header})._wire()
+    except ValueError:
+        raise ValueError(f"server_header is not a valid header value: {server_header!r}") from None
+
+
+def check_http_limits(
+    *,
+    max_header_size: int,
+    max_header_count: int,
+    max_target_length: int,
+    max_body_size: int,
+    request_head_timeout: float,
+    keepalive_timeout: float,
+    body_timeout: float,
+    max_requests_per_connection: int | None,
+) -> None:
+    """Validate the HTTP limits; call it before binding.
+
+    Raises:
+        ValueError: A limit is out of range.
+    """
+    for name, size in (
+        ("max_header_size", max_header_size),
+        ("max_header_count", max_header_count),
+        ("max_target_length", max_target_length),
+        ("max_body_size", max_body_size),
+    ):
+        if size < 1:
+            raise ValueError(f"{name} must be >= 1, not {size!r}")
+    for name, seconds in (
+        ("request_head_timeout", request_head_timeout),
+        ("keepalive_timeout", keepalive_timeout),
+        ("body_timeout", body_timeout),
+    ):
+        if not seconds > 0:
+            raise ValueError(f"{name} must be > 0, not {seconds!r}")
+    if max_requests_per_connection is not None and max_requests_per_connection < 1:
+        raise ValueError(
+            f"max_requests_per_connection must be >= 1 or None, not {max_requests_per_connection!r}"
+        )
