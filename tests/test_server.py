@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 import trionet
+import trionet.http
 from tests._net import ipv6_loopback_available, receive_exactly
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates
@@ -325,6 +326,10 @@ async def test_bad_options_are_rejected_before_binding() -> None:
         await trionet.serve_tcp(echo, 0, LOOPBACK, handler_errors="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tls_handshake_timeout"):
         await trionet.serve_tcp(echo, 0, LOOPBACK, tls_handshake_timeout=0)
+    with pytest.raises(ValueError, match="close_timeout"):
+        await trionet.serve_tcp(echo, 0, LOOPBACK, close_timeout=float("nan"))
+    with pytest.raises(ValueError, match="close_timeout"):
+        await trionet.http.serve(echo, 0, LOOPBACK, close_timeout=float("nan"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="port"):
         await trionet.serve_tcp(echo, 70000, LOOPBACK)
 

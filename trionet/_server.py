@@ -52,6 +52,7 @@ __all__ = [
     "ServerStatistics",
     "SocketAddress",
     "check_server_options",
+    "check_timeouts",
 ]
 
 # Node's net.Server has no cap at all; every production server has one. 10 000
@@ -456,6 +457,18 @@ class ServerCore(Generic[R, C]):
                 # The caller gave up on its shutdown (its own timeout, say): it
                 # is an ordinary handler again and gets the grace of the next.
                 self.waiting_slots.discard(mine)
+
+
+def check_timeouts(**timeouts: float | None) -> None:
+    """Validate timeouts given as keyword arguments: each is ``None`` (no
+    limit, where allowed) or a number of seconds > 0.
+
+    Raises:
+        ValueError: A timeout is 0, negative or NaN.
+    """
+    for name, value in timeouts.items():
+        if value is not None and not value > 0:  # NaN too
+            raise ValueError(f"{name} must be > 0, not {value!r}")
 
 
 def check_server_options(*, max_connections: int, handler_errors: str) -> None:

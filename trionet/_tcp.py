@@ -25,6 +25,7 @@ from ._server import (
     ServerCore,
     SocketAddress,
     check_server_options,
+    check_timeouts,
 )
 from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
 from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
@@ -76,12 +77,6 @@ def _stream_server_core(
         handler_errors=handler_errors,
         logger=logger,
     )
-
-
-def _check_timeouts(**timeouts: float | None) -> None:
-    for name, value in timeouts.items():
-        if value is not None and value <= 0:
-            raise ValueError(f"{name} must be > 0, not {value!r}")
 
 
 async def serve_tcp(
@@ -140,7 +135,7 @@ async def serve_tcp(
             handler raised.
     """
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
-    _check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "tls" if ssl_context else "tcp"
     core = _stream_server_core(
@@ -198,7 +193,7 @@ async def serve_unix(
             handler raised.
     """
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
-    _check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listener = await open_unix_listener(path, backlog=backlog, mode=mode)
     core = _stream_server_core(
         f"unix server {os.fspath(path)}",
@@ -284,7 +279,7 @@ async def _connect(
     close_timeout: float,
 ) -> TCPConnection:
     """Connect, then run the TLS handshake if asked, all within the timeout."""
-    _check_timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
+    check_timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
     if ssl_context is not None and ssl_context.check_hostname and not server_hostname:
         # ssl.SSLObject (unlike SSLSocket) would quietly skip the check.
         raise ValueError("server_hostname is required when the ssl_context checks hostnames")

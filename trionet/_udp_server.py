@@ -25,7 +25,6 @@ last datagrams during the grace period.
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from ._server import (
     ServerCore,
     SocketAddress,
     check_server_options,
+    check_timeouts,
 )
 from ._udp import (
     DEFAULT_MAX_DATAGRAM_SIZE,
@@ -402,8 +402,7 @@ def check_udp_server_options(
     if max_peers < 1:
         raise ValueError(f"max_peers must be >= 1, not {max_peers!r}")
     check_server_options(max_connections=max_peers, handler_errors=handler_errors)
-    if not (idle_timeout > 0 and not math.isnan(idle_timeout)):
-        raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+    check_timeouts(idle_timeout=idle_timeout)
     if queue_size < 1:
         raise ValueError(f"queue_size must be >= 1, not {queue_size!r}")
     if max_queued_bytes < 1:

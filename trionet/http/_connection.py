@@ -56,7 +56,6 @@ through their ``receive_some`` / ``send_all``.
 
 from __future__ import annotations
 
-import errno
 import re
 import socket as stdlib_socket
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ import trio
 
 from .._errors import ConnectionReset
 from .._server import SocketAddress
-from .._stream import DEFAULT_CLOSE_TIMEOUT, _address, _socket_of
+from .._stream import DEFAULT_CLOSE_TIMEOUT, _address, _socket_of, _translate_os_error
 from .._tls import TLSInfo, tls_info
 from ._headers import Headers
 from ._limits import (
@@ -289,7 +288,7 @@ class HTTPConnection(trio.abc.AsyncResource):
                 if not waited:
                     await trio.lowlevel.cancel_shielded_checkpoint()
         except OSError as exc:
-            raise _transport_error(exc) from exc
+            raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
             raise ConnectionReset(f"connection lost: {exc}") from exc
         self._bytes_received += len(data)
@@ -308,7 +307,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         except BlockingIOError:
             return None
         except OSError as exc:
-            raise _transport_error(exc) from exc
+            raise _translate_os_error(exc) from exc
         self._bytes_received += len(data)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data
@@ -338,7 +337,7 @@ class HTTPConnection(trio.abc.AsyncResource):
                 if not waited:
                     await trio.lowlevel.cancel_shielded_checkpoint()
         except OSError as exc:
-            raise _transport_error(exc) from exc
+            raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
             raise ConnectionReset(f"connection lost: {exc}") from exc
         finally:
@@ -853,9 +852,3 @@ class HTTPConnection(trio.abc.AsyncResource):
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     pass
             await trio.aclose_forcefully(self._stream)
-
-
-def _transport_error(exc: OSError) -> Exception:
-    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
-        return trio.ClosedResourceError("the connection was closed")
-    return ConnectionReset(f"connection lost: {exc.strerror or exc}")

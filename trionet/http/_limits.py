@@ -3,6 +3,7 @@ their checks (run by :func:`~trionet.http.serve` before binding)."""
 
 from __future__ import annotations
 
+from .._server import check_timeouts
 from ._headers import Headers
 
 __all__ = [
@@ -87,13 +88,11 @@ def check_http_limits(
     ):
         if size < 1:
             raise ValueError(f"{name} must be >= 1, not {size!r}")
-    for name, seconds in (
-        ("request_head_timeout", request_head_timeout),
-        ("keepalive_timeout", keepalive_timeout),
-        ("body_timeout", body_timeout),
-    ):
-        if not seconds > 0:
-            raise ValueError(f"{name} must be > 0, not {seconds!r}")
+    check_timeouts(
+        request_head_timeout=request_head_timeout,
+        keepalive_timeout=keepalive_timeout,
+        body_timeout=body_timeout,
+    )
     if max_requests_per_connection is not None and max_requests_per_connection < 1:
         raise ValueError(
             f"max_requests_per_connection must be >= 1 or None, not {max_requests_per_connection!r}"

@@ -27,6 +27,7 @@ from .._server import (
     Server,
     ServerCore,
     check_server_options,
+    check_timeouts,
 )
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
@@ -211,12 +212,7 @@ async def serve(
         body_timeout=body_timeout,
         max_requests_per_connection=max_requests_per_connection,
     )
-    for name, seconds in (
-        ("tls_handshake_timeout", tls_handshake_timeout),
-        ("close_timeout", close_timeout),
-    ):
-        if not seconds > 0:
-            raise ValueError(f"{name} must be > 0, not {seconds!r}")
+    check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "https" if ssl_context else "http"
     core = ServerCore(
