@@ -11,15 +11,19 @@ the core like an accepted TCP connection: the core applies ``max_peers``
 and shuts down, exactly as for TCP. Reading happens only inside ``accept()``,
 so no hidden task exists beside the core's accept loop.
 
-Each peer's queue is bounded: when a handler falls behind, further datagrams
-for it are dropped and counted (``UDPPeer.statistics().dropped``), and the
-other peers are never held up. A peer whose handler sees nothing for
-``idle_timeout`` seconds has its loop ended; when the handler returns, the
-session is gone and the next datagram from that address starts a new one.
+Each peer's queue is bounded (``queue_size`` datagrams), and so are all of
+them together (``max_queued_bytes``): when a handler falls behind, further
+datagrams for it are dropped and counted, on the peer and on the socket, and
+the other peers are never held up. Datagrams already queued are delivered
+whatever time it is; a peer that *sent* nothing for ``idle_timeout`` seconds
+has its loop ended, and when the handler returns the session is gone (what it
+left unread is counted as dropped) and the next datagram from that address
+starts a new one.
 
 Closing the dispatcher (shutdown stops "accepting") stops reading, but the
 socket stays open until the server is gone, so handlers can still send their
-last datagrams during the grace period.
+last datagrams during the grace period; the core closes it last, so that
+``serve_udp`` has returned when ``shutdown()`` does.
 """
 
 from __future__ import annotations
