@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 
 import pytest
 import trio
@@ -224,3 +225,63 @@ async def test_node_dgram_echoes_our_datagrams() -> None:
                 for payload in (b"one", "深入浅出Node.js".encode(), b"z" * 60000):
                     await sock.send(payload, (LOOPBACK, port))
                     assert await sock.__anext__() == trionet.Datagram(payload, (LOOPBACK, port))
+
+
+GROUP6 = "ff12::4242"
+
+
+def ipv6_multicast_delivers() -> bool:
+    """Probe: does this machine deliver IPv6 multicast on the loopback interface?"""
+    try:
+        index = socket.if_nametoindex("lo")
+        with (
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as rx,
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as tx,
+        ):
+            rx.bind(("::", 0))
+            group = socket.inet_pton(socket.AF_INET6, GROUP6)
+            membership = group + index.to_bytes(4, sys.byteorder)
+            rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, membership)
+            rx.settimeout(1)
+            tx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            tx.sendto(b"probe", (GROUP6, rx.getsockname()[1], 0, index))
+            return rx.recv(10) == b"probe"
+    except OSError:
+        return False
+
+
+needs_ipv6 = pytest.mark.skipif(
+    not ipv6_loopback_available(socket.SOCK_DGRAM), reason="no IPv6 loopback on this machine"
+)
+
+
+@needs_ipv6
+async def test_ipv6_multicast_membership() -> None:
+    async with trionet.open_udp_socket("::", family=socket.AF_INET6) as rx:
+        # The kernel takes the membership as given (an interface index in the
+        # wrong byte order would be "No such device"): joining twice is
+        # refused, leaving what was joined works, leaving again is refused.
+        rx.join_multicast(GROUP6, "lo")
+        with pytest.raises(OSError, match="already in use"):
+            rx.join_multicast(GROUP6, "lo")
+        rx.leave_multicast(GROUP6, "lo")
+        with pytest.raises(OSError, match="Cannot assign"):
+            rx.leave_multicast(GROUP6, "lo")
+
+
+@needs_ipv6
+@pytest.mark.skipif(
+    not ipv6_multicast_delivers(),
+    reason="the kernel does not deliver IPv6 multicast on lo here (probed)",
+)
+async def test_ipv6_multicast_delivery() -> None:
+    async with (
+        trionet.open_udp_socket("::", family=socket.AF_INET6) as rx,
+        trionet.open_udp_socket("::1") as tx,
+    ):
+        rx.join_multicast(GROUP6, "lo")
+        tx.set_multicast_interface("lo")
+        tx.set_multicast_ttl(1)
+        await tx.send(b"six", (GROUP6, rx.port, 0, socket.if_nametoindex("lo")))
+        with trio.fail_after(5):
+            assert (await anext(rx)).data == b"six"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket as stdlib_socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -386,7 +387,9 @@ class UDPSocket(trio.abc.AsyncResource):
             option = stdlib_socket.IPV6_JOIN_GROUP if join else stdlib_socket.IPV6_LEAVE_GROUP
             index = stdlib_socket.if_nametoindex(interface) if interface else 0
             self._sock.setsockopt(
-                stdlib_socket.IPPROTO_IPV6, option, address.packed + index.to_bytes(4, "little")
+                stdlib_socket.IPPROTO_IPV6,
+                option,
+                address.packed + index.to_bytes(4, sys.byteorder),
             )
 
     def set_multicast_ttl(self, ttl: int) -> None:
