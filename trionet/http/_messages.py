@@ -364,6 +364,16 @@ class ResponseStream(trio.abc.AsyncResource):
         await self.finish()
 
 
+def _with_content_type(headers: Headers, content_type: str) -> Headers:
+    """``headers`` with ``Content-Type`` set to ``content_type`` unless it
+    has one; a copy when it changes, so the caller's object never does."""
+    if "content-type" in headers:
+        return headers
+    headers = headers.copy()
+    headers.add("content-type", content_type)
+    return headers
+
+
 def _encode_body(body: Body) -> bytes | AsyncIterable[bytes]:
     if isinstance(body, bytes):
         return body
@@ -401,11 +411,10 @@ class Response:
         if not (isinstance(status, int) and 100 <= status <= 999):
             raise ValueError(f"a status code is an int in 100..999, not {status!r}")
         self.status = status
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        if isinstance(body, str) and "content-type" not in self.headers:
-            if self.headers is headers:
-                self.headers = self.headers.copy()  # never change the caller's
-            self.headers.add("content-type", "text/plain; charset=utf-8")
+        fields = headers if isinstance(headers, Headers) else Headers(headers)
+        if isinstance(body, str):
+            fields = _with_content_type(fields, "text/plain; charset=utf-8")
+        self.headers = fields
         self.body: bytes | AsyncIterable[bytes] = _encode_body(body)
 
     def __repr__(self) -> str:
@@ -423,10 +432,7 @@ class Response:
         Returns:
             The response.
         """
-        fields = Headers(headers)
-        if "content-type" not in fields:
-            fields.add("content-type", "text/plain; charset=utf-8")
-        return cls(status, fields, text)
+        return cls(status, headers, text)  # a str body is text/plain by default
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: HeadersInput | None = None) -> Response:
@@ -440,9 +446,7 @@ class Response:
         Returns:
             The response.
         """
-        fields = Headers(headers)
-        if "content-type" not in fields:
-            fields.add("content-type", "application/json")
+        fields = _with_content_type(Headers(headers), "application/json")
         return cls(status, fields, jsonlib.dumps(data, ensure_ascii=False).encode("utf-8"))
 
     @classmethod
