@@ -49,15 +49,14 @@ starts reading the body; a handler that answers without reading it gets
 ``Connection: close`` on its response instead of the server reading a body
 nobody wants.
 
-Plain TCP is read and written through the stdlib socket directly, with trio's
-checkpoint discipline, as in :mod:`trionet._udp`; TLS and other streams go
-through their ``receive_some`` / ``send_all``.
+Bytes move through a :class:`~trionet._transport.Transport` (the stdlib
+socket directly for plain TCP); after a WebSocket upgrade, the WebSocket
+connection takes that transport over.
 """
 
 from __future__ import annotations
 
 import re
-import socket as stdlib_socket
 from dataclasses import dataclass
 from typing import Self
 
@@ -66,8 +65,9 @@ import trio
 
 from .._errors import ConnectionReset
 from .._server import SocketAddress
-from .._stream import DEFAULT_CLOSE_TIMEOUT, _address, _socket_of, _translate_os_error
+from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import TLSInfo, tls_info
+from .._transport import Transport
 from ._headers import Headers
 from ._limits import (
     DEFAULT_BODY_TIMEOUT,
@@ -95,8 +95,6 @@ __all__ = [
     "HTTPConnection",
     "HTTPConnectionStatistics",
 ]
-
-_RECEIVE_SIZE = 64 * 1024
 
 # An unread request body up to this size is read and thrown away to keep the
 # connection alive; a larger one closes the connection instead.
@@ -199,12 +197,10 @@ class HTTPConnection(trio.abc.AsyncResource):
                 max_requests_per_connection=max_requests_per_connection,
             )
         self._stream = stream
-        sock = self._sock = _socket_of(stream)
-        self._raw: stdlib_socket.socket | None = None
-        if type(stream) is trio.SocketStream and sock is not None:
-            self._raw = getattr(sock, "_sock", None)
-        self._remote_address: SocketAddress | None = None
-        self._local_address: SocketAddress | None = None
+        transport = self._transport = Transport(stream, close_timeout)
+        self._receive = transport.receive
+        self._receive_ready = transport.receive_ready
+        self._send_all = transport.send_all
         self.tls: TLSInfo | None = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._max_header_size = max_header_size
@@ -242,107 +238,21 @@ class HTTPConnection(trio.abc.AsyncResource):
         # the connection
         self._idle_scope: trio.CancelScope | None = None
         self._receiving = False
-        self._sending = False
         self._shutdown_requested = False
-        self._closed = False
-        self._bytes_received = 0
-        self._bytes_sent = 0
         self._requests = 0
 
     def __repr__(self) -> str:
         return f"<trionet.http.HTTPConnection {self.remote_address!r}>"
 
-    # Asked of the socket when first wanted: most connections never are.
-
     @property
     def remote_address(self) -> SocketAddress:
         """The client's address (``""`` when the transport has none)."""
-        if self._remote_address is None:
-            self._remote_address = _address(self._sock, peer=True)
-        return self._remote_address
+        return self._transport.remote_address
 
     @property
     def local_address(self) -> SocketAddress:
         """The server's address of this connection."""
-        if self._local_address is None:
-            self._local_address = _address(self._sock, peer=False)
-        return self._local_address
-
-    # -- transport -----------------------------------------------------------
-
-    async def _receive(self) -> bytes:
-        raw = self._raw
-        try:
-            if raw is None:
-                data = bytes(await self._stream.receive_some(_RECEIVE_SIZE))
-            else:
-                await trio.lowlevel.checkpoint_if_cancelled()
-                waited = False
-                while True:
-                    try:
-                        data = raw.recv(_RECEIVE_SIZE)
-                        break
-                    except BlockingIOError:
-                        waited = True
-                        await trio.lowlevel.wait_readable(raw)
-                if not waited:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-        except OSError as exc:
-            raise _translate_os_error(exc) from exc
-        except trio.BrokenResourceError as exc:
-            raise ConnectionReset(f"connection lost: {exc}") from exc
-        self._bytes_received += len(data)
-        return data
-
-    async def _receive_ready(self) -> bytes | None:
-        """What the socket already holds, without waiting (and then the
-        schedule point a read owes), or ``None`` if a read would have to wait
-        (or the transport is not a plain socket)."""
-        raw = self._raw
-        if raw is None:
-            return None
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            data = raw.recv(_RECEIVE_SIZE)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            raise _translate_os_error(exc) from exc
-        self._bytes_received += len(data)
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return data
-
-    async def _send_all(self, data: bytes) -> None:
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this connection")
-        self._sending = True
-        raw = self._raw
-        try:
-            if raw is None:
-                await self._stream.send_all(data)
-            else:
-                await trio.lowlevel.checkpoint_if_cancelled()
-                waited = False
-                pending: bytes | memoryview = data
-                while True:
-                    try:
-                        sent = raw.send(pending)
-                    except BlockingIOError:
-                        sent = 0
-                    if sent >= len(pending):
-                        break
-                    pending = memoryview(pending)[sent:]
-                    waited = True
-                    await trio.lowlevel.wait_writable(raw)
-                if not waited:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-        except OSError as exc:
-            raise _translate_os_error(exc) from exc
-        except trio.BrokenResourceError as exc:
-            raise ConnectionReset(f"connection lost: {exc}") from exc
-        finally:
-            self._sending = False
-        self._bytes_sent += len(data)
+        return self._transport.local_address
 
     # -- reading requests ------------------------------------------------------
 
@@ -350,7 +260,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         return self
 
     async def __anext__(self) -> Request:
-        if self._closed:
+        if self._transport.closed:
             raise trio.ClosedResourceError("the connection was closed")
         if self._receiving:
             raise trio.BusyResourceError("another task is already reading this connection")
@@ -483,8 +393,7 @@ class HTTPConnection(trio.abc.AsyncResource):
     def _accept(self, event: h11.Request) -> Request:
         """Check a parsed request head against what h11 lets through."""
         self._method = event.method
-        if self._remote_address is None:  # while the socket is surely open
-            self._remote_address = _address(self._sock, peer=True)
+        _ = self._transport.remote_address  # asked while the socket is surely open
         if event.http_version[:2] != b"1.":
             raise ProtocolError("only HTTP/1.x is served", 505)
         raw = event.headers.raw_items()
@@ -777,12 +686,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         the client still sends for a moment, so that the unread upload does
         not make our kernel reset the connection before the client read the
         answer. Bounded by time only, as nginx's lingering close."""
-        try:
-            if self._raw is not None:
-                self._raw.shutdown(stdlib_socket.SHUT_WR)
-            elif isinstance(self._stream, trio.abc.HalfCloseableStream):
-                await self._stream.send_eof()
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        if not await self._transport.shutdown_write():
             return
         with trio.move_on_after(_LINGER_SECONDS):
             try:
@@ -829,26 +733,12 @@ class HTTPConnection(trio.abc.AsyncResource):
         Returns:
             An :class:`HTTPConnectionStatistics`.
         """
-        return HTTPConnectionStatistics(self._bytes_received, self._bytes_sent, self._requests)
+        transport = self._transport
+        return HTTPConnectionStatistics(
+            transport.bytes_received, transport.bytes_sent, self._requests
+        )
 
     async def aclose(self) -> None:
         """Close the connection (idempotent). Over TLS the close is graceful
         (``close_notify``) within ``close_timeout``."""
-        if self._closed:
-            await trio.lowlevel.checkpoint()
-            return
-        self._closed = True
-        if self._raw is not None and isinstance(self._stream, trio.SocketStream):
-            # Closing a plain socket cannot block: no need for the cancel
-            # scope that aclose_forcefully would set up.
-            self._stream.socket.close()
-            await trio.lowlevel.checkpoint()
-            return
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(self._close_timeout):
-                try:
-                    await self._stream.aclose()
-                    return
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-            await trio.aclose_forcefully(self._stream)
+        await self._transport.aclose()
