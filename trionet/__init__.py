@@ -10,6 +10,7 @@ every connection is supervised, and every connection is read with
 
 from . import http as http
 from . import tls as tls
+from . import websocket as websocket
 from ._errors import BindError as BindError
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed

@@ -57,8 +57,9 @@ connection takes that transport over.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import h11
 import trio
@@ -90,6 +91,9 @@ from ._messages import (
     reason_phrase,
 )
 from ._wire import http_date, status_line
+
+if TYPE_CHECKING:
+    from ..websocket._connection import WebSocketConnection
 
 __all__ = [
     "HTTPConnection",
@@ -239,6 +243,9 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._idle_scope: trio.CancelScope | None = None
         self._receiving = False
         self._shutdown_requested = False
+        # Set by serve(): where an upgraded connection's tasks run.
+        self._nursery: trio.Nursery | None = None
+        self._upgraded: WebSocketConnection | None = None
         self._requests = 0
 
     def __repr__(self) -> str:
@@ -276,7 +283,7 @@ class HTTPConnection(trio.abc.AsyncResource):
                 await self.aclose()
                 raise StopAsyncIteration from None
             except ProtocolError as exc:
-                await self._answer_error(exc.status, str(exc))
+                await self._answer_error(exc.status, exc.headers)
                 raise
         finally:
             self._receiving = False
@@ -653,7 +660,24 @@ class HTTPConnection(trio.abc.AsyncResource):
         else:
             await trio.lowlevel.checkpoint()
 
-    async def _answer_error(self, status: int, reason: str) -> None:
+    async def _switch_protocols(self, request: Request, response: bytes) -> tuple[Transport, bytes]:
+        """Send ``response`` (a 101) and hand the transport over, with the
+        bytes that arrived behind the request head. No more requests are
+        read from this connection."""
+        if request is not self._current or self._response != _NOT_STARTED:
+            raise RuntimeError("a response to this request was already sent")
+        self._response = _FINISHED
+        self._closing = True
+        self.last_status = 101
+        self.last_response_bytes = 0
+        trailing = bytes(self._h11.trailing_data[0])
+        if self._stash:
+            trailing = self._stash + trailing
+            self._stash = None
+        await self._send_all(response)
+        return self._transport, trailing
+
+    async def _answer_error(self, status: int, headers: list[tuple[str, str]]) -> None:
         """Answer a broken request (when no response started), then close."""
         self._closing = True
         try:
@@ -668,7 +692,8 @@ class HTTPConnection(trio.abc.AsyncResource):
                     f"date: {http_date().decode()}\r\n"
                     "content-type: text/plain; charset=utf-8\r\n"
                     f"content-length: {length}\r\n"
-                    "connection: close\r\n\r\n"
+                    + "".join(f"{name}: {value}\r\n" for name, value in headers)
+                    + "connection: close\r\n\r\n"
                 ).encode("ascii")
                 self._response = _FINISHED
                 self.last_status = status
@@ -701,16 +726,19 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._closing = True
         await self.aclose()
 
-    async def fail(self, request: Request, status: int = 500) -> None:
+    async def fail(
+        self, request: Request, status: int = 500, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
         """End ``request`` after a failure: answer ``status`` (and close) if
         no response started yet, else abort the connection.
 
         Args:
             request: The request that failed.
             status: The status to answer with.
+            headers: Extra header fields for that answer.
         """
         if request is self._current and self._response == _NOT_STARTED:
-            await self._answer_error(status, "")
+            await self._answer_error(status, list(headers))
         else:
             await self.abort()
 
@@ -718,6 +746,8 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     def _request_shutdown(self) -> None:
         self._shutdown_requested = True
+        if self._upgraded is not None:
+            self._upgraded._request_shutdown()
         if self._idle_scope is not None:
             self._idle_scope.cancel()
 

@@ -9,7 +9,7 @@ the socket in step.
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, unquote
@@ -18,10 +18,19 @@ import trio
 
 from .._errors import ConnectionClosed
 from .._server import SocketAddress
+from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import TLSInfo
+from .._websocket_limits import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    check_options,
+)
 from ._headers import Headers, HeadersInput
 
 if TYPE_CHECKING:
+    from ..websocket._connection import WebSocketConnection
     from ._connection import HTTPConnection
 
 __all__ = [
@@ -49,13 +58,18 @@ class ProtocolError(ConnectionClosed):
     bug.
 
     Attributes:
-        status: The status the server answers with (400, 408, 413, 414, 431,
-            505...).
+        status: The status the server answers with (400, 403, 408, 413, 414,
+            426, 431, 505...).
+        headers: Extra header fields for that answer (``Sec-WebSocket-Version``
+            on a 426, say).
     """
 
-    def __init__(self, reason: str, status: int = 400) -> None:
+    def __init__(
+        self, reason: str, status: int = 400, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
         super().__init__(reason)
         self.status = status
+        self.headers = list(headers)
 
 
 class BodyTooLarge(ProtocolError):
@@ -310,18 +324,108 @@ class Request:
         await self._conn._start_response(self, status, Headers(headers), None)
         return ResponseStream(self._conn, self)
 
-    async def accept_websocket(self, *args: object, **kwargs: object) -> Any:
-        """Accept a WebSocket upgrade. Not available yet: WebSocket support is
-        the next piece of trionet; until then this raises.
+    async def accept_websocket(
+        self,
+        subprotocol: str | None = None,
+        headers: HeadersInput | None = None,
+        *,
+        origins: Sequence[str | None] | None = None,
+        compression: bool = True,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        control_events: bool = False,
+    ) -> WebSocketConnection:
+        """Accept the WebSocket upgrade this request asks for (Node's
+        ``'upgrade'`` event with ``ws``'s ``handleUpgrade``): answer ``101
+        Switching Protocols`` and return the connection. The HTTP connection
+        is the WebSocket's from then on; when the handler returns, the
+        WebSocket is closed (1000; 1011 if the handler raised).
 
         Args:
-            args: Reserved.
-            kwargs: Reserved.
+            subprotocol: The subprotocol to agree to; it must be one the
+                client offered (``Sec-WebSocket-Protocol``).
+            headers: Extra header fields for the 101 response.
+            origins: Allowed ``Origin`` values (``"https://app.example"``);
+                ``None`` (default) allows any. Include ``None`` in the list
+                to admit clients that send no ``Origin`` (non-browsers). A
+                request from another origin is answered 403: the defence
+                against cross-site WebSocket hijacking.
+            compression: Agree to permessage-deflate when the client offers
+                it (default on; inflating is bounded by ``max_message_size``).
+            max_message_size: Bytes of one received message (default 1 MiB;
+                close 1009 beyond); ``None`` for no limit.
+            max_queued_bytes: Bytes of received messages waiting to be read
+                (default 4 MiB) before the socket is no longer read.
+            ping_interval: Seconds between keepalive pings (default 20);
+                ``None`` for none.
+            ping_timeout: Seconds a keepalive ping may wait for its pong
+                (default 20; then the connection is dropped and reported with
+                code 1011); ``None`` to wait forever.
+            close_timeout: Seconds the close handshake may take (default 5).
+            control_events: Also yield :class:`~trionet.websocket.Ping` and
+                :class:`~trionet.websocket.Pong` events (default off; pings
+                are answered either way).
+
+        Returns:
+            The open :class:`~trionet.websocket.WebSocketConnection`.
 
         Raises:
-            NotImplementedError: Always, for now.
+            ProtocolError: The upgrade request is malformed (answered 400, or
+                426 for an unsupported version) or its origin is not allowed
+                (403).
+            ValueError: ``subprotocol`` was not offered, or a limit is out of
+                range.
+            RuntimeError: The request is not a WebSocket upgrade, was already
+                answered, or its connection is not served by
+                :func:`~trionet.http.serve`.
         """
-        raise NotImplementedError("WebSocket upgrades are not implemented yet")
+        from ..websocket._handshake import accept
+
+        check_options(
+            max_message_size=max_message_size,
+            max_queued_bytes=max_queued_bytes,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+        )
+        return await accept(
+            self,
+            subprotocol=subprotocol,
+            headers=headers,
+            origins=origins,
+            compression=compression,
+            max_message_size=max_message_size,
+            max_queued_bytes=max_queued_bytes,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            control_events=control_events,
+        )
+
+    async def reject_websocket(
+        self,
+        status: int = 403,
+        headers: HeadersInput | None = None,
+        body: Body = b"",
+    ) -> None:
+        """Refuse the WebSocket upgrade with an ordinary HTTP response (the
+        connection stays HTTP).
+
+        Args:
+            status: The status (default 403); not 101.
+            headers: The response's header fields.
+            body: The response body.
+
+        Raises:
+            ValueError: ``status`` is not a final status (below 200).
+            RuntimeError: A response was already sent for this request.
+        """
+        if status < 200:
+            raise ValueError(f"a rejection needs a final status (>= 200), not {status}")
+        await self.respond(Response(status, headers, body))
 
 
 class ResponseStream(trio.abc.AsyncResource):

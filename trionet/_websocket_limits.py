@@ -1,0 +1,58 @@
+"""The WebSocket limits' defaults and their check, apart from
+:mod:`trionet.websocket` so that :mod:`trionet.http` can name them without
+importing it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PING_TIMEOUT",
+    "check_options",
+]
+
+# 1 MiB per message, as the issue asks and as Node's `ws` uses 100 MiB and
+# websockets 1 MiB: a message is held whole in memory before the application
+# sees it, so this bounds what one peer can make a server hold.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+# Bytes of received messages waiting for the application. Past this the
+# connection stops reading the socket (TCP backpressure reaches the peer); one
+# message is always admitted, however large, up to max_message_size.
+DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+
+# Keepalive: a ping every 20 s, and a peer that has not answered within 20 s
+# is gone (websockets' defaults; a NAT or proxy typically drops idle flows
+# after 30 s or more).
+DEFAULT_PING_INTERVAL = 20.0
+DEFAULT_PING_TIMEOUT = 20.0
+
+# Connect, TLS and the upgrade exchange, as one deadline.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
+
+def check_options(
+    *,
+    max_message_size: int | None,
+    max_queued_bytes: int,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    close_timeout: float,
+    handshake_timeout: float | None = None,
+) -> None:
+    """Refuse out-of-range limits with a ``ValueError`` naming the argument."""
+    if max_message_size is not None and max_message_size < 1:
+        raise ValueError(f"max_message_size must be >= 1 or None, not {max_message_size!r}")
+    if max_queued_bytes < 1:
+        raise ValueError(f"max_queued_bytes must be >= 1, not {max_queued_bytes!r}")
+    for name, value in (
+        ("ping_interval", ping_interval),
+        ("ping_timeout", ping_timeout),
+        ("handshake_timeout", handshake_timeout),
+    ):
+        if value is not None and not value > 0:  # NaN too
+            raise ValueError(f"{name} must be > 0 or None, not {value!r}")
+    if not close_timeout >= 0:  # NaN too
+        raise ValueError(f"close_timeout must be >= 0, not {close_timeout!r}")

@@ -1,0 +1,879 @@
+"""``WebSocketConnection``: one open WebSocket, server or client side.
+
+Theory of operation
+-------------------
+wsproto parses and builds the frames; this module moves the bytes (through
+the :class:`~trionet._transport.Transport` the HTTP upgrade or the client's
+connect handed over) and keeps the promises RFC 6455 leaves to the
+application.
+
+One reader task per connection reads the socket, feeds wsproto and acts on
+what comes out: pings are answered at once, a pong wakes whoever waits for
+it, a close frame is answered and ends the connection, and message data goes
+to a queue that ``async for`` drains. The reader is why pongs and close
+frames are answered while the application is busy elsewhere. It runs in a
+nursery the caller owns and can see: on a server, the HTTP connection's own
+(the connection's task in the server's nursery); on a client, the one
+:func:`~trionet.websocket.connect`'s ``async with`` opens. A second task,
+in the same nursery, sends keepalive pings.
+
+The queue is bounded by ``max_queued_bytes``: while it is full the reader
+stops reading the socket, so TCP's flow control slows the peer down instead
+of memory growing. A ping that arrived before the queue filled has already
+been answered; closing discards the queue, so a close handshake is never
+stuck behind messages nobody will read.
+
+A message is bounded by ``max_message_size`` (close 1009 beyond), counted as
+it arrives, fragment by fragment; a compressed one is counted as it inflates,
+with zlib told never to produce more than what is left of the limit, so a
+small frame that inflates to gigabytes is refused after inflating only the
+limit (a "zip bomb").
+
+Closing (RFC 6455 section 7): whoever closes first sends a close frame and
+waits, up to ``close_timeout``, for the peer's; the server then closes TCP,
+and the client waits for that before closing its side. A protocol error from
+the peer is answered with the close code wsproto chose (1002, 1007, 1009),
+and the connection is dropped without waiting. Every wait is bounded, so
+:meth:`WebSocketConnection.aclose` always returns.
+
+Sending takes a write lock per frame, without a schedule point when nobody
+else holds it, so the reader's pongs never land in the middle of a frame; a
+message sent in fragments holds a second lock, for data only, so that no
+other message interleaves with its fragments while pings and pongs still can.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections import deque
+from collections.abc import AsyncIterable, Iterable
+from typing import Any, Self
+
+import trio
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+)
+from wsproto.events import Ping as _WsPing
+from wsproto.events import Pong as _WsPong
+from wsproto.events import TextMessage as _WsText
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
+
+from .._errors import ConnectionReset
+from .._server import SocketAddress
+from .._tls import TLSInfo
+from .._transport import Transport
+from ..http._headers import Headers
+from ._events import (
+    CLEAN_CLOSE_CODES,
+    BinaryMessage,
+    ConnectionClosed,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+    WebSocketEvent,
+    WebSocketStatistics,
+)
+
+__all__ = ["MessageFragments", "WebSocketConnection", "bounded_deflate"]
+
+_OPEN = ConnectionState.OPEN
+
+# RFC 6455 section 7.4.1 and the IANA registry: the codes an endpoint may put
+# in a close frame (1004, 1005, 1006 and 1015 are reserved or report-only).
+_SENDABLE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
+
+
+class _BoundedDeflate(PerMessageDeflate):
+    """permessage-deflate (RFC 7692) whose inflating stops at the message size
+    limit: zlib is asked for at most what is left of the limit plus one byte,
+    and a message that would inflate past it is refused with 1009."""
+
+    def __init__(self, max_size: int | None) -> None:
+        super().__init__()
+        self._max_size = max_size
+        self._inflated = 0
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        decompressor = self._decompressor
+        assert decompressor is not None
+        try:
+            if self._max_size is None:
+                return decompressor.decompress(data)
+            room = self._max_size - self._inflated
+            out = decompressor.decompress(data, room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if self._inflated > self._max_size:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        return self._inflate(bytes(data))
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if not fin or not self._inbound_is_compressible or not self._inbound_compressed:
+            if fin:
+                self._inbound_compressed = None
+                self._inflated = 0
+            return None
+        out = self._inflate(b"\x00\x00\xff\xff")  # RFC 7692 section 7.2.2
+        self._inflated = 0
+        self._inbound_compressed = None
+        no_takeover = (
+            self.server_no_context_takeover if proto.client else self.client_no_context_takeover
+        )
+        if no_takeover:
+            self._decompressor = None
+        return out
+
+
+def bounded_deflate(max_message_size: int | None) -> PerMessageDeflate:
+    """A permessage-deflate extension for wsproto that inflates at most
+    ``max_message_size`` bytes per message."""
+    return _BoundedDeflate(max_message_size)
+
+
+# Queue items: wsproto's message events (data, message_finished) and our
+# Ping/Pong events; the end of the stream is a flag, not an item.
+_Item = _WsText | BytesMessage | Ping | Pong
+
+
+def _data_size(data: str | bytes | bytearray) -> int:
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
+
+
+class WebSocketConnection(trio.abc.AsyncResource):
+    """One open WebSocket (RFC 6455), server or client side.
+
+    You get one from :meth:`trionet.http.Request.accept_websocket`, from the
+    handler of :func:`trionet.websocket.serve`, or from
+    :func:`trionet.websocket.connect`. Read it with ``async for message in
+    ws`` (:class:`TextMessage` / :class:`BinaryMessage`); the loop ends on a
+    clean close (1000, 1001, 1005, or a close you started) and raises
+    :exc:`trionet.websocket.ConnectionClosed` otherwise.
+
+    Attributes:
+        subprotocol: The negotiated subprotocol, or ``None``.
+        extensions: The negotiated extensions' names
+            (``["permessage-deflate"]`` or ``[]``).
+        path: The path of the upgrade request (percent-decoded).
+        target: The upgrade request's target as sent (path and query).
+        request_headers: The upgrade request's header fields.
+        response_headers: The 101 response's header fields.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        proto: Connection,
+        *,
+        client: bool,
+        subprotocol: str | None,
+        extensions: list[str],
+        path: str,
+        target: str,
+        request_headers: Headers,
+        response_headers: Headers,
+        tls: TLSInfo | None,
+        max_message_size: int | None,
+        max_queued_bytes: int,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        close_timeout: float,
+        control_events: bool,
+    ) -> None:
+        self._transport = transport
+        self._proto = proto
+        self._client = client
+        self.subprotocol = subprotocol
+        self.extensions = extensions
+        self.path = path
+        self.target = target
+        self.request_headers = request_headers
+        self.response_headers = response_headers
+        self.tls = tls
+        self._max_message_size = max_message_size
+        self._max_queued_bytes = max_queued_bytes
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._control_events = control_events
+        # receiving
+        self._queue: deque[_Item] = deque()
+        self._queued_bytes = 0
+        self._incoming = 0  # bytes of the message arriving now
+        self._readable = trio.lowlevel.ParkingLot()  # the application waits here
+        self._space = trio.lowlevel.ParkingLot()  # the reader waits here
+        self._receiving = False
+        self._partial = False  # the application has read part of a message
+        # sending
+        self._write_lock = trio.Lock()
+        self._message_lock = trio.Lock()
+        self._pings: dict[bytes, trio.Event] = {}
+        # closing
+        self._ended = False  # the reader will queue nothing more
+        self._done = trio.Event()  # the reader finished and the transport is closed
+        self._local_close = False  # aclose() started the close
+        self._discarding = False  # no more messages are kept
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._error: ConnectionClosed | None = None  # how an abnormal end is reported
+        self._keepalive_scope = trio.CancelScope()
+        self._reader_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        # statistics
+        self._messages_received = 0
+        self._messages_sent = 0
+        self._pings_sent = 0
+        self._pongs_received = 0
+
+    def __repr__(self) -> str:
+        side = "client" if self._client else "server"
+        return f"<trionet.websocket.WebSocketConnection {side} {self.remote_address!r}>"
+
+    def _start(self, nursery: trio.Nursery) -> None:
+        """Start the reader (and keepalive) in ``nursery``."""
+        self._nursery = nursery
+        nursery.start_soon(self._read_loop)
+        if self._ping_interval is not None:
+            nursery.start_soon(self._keepalive)
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def remote_address(self) -> SocketAddress:
+        """The peer's address."""
+        return self._transport.remote_address
+
+    @property
+    def local_address(self) -> SocketAddress:
+        """This side's address."""
+        return self._transport.local_address
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection ended (``None`` while open):
+        the code of the peer's close frame, or the one trionet failed the
+        connection with, or 1006 if it broke without a close frame."""
+        return self._close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection ended (``None`` while open)."""
+        return None if self._close_code is None else self._close_reason
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection ended."""
+        return self._done.is_set()
+
+    def statistics(self) -> WebSocketStatistics:
+        """Return the connection's counters.
+
+        Returns:
+            A :class:`WebSocketStatistics`.
+        """
+        transport = self._transport
+        return WebSocketStatistics(
+            bytes_received=transport.bytes_received,
+            bytes_sent=transport.bytes_sent,
+            messages_received=self._messages_received,
+            messages_sent=self._messages_sent,
+            pings_sent=self._pings_sent,
+            pongs_received=self._pongs_received,
+            queued_bytes=self._queued_bytes,
+        )
+
+    # -- receiving ---------------------------------------------------------------
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> WebSocketEvent:
+        event = await self._receive_event()
+        if event is None:
+            if self._error is not None and not self._local_close:
+                raise self._error
+            raise StopAsyncIteration
+        return event
+
+    async def receive(self) -> Message:
+        """Receive the next whole message (pings and pongs are skipped).
+
+        Returns:
+            A :class:`TextMessage` or :class:`BinaryMessage`.
+
+        Raises:
+            ConnectionClosed: The connection ended, cleanly or not (its
+                ``code`` tells which); ``async for`` is the way to read until
+                a clean end without an exception.
+            trio.BusyResourceError: Another task is receiving.
+        """
+        while True:
+            event = await self._receive_event()
+            if event is None:
+                raise self._end_error()
+            if not isinstance(event, Ping | Pong):
+                return event
+
+    async def _receive_event(self) -> WebSocketEvent | None:
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this WebSocket")
+        self._receiving = True
+        try:
+            item = await self._get()
+            if item is None:
+                return None
+            kind = type(item)
+            if kind is _WsText:
+                assert isinstance(item, _WsText)
+                if item.message_finished:
+                    self._messages_received += 1
+                    return TextMessage(item.data)
+                return TextMessage("".join([s async for s in self._rest(item.data)]))
+            if kind is BytesMessage:
+                assert isinstance(item, BytesMessage)
+                if item.message_finished:
+                    self._messages_received += 1
+                    return BinaryMessage(bytes(item.data))
+                return BinaryMessage(b"".join([b async for b in self._rest(bytes(item.data))]))
+            assert isinstance(item, Ping | Pong)
+            return item
+        finally:
+            self._receiving = False
+
+    async def _rest(self, first: Any) -> Any:
+        """The data of the message ``first`` began, to its end."""
+        yield first
+        while True:
+            item = await self._get()
+            if item is None:
+                raise self._end_error(cut=True)
+            if isinstance(item, Ping | Pong):
+                continue
+            yield item.data
+            if item.message_finished:
+                self._messages_received += 1
+                return
+
+    async def _get(self) -> _Item | None:
+        """The next queued item, or ``None`` once the connection ended and
+        the queue is empty. Always a checkpoint."""
+        queue = self._queue
+        if queue:
+            await trio.lowlevel.checkpoint()
+        else:
+            while not queue:
+                if self._ended:
+                    await trio.lowlevel.checkpoint()
+                    return None
+                await self._readable.park()
+        item = queue.popleft()
+        if not isinstance(item, Ping | Pong):
+            self._queued_bytes -= _data_size(item.data)
+            if self._space and self._queued_bytes < self._max_queued_bytes:
+                self._space.unpark_all()
+        return item
+
+    def receive_fragments(self) -> MessageFragments:
+        """Receive the next message piece by piece, as it arrives, instead of
+        whole: for messages too large to hold, or to process while they
+        stream in. ``max_message_size`` still applies (set it to ``None``
+        for no limit).
+
+        ::
+
+            async for chunk in ws.receive_fragments():
+                ...  # str pieces of a text message, bytes of a binary one
+
+        Returns:
+            A :class:`MessageFragments`: an async iterator over the pieces of
+            one message.
+        """
+        return MessageFragments(self)
+
+    def _end_error(self, cut: bool = False) -> ConnectionClosed:
+        if self._error is not None:
+            return self._error
+        code = self._close_code if self._close_code is not None else 1006
+        reason = self._close_reason
+        if cut:
+            reason = f"the connection closed in the middle of a message ({reason or code})"
+        return ConnectionClosed(code, reason)
+
+    # -- the reader ----------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        transport = self._transport
+        proto = self._proto
+        try:
+            with self._reader_scope:
+                await self._handle_events()
+                while not self._ended:
+                    if (
+                        self._queued_bytes >= self._max_queued_bytes
+                        and self._queue
+                        and not self._discarding
+                    ):
+                        await self._space.park()
+                        continue
+                    data = await transport.receive()
+                    if not data:
+                        self._broken("the peer closed the connection without a close frame")
+                        break
+                    proto.receive_data(data)
+                    await self._handle_events()
+                if not self._done.is_set():
+                    await self._finish_transport()
+        except ConnectionReset as exc:
+            self._broken(exc.reason)
+        except (trio.ClosedResourceError, trio.BusyResourceError):
+            self._broken("the connection was closed")
+        finally:
+            self._ended = True
+            self._keepalive_scope.cancel()
+            self._readable.unpark_all()
+            self._space.unpark_all()
+            for event in self._pings.values():
+                event.set()
+            if not self._done.is_set():
+                with trio.CancelScope(shield=True):
+                    await transport.aclose()
+                self._done.set()
+
+    async def _handle_events(self) -> None:
+        proto = self._proto
+        queue = self._queue
+        woke = False
+        for event in proto.events():
+            kind = type(event)
+            if kind is _WsText or kind is BytesMessage:
+                assert isinstance(event, _WsText | BytesMessage)
+                if self._discarding:
+                    continue
+                size = _data_size(event.data)
+                self._incoming += size
+                limit = self._max_message_size
+                if limit is not None and self._incoming > limit:
+                    await self._fail(1009, f"a message over max_message_size={limit} bytes")
+                    continue
+                if event.message_finished:
+                    self._incoming = 0
+                queue.append(event)
+                self._queued_bytes += size
+                woke = True
+            elif kind is _WsPing:
+                assert isinstance(event, _WsPing)
+                if proto.state is _OPEN:
+                    await self._write(proto.send(event.response()))
+                if self._control_events and not self._discarding:
+                    queue.append(Ping(bytes(event.payload)))
+                    woke = True
+            elif kind is _WsPong:
+                assert isinstance(event, _WsPong)
+                self._pongs_received += 1
+                self._pong(bytes(event.payload))
+                if self._control_events and not self._discarding:
+                    queue.append(Pong(bytes(event.payload)))
+                    woke = True
+            elif kind is CloseConnection:
+                assert isinstance(event, CloseConnection)
+                await self._closing(event)
+                break
+        if woke:
+            self._readable.unpark_all()
+
+    async def _closing(self, event: CloseConnection) -> None:
+        proto = self._proto
+        state = proto.state
+        if state is _OPEN:
+            # wsproto found the peer breaking the protocol (it reports that
+            # as a close event without a close frame): fail the connection.
+            reason = event.reason or ""
+            if event.code == 1009 and self._max_message_size is not None:
+                # The bounded inflater refused a compressed message.
+                reason = f"a message over max_message_size={self._max_message_size} bytes"
+            await self._fail(event.code, reason, drop=True)
+            return
+        if self._close_code is None:
+            self._close_code = event.code
+            self._close_reason = event.reason or ""
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer started the close: answer with its code.
+            try:
+                await self._write(proto.send(event.response()))
+            except ConnectionClosed:
+                pass
+        self._ended = True
+        if self._error is None and not self._local_close:
+            code = self._close_code
+            if code not in CLEAN_CLOSE_CODES:
+                self._error = ConnectionClosed(code, self._close_reason)
+
+    async def _fail(self, code: int, reason: str, drop: bool = False) -> None:
+        """Fail the connection (RFC 6455 section 7.1.7): close with ``code``,
+        keep nothing more, and report ``code`` to the application."""
+        if self._error is None and self._close_code is None:
+            self._error = ConnectionClosed(code, reason)
+            self._close_code = code
+            self._close_reason = reason
+        self._discard()
+        if self._proto.state is _OPEN:
+            try:
+                await self._write(self._proto.send(CloseConnection(code, reason[:120])))
+            except ConnectionClosed:
+                drop = True
+        if drop:
+            self._ended = True
+
+    def _broken(self, reason: str) -> None:
+        if self._close_code is None:
+            self._close_code = 1006
+            self._close_reason = reason
+        if self._error is None and not (self._local_close and self._ended):
+            self._error = ConnectionClosed(1006, reason)
+        self._ended = True
+
+    def _discard(self) -> None:
+        """Keep no more messages: the queue is dropped, and the reader no
+        longer waits for room in it."""
+        self._discarding = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._space.unpark_all()
+
+    async def _finish_transport(self) -> None:
+        """After the close handshake: the server closes TCP at once; the
+        client waits (up to ``close_timeout``) for the server to."""
+        transport = self._transport
+        if self._client and self._proto.state is ConnectionState.CLOSED:
+            with trio.move_on_after(self._close_timeout):
+                try:
+                    while await transport.receive():
+                        pass
+                except ConnectionReset:
+                    pass
+        with trio.CancelScope(shield=True):
+            await transport.aclose()
+        self._done.set()
+
+    # -- keepalive and pings ------------------------------------------------------------
+
+    async def _keepalive(self) -> None:
+        interval = self._ping_interval
+        assert interval is not None
+        with self._keepalive_scope:
+            while True:
+                await trio.sleep(interval)
+                with trio.move_on_after(self._ping_timeout or float("inf")) as scope:
+                    try:
+                        await self.ping()
+                    except (ConnectionClosed, trio.ClosedResourceError):
+                        return
+                if scope.cancelled_caught:
+                    await self._abort(1011, "keepalive ping timeout")
+                    return
+
+    def _pong(self, payload: bytes) -> None:
+        pings = self._pings
+        if payload not in pings:
+            return  # unsolicited (RFC 6455 section 5.5.3 allows it)
+        # A pong answers its ping and every ping sent before it.
+        for key in list(pings):
+            pings.pop(key).set()
+            if key == payload:
+                break
+
+    async def ping(self, payload: bytes | None = None) -> None:
+        """Send a ping and wait for its pong.
+
+        Args:
+            payload: Up to 125 bytes of application data; by default 4 random
+                bytes.
+
+        Raises:
+            ValueError: The payload is over 125 bytes, or a ping with the same
+                payload is still waiting for its pong.
+            ConnectionClosed: The connection ended before the pong arrived.
+            trio.ClosedResourceError: You closed the connection.
+        """
+        if payload is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        payload = bytes(payload)
+        if len(payload) > 125:
+            raise ValueError(f"a ping payload is at most 125 bytes, not {len(payload)}")
+        if payload in self._pings:
+            raise ValueError(f"a ping with payload {payload!r} is already waiting for its pong")
+        self._check_open()
+        event = self._pings[payload] = trio.Event()
+        try:
+            await self._write(self._proto.send(_WsPing(payload)))
+            self._pings_sent += 1
+            await event.wait()
+        finally:
+            self._pings.pop(payload, None)
+        if self._ended and self._close_code is not None:
+            raise self._closed_error()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._proto.state is not _OPEN or self._ended:
+            raise self._closed_error()
+
+    def _closed_error(self) -> Exception:
+        if self._local_close:
+            return trio.ClosedResourceError("this WebSocket was closed")
+        return self._end_error()
+
+    async def _write(self, data: bytes) -> None:
+        """Write one or more whole frames, under the write lock."""
+        lock = self._write_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await self._transport.send_all(data)
+        except ConnectionReset as exc:
+            self._broken(exc.reason)
+            raise self._end_error() from exc
+        except trio.ClosedResourceError as exc:
+            raise self._closed_error() from exc
+        finally:
+            lock.release()
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send one message: text for ``str``, binary for bytes.
+
+        Returns when the message was handed to the transport (backpressure:
+        a peer that does not read makes this wait).
+
+        Args:
+            message: The message.
+
+        Raises:
+            TypeError: ``message`` is neither text nor bytes.
+            ConnectionClosed: The connection ended.
+            trio.ClosedResourceError: You closed the connection.
+        """
+        if isinstance(message, str):
+            event: _WsText | BytesMessage = _WsText(message)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            event = BytesMessage(bytes(message))
+        else:
+            raise TypeError(f"a WebSocket message is str or bytes, not {type(message).__name__}")
+        lock = self._message_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await self._send_event(event)
+        finally:
+            lock.release()
+        self._messages_sent += 1
+
+    async def _send_event(self, event: _WsText | BytesMessage) -> None:
+        # The frame is built under the write lock: with compression, frames
+        # must go out in the order the compressor saw them.
+        lock = self._write_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            self._check_open()
+            data = self._proto.send(event)
+            await self._transport.send_all(data)
+        except ConnectionReset as exc:
+            self._broken(exc.reason)
+            raise self._end_error() from exc
+        except trio.ClosedResourceError as exc:
+            raise self._closed_error() from exc
+        finally:
+            lock.release()
+
+    async def send_fragments(
+        self, fragments: AsyncIterable[str | bytes] | Iterable[str | bytes]
+    ) -> None:
+        """Send one message in fragments (RFC 6455 section 5.4), one frame per
+        item, as the items come: for a message produced piece by piece or too
+        large to build whole. Other messages wait; pings and pongs do not.
+
+        Args:
+            fragments: An iterable or async iterable of all-``str`` (a text
+                message) or all-bytes (binary) pieces. An empty one sends an
+                empty binary message.
+
+        Raises:
+            TypeError: The pieces mix text and bytes, or are neither.
+            ConnectionClosed: The connection ended.
+            trio.ClosedResourceError: You closed the connection.
+        """
+        async with self._message_lock:
+            text: bool | None = None
+            previous: str | bytes | None = None
+            async for piece in _aiter(fragments):
+                if not isinstance(piece, str | bytes | bytearray | memoryview):
+                    raise TypeError(f"a fragment is str or bytes, not {type(piece).__name__}")
+                is_text = isinstance(piece, str)
+                if text is None:
+                    text = is_text
+                elif text != is_text:
+                    raise TypeError("the fragments of one message are all str or all bytes")
+                if previous is not None:
+                    await self._send_event(_fragment(previous, False))
+                previous = piece if isinstance(piece, str) else bytes(piece)
+            await self._send_event(_fragment(previous if previous is not None else b"", True))
+        self._messages_sent += 1
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection: the close handshake (send ``code`` and
+        ``reason``, wait for the peer's close frame), then the transport.
+        Bounded by ``close_timeout``, after which the transport is closed
+        regardless. Always returns; calling it again waits for the first
+        close to finish.
+
+        Args:
+            code: The close code: 1000 (normal), 1001 (going away), 1008
+                (policy), 1011 (internal error), or 3000-4999.
+            reason: A short reason (at most 123 bytes of UTF-8).
+
+        Raises:
+            ValueError: The code may not be sent (1005, 1006, 1015, unassigned
+                ones) or the reason is too long.
+        """
+        if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
+            raise ValueError(f"close code {code} may not be sent (RFC 6455 section 7.4)")
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("a close reason is at most 123 bytes of UTF-8")
+        if not self._ended and not self._local_close and self._proto.state is _OPEN:
+            self._local_close = True
+            self._discard()
+            try:
+                with trio.move_on_after(self._close_timeout):
+                    try:
+                        await self._write(self._proto.send(CloseConnection(code, reason)))
+                    except ConnectionClosed:
+                        pass
+                    else:
+                        await self._done.wait()
+            except BaseException:
+                await self._abort_transport()
+                raise
+        if not self._done.is_set():
+            with trio.move_on_after(self._close_timeout):
+                await self._done.wait()
+        await self._abort_transport()
+
+    async def _abort(self, code: int, reason: str) -> None:
+        """End at once with ``code``, without a close handshake (the peer is
+        unresponsive)."""
+        if self._close_code is None:
+            self._close_code = code
+            self._close_reason = reason
+        if self._error is None:
+            self._error = ConnectionClosed(code, reason)
+        self._ended = True
+        self._discard()
+        await self._abort_transport()
+
+    async def _abort_transport(self) -> None:
+        self._reader_scope.cancel()
+        if not self._transport.closed:
+            with trio.CancelScope(shield=True):
+                await self._transport.aclose()
+        self._done.set()
+        self._ended = True
+        self._readable.unpark_all()
+
+    def _request_shutdown(self) -> None:
+        """The server is shutting down: close with 1001 (going away)."""
+        if self._nursery is not None and not self._ended and not self._local_close:
+            self._nursery.start_soon(self.aclose, 1001, "server shutting down")
+
+    async def _handler_done(self, failed: bool) -> None:
+        """The server handler returned (or raised): close if it did not."""
+        if failed:
+            await self.aclose(1011, "internal error")
+        else:
+            await self.aclose()
+
+
+class MessageFragments:
+    """One message, received piece by piece (see
+    :meth:`WebSocketConnection.receive_fragments`).
+
+    Attributes:
+        is_text: Whether the message is text (known once the first piece
+            arrived; ``None`` before).
+    """
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+        self._finished = False
+        self.is_text: bool | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        if self._finished:
+            raise StopAsyncIteration
+        ws = self._ws
+        if ws._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this WebSocket")
+        ws._receiving = True
+        try:
+            while True:
+                item = await ws._get()
+                if item is None:
+                    if self.is_text is None:
+                        raise ws._end_error()
+                    raise ws._end_error(cut=True)
+                if isinstance(item, Ping | Pong):
+                    continue
+                break
+        finally:
+            ws._receiving = False
+        self.is_text = isinstance(item, _WsText)
+        if item.message_finished:
+            self._finished = True
+            ws._messages_received += 1
+        return item.data if isinstance(item.data, str) else bytes(item.data)
+
+
+def _fragment(piece: str | bytes, last: bool) -> _WsText | BytesMessage:
+    if isinstance(piece, str):
+        return _WsText(piece, message_finished=last)
+    return BytesMessage(piece, message_finished=last)
+
+
+async def _aiter(items: AsyncIterable[Any] | Iterable[Any]) -> Any:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

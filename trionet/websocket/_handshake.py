@@ -1,0 +1,310 @@
+"""The opening handshake (RFC 6455 section 4), both sides, through wsproto.
+
+Server: the HTTP server already parsed the upgrade request with h11; its
+head is handed to wsproto's handshake as received, which checks it
+(``Sec-WebSocket-Key``, version 13, ``Upgrade`` and ``Connection``), and
+negotiates the subprotocol and permessage-deflate, and writes the ``101``.
+Whatever the client sent after the request head is already in the HTTP
+connection's buffer: it is fed to the new WebSocket before anything else is
+read, so frames that came with the request are not lost.
+
+Client: TCP (and TLS) through :func:`trionet.connect_tcp`, then wsproto's
+handshake writes the request and reads the answer, all under one
+``handshake_timeout``. A non-101 answer (with up to 64 KiB of its body) is a
+:exc:`~trionet.websocket.HandshakeError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+import trio
+from wsproto import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from .._errors import ConnectionClosed as _ConnectionClosed
+from .._errors import ConnectTimeout
+from .._tcp import connect_tcp
+from .._tls import tls_info
+from .._transport import Transport
+from ..http._headers import Headers, HeadersInput
+from ..http._messages import ProtocolError
+from ._connection import WebSocketConnection, bounded_deflate
+from ._events import HandshakeError
+
+if TYPE_CHECKING:
+    from ..http._connection import HTTPConnection
+    from ..http._messages import Request as HTTPRequest
+
+__all__ = ["accept", "open_client", "origin_allowed", "parse_url"]
+
+_MAX_REJECT_BODY = 64 * 1024
+_MAX_RESPONSE_HEAD = 16 * 1024
+
+
+def origin_allowed(origin: str | None, origins: Sequence[str | None] | None) -> bool:
+    """Whether a request's ``Origin`` is in the allow-list (``None`` in the
+    list admits requests without one: non-browser clients)."""
+    if origins is None:
+        return True
+    if origin is None:
+        return None in origins
+    origin = origin.lower()
+    return any(allowed is not None and allowed.lower() == origin for allowed in origins)
+
+
+def _encode_headers(headers: HeadersInput | None) -> list[tuple[bytes, bytes]]:
+    if headers is None:
+        return []
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in Headers(headers)]
+
+
+async def accept(
+    request: HTTPRequest,
+    *,
+    subprotocol: str | None,
+    headers: HeadersInput | None,
+    origins: Sequence[str | None] | None,
+    compression: bool,
+    max_message_size: int | None,
+    max_queued_bytes: int,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    close_timeout: float,
+    control_events: bool,
+) -> WebSocketConnection:
+    """Complete the server side of the handshake for ``request``."""
+    conn: HTTPConnection = request._conn
+    if request.responded:
+        raise RuntimeError("a response to this request was already sent")
+    if not request.is_websocket_upgrade:
+        raise RuntimeError(f"{request!r} is not a WebSocket upgrade request")
+    if conn._nursery is None:
+        raise RuntimeError(
+            "accept_websocket() needs the connection to be served by trionet.http.serve"
+            " (its reader task runs in the connection's nursery)"
+        )
+    if not origin_allowed(request.headers.get("origin"), origins):
+        raise ProtocolError(f"origin {request.headers.get('origin')!r} is not allowed", 403)
+    handshake = H11Handshake(ConnectionType.SERVER)
+    head = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n".encode()]
+    head.extend(b"%s: %s\r\n" % field for field in request._raw_headers)
+    head.append(b"\r\n")
+    try:
+        handshake.receive_data(b"".join(head))
+        event = next(iter(handshake.events()))
+    except RemoteProtocolError as exc:
+        hint = exc.event_hint
+        status = hint.status_code if isinstance(hint, RejectConnection) else 400
+        extra = (
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in hint.headers]
+            if isinstance(hint, RejectConnection)
+            else []
+        )
+        raise ProtocolError(f"a bad WebSocket upgrade: {exc}", status, extra) from None
+    assert isinstance(event, Request)
+    if subprotocol is not None and subprotocol not in event.subprotocols:
+        raise ValueError(
+            f"subprotocol {subprotocol!r} was not offered (the client offered"
+            f" {list(event.subprotocols)})"
+        )
+    offered = [bounded_deflate(max_message_size)] if compression else []
+    try:
+        response = handshake.send(
+            AcceptConnection(
+                subprotocol=subprotocol,
+                extensions=list(offered),
+                extra_headers=_encode_headers(headers),
+            )
+        )
+    except LocalProtocolError as exc:  # pragma: no cover - checked above
+        raise ValueError(str(exc)) from None
+    proto = handshake.connection
+    assert proto is not None
+    transport, trailing = await conn._switch_protocols(request, response)
+    agreed = [extension.name for extension in offered if extension.enabled()]
+    ws = WebSocketConnection(
+        transport,
+        proto,
+        client=False,
+        subprotocol=subprotocol,
+        extensions=agreed,
+        path=request.path,
+        target=request.target,
+        request_headers=request.headers,
+        response_headers=Headers._from_raw(
+            [(b"upgrade", b"websocket"), (b"connection", b"Upgrade"), *_encode_headers(headers)]
+        ),
+        tls=conn.tls,
+        max_message_size=max_message_size,
+        max_queued_bytes=max_queued_bytes,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        control_events=control_events,
+    )
+    if trailing:
+        proto.receive_data(trailing)
+    conn._upgraded = ws
+    ws._start(conn._nursery)
+    return ws
+
+
+def parse_url(url: str) -> tuple[bool, str, int, str, str]:
+    """``(secure, host, port, target, host_header)`` of a ws:// or wss:// URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"a WebSocket URL starts with ws:// or wss://, not {url!r}")
+    if parts.fragment:
+        raise ValueError(f"a WebSocket URL has no fragment (RFC 6455 section 3): {url!r}")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in {url!r}")
+    secure = scheme == "wss"
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError:
+        raise ValueError(f"a bad port in {url!r}") from None
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    name = f"[{host}]" if ":" in host else host
+    default = 443 if secure else 80
+    host_header = name if port == default else f"{name}:{port}"
+    return secure, host, port, target, host_header
+
+
+async def open_client(
+    url: str,
+    *,
+    subprotocols: Iterable[str],
+    headers: HeadersInput | None,
+    origin: str | None,
+    ssl_context: ssl.SSLContext | None,
+    compression: bool,
+    handshake_timeout: float | None,
+    max_message_size: int | None,
+    max_queued_bytes: int,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    close_timeout: float,
+    control_events: bool,
+) -> WebSocketConnection:
+    """Connect and complete the client side of the handshake."""
+    secure, host, port, target, host_header = parse_url(url)
+    if secure and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    elif not secure:
+        ssl_context = None
+    offered_protocols = list(subprotocols)
+    extra = _encode_headers(headers)
+    if origin is not None:
+        extra.append((b"Origin", origin.encode("latin-1")))
+    offered = [bounded_deflate(max_message_size)] if compression else []
+    handshake = H11Handshake(ConnectionType.CLIENT)
+    request = handshake.send(
+        Request(
+            host=host_header,
+            target=target,
+            extensions=list(offered),
+            subprotocols=offered_protocols,
+            extra_headers=extra,
+        )
+    )
+    deadline = trio.current_time() + (handshake_timeout or float("inf"))
+    conn = await connect_tcp(
+        host,
+        port,
+        ssl_context=ssl_context,
+        connect_timeout=handshake_timeout,
+        close_timeout=close_timeout,
+    )
+    transport = Transport(conn.stream, close_timeout)
+    accepted: AcceptConnection | None = None
+    with trio.move_on_at(deadline) as scope:
+        try:
+            await transport.send_all(request)
+            accepted = await _read_answer(handshake, transport, url)
+        except _ConnectionClosed as exc:
+            await transport.aclose()
+            raise HandshakeError(
+                f"the connection to {url} broke during the handshake: {exc}"
+            ) from exc
+        except BaseException:
+            await transport.aclose()
+            raise
+    if scope.cancelled_caught or accepted is None:
+        await transport.aclose()
+        raise ConnectTimeout(
+            errno.ETIMEDOUT, f"the WebSocket handshake with {url} took over {handshake_timeout:g} s"
+        )
+    proto = handshake.connection
+    assert proto is not None
+    path = target.split("?", 1)[0]
+    sent = Headers._from_raw([(b"host", host_header.encode("idna")), *extra])
+    return WebSocketConnection(
+        transport,
+        proto,
+        client=True,
+        subprotocol=accepted.subprotocol,
+        extensions=[extension.name for extension in accepted.extensions],
+        path=unquote(path),
+        target=target,
+        request_headers=sent,
+        response_headers=Headers._from_raw(accepted.extra_headers),
+        tls=tls_info(conn.stream) if isinstance(conn.stream, trio.SSLStream) else None,
+        max_message_size=max_message_size,
+        max_queued_bytes=max_queued_bytes,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        control_events=control_events,
+    )
+
+
+async def _read_answer(handshake: H11Handshake, transport: Transport, url: str) -> AcceptConnection:
+    received = 0
+    rejected: RejectConnection | None = None
+    body: list[bytes] = []
+    body_size = 0
+    while True:
+        data = await transport.receive()
+        received += len(data)
+        try:
+            handshake.receive_data(data or None)
+            events = list(handshake.events())
+        except RemoteProtocolError as exc:
+            raise HandshakeError(f"{url} answered the upgrade wrongly: {exc}") from None
+        for event in events:
+            if isinstance(event, AcceptConnection):
+                return event
+            if isinstance(event, RejectConnection):
+                rejected = event
+                if not event.has_body:
+                    break
+            elif isinstance(event, RejectData):
+                body.append(bytes(event.data))
+                body_size += len(event.data)
+                if event.body_finished:
+                    break
+        else:
+            if rejected is None and received > _MAX_RESPONSE_HEAD:
+                raise HandshakeError(f"{url} answered with an over-long response head")
+            if data and body_size < _MAX_REJECT_BODY:
+                continue
+        if rejected is None:
+            raise HandshakeError(f"{url} closed the connection during the handshake")
+        status = rejected.status_code
+        raise HandshakeError(
+            f"{url} refused the WebSocket upgrade with HTTP {status}",
+            status,
+            list(rejected.headers),
+            b"".join(body)[:_MAX_REJECT_BODY],
+        )
