@@ -152,14 +152,16 @@ async def test_demo_serves_http_and_https_with_a_development_certificate(
     command = [*trionet_command(), "demo", *every_port_flag_zero()]
     async with running(command) as (process, output):
         with trio.fail_after(STARTUP_TIMEOUT):
-            http = await output.wait_for(r"^  HTTP server \(http\): 127\.0\.0\.1:(\d+)$")
+            http = await output.wait_for(r"^  HTTP server \(http.*\): 127\.0\.0\.1:(\d+)$")
             https = await output.wait_for(r"^  HTTPS server \(.*\): 127\.0\.0\.1:(\d+)$")
             try_https = await output.wait_for(r"^    try: curl --cacert (\S+) https://")
         cert = Path(try_https.group(1))
         assert cert.is_relative_to(private_cache)
         with trio.fail_after(STEP_TIMEOUT):
-            raw = await exchange(int(http.group(1)), request(headers="Connection: close\r\n"))
-            assert parse(raw, [("GET", "/")])[0].body == b"Hello World\n"
+            raw = await exchange(
+                int(http.group(1)), request(target="/hello", headers="Connection: close\r\n")
+            )
+            assert parse(raw, [("GET", "/hello")])[0].body == b"Hello World\n"
             context = ssl.create_default_context(cafile=cert)
             async with await trionet.connect_tcp(
                 "127.0.0.1", int(https.group(1)), ssl_context=context, server_hostname="127.0.0.1"
@@ -202,3 +204,40 @@ async def test_demo_port_in_use() -> None:
     assert f"127.0.0.1:{port}" in lines[0]
     assert "--tcp-port" in lines[0]
     assert "trionet demo is running" not in result.stdout.decode()
+
+
+async def test_demo_pushes_updates_over_ws_and_wss_and_serves_the_page(
+    private_cache: Path,
+) -> None:
+    command = [*trionet_command(), "demo", *every_port_flag_zero()]
+    async with running(command) as (process, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            http = await output.wait_for(r"^  HTTP server \(http.*\): 127\.0\.0\.1:(\d+)$")
+            https = await output.wait_for(r"^  HTTPS server \(.*\): 127\.0\.0\.1:(\d+)$")
+            try_https = await output.wait_for(r"^    try: curl --cacert (\S+) https://")
+        http_port, https_port = int(http.group(1)), int(https.group(1))
+        with trio.fail_after(STEP_TIMEOUT):
+            # The page connects back to /updates on whatever host served it.
+            raw = await exchange(http_port, request(headers="Connection: close\r\n"))
+            page = parse(raw, [("GET", "/")])[0]
+            assert page.headers["content-type"].startswith("text/html")
+            assert b'location.host + "/updates"' in page.body
+            assert b"new WebSocket(url)" in page.body
+            async with trionet.websocket.connect(f"ws://127.0.0.1:{http_port}/updates") as ws:
+                first = await ws.receive()
+                assert isinstance(first, trionet.websocket.TextMessage)
+                assert first.data.startswith("update 1: ")
+                await ws.send("hi")
+                # Updates keep coming; the echo is among the next messages.
+                seen = [(await ws.receive()).data for _ in range(2)]
+                assert "echo: 'hi'" in seen
+            assert ws.close_code == 1000
+            await output.wait_for(r"^ws: 127\.0\.0\.1:\d+ closed \(1000\)$")
+            context = ssl.create_default_context(cafile=try_https.group(1))
+            url = f"wss://127.0.0.1:{https_port}/updates"
+            async with trionet.websocket.connect(url, ssl_context=context) as wss:
+                assert (await wss.receive()).data.startswith("update 1: ")
+                assert wss.tls is not None
+            process.send_signal(signal.SIGINT)
+            await output.wait_for(r"^stopped\.$")
+            assert await process.wait() == 0

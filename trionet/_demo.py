@@ -1,6 +1,9 @@
 """``trionet demo``: the seed's servers, all at once, on their usual ports:
 TCP 8124, UDP 41234, HTTP 12010 and HTTPS 12443 (with a development
-certificate made on first run, see :mod:`trionet._devcert`).
+certificate made on first run, see :mod:`trionet._devcert`). Both HTTP ports
+also serve the seed's WebSocket: ``/updates`` pushes live updates, and ``GET
+/`` is a small page that connects to it and shows them (``ws://`` or
+``wss://``, whichever the page came over).
 
 Each service is a (name, port flag, starter) entry in ``SERVICES``; later
 protocols add theirs there. Ctrl-C (or SIGTERM) shuts every server down
@@ -10,8 +13,10 @@ gracefully and the command exits 0.
 from __future__ import annotations
 
 import argparse
+import itertools
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +34,7 @@ from ._udp_server import UDPPeer, serve_udp
 from .http import Request, Response
 from .http import serve as serve_http
 from .tls import server_context
+from .websocket import WebSocketConnection
 
 __all__ = ["add_arguments", "run"]
 
@@ -65,9 +71,66 @@ async def dgram_server(peer: UDPPeer) -> None:
 
 HELLO = Response(200, {"content-type": "text/plain"}, b"Hello World\n")
 
+# The seed's browser side: open a WebSocket to /updates on the same host and
+# show what arrives (newest first), sending a message now and then.
+PAGE = Response(
+    200,
+    {"content-type": "text/html; charset=utf-8"},
+    """<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>trionet demo: live updates</title>
+<h1>trionet demo: live updates</h1>
+<p id="status">connecting...</p>
+<ol id="log" reversed></ol>
+<script>
+const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/updates";
+const socket = new WebSocket(url);
+const status = document.getElementById("status");
+const log = document.getElementById("log");
+socket.onopen = () => {
+  status.textContent = "connected to " + url;
+  socket.send("hello from the browser");
+};
+socket.onmessage = (event) => {
+  const item = document.createElement("li");
+  item.textContent = event.data;
+  log.prepend(item);
+  while (log.children.length > 20) log.lastChild.remove();
+};
+socket.onclose = (event) => {
+  status.textContent = "closed with code " + event.code + (event.reason ? ": " + event.reason : "");
+};
+</script>
+</html>
+""",
+)
+UPDATE_INTERVAL = 1.0
 
-async def hello(request: Request) -> Response:
-    """The seed's ``http`` server: ``Hello World`` for every request."""
+
+async def push_updates(ws: WebSocketConnection) -> None:
+    """One update a second: a counter and the time."""
+    for count in itertools.count(1):
+        await ws.send(f"update {count}: {time.strftime('%H:%M:%S')}")
+        await trio.sleep(UPDATE_INTERVAL)
+
+
+async def hello(request: Request) -> Response | None:
+    """The seed's ``http`` server: ``Hello World`` for every request, but
+    ``GET /`` (the live-updates page) and the WebSocket ``/updates`` (pushes
+    updates and answers every message with ``echo: ...``)."""
+    if request.path == "/updates" and request.is_websocket_upgrade:
+        ws = await request.accept_websocket()
+        say(f"ws: {format_address(request.client)} connected to /updates")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(push_updates, ws)
+            async for message in ws:
+                await ws.send(f"echo: {message.data!r}")
+            nursery.cancel_scope.cancel()
+        say(f"ws: {format_address(request.client)} closed ({ws.close_code})")
+        return None
+    if request.path == "/" and request.method in ("GET", "HEAD"):
+        return PAGE
     return HELLO
 
 
@@ -130,14 +193,17 @@ SERVICES = [
         try_it=lambda host, port: f"bash -c 'echo -n 深入浅出Node.js > /dev/udp/{host}/{port}'",
     ),
     Service(
-        name="HTTP server (http)",
+        name="HTTP server (http, WebSocket /updates)",
         flag="--http-port",
         default_port=12010,
         start=_start_http,
-        try_it=lambda host, port: f"curl http://{_url_host(host)}:{port}/",
+        try_it=lambda host, port: (
+            f"curl http://{_url_host(host)}:{port}/hello; open http://{_url_host(host)}:{port}/"
+            " in a browser for the live updates"
+        ),
     ),
     Service(
-        name="HTTPS server (https, development certificate)",
+        name="HTTPS server (https and wss, development certificate)",
         flag="--https-port",
         default_port=12443,
         start=_start_https,
