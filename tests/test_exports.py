@@ -11,8 +11,9 @@ import trionet
 import trionet.http
 import trionet.testing
 import trionet.tls
+import trionet.websocket
 
-PUBLIC_MODULES = [trionet, trionet.http, trionet.testing, trionet.tls]
+PUBLIC_MODULES = [trionet, trionet.http, trionet.testing, trionet.tls, trionet.websocket]
 
 
 def public_names(module: object) -> list[tuple[str, object]]:

@@ -527,26 +527,33 @@ async def test_https(nursery: trio.Nursery, trionet_tls: Any) -> None:
     assert parse(raw, [("GET", "/")])[0].body == b"Hello World\n"
 
 
-async def test_websocket_upgrade_is_recognised(nursery: trio.Nursery) -> None:
-    outcome: list[object] = []
+async def test_websocket_upgrade_is_recognised_and_can_be_rejected(
+    nursery: trio.Nursery,
+) -> None:
+    seen: list[bool] = []
 
-    async def handler(request: Request) -> Response:
-        outcome.append(request.is_websocket_upgrade)
-        try:
-            await request.accept_websocket()
-        except NotImplementedError as exc:
-            outcome.append(exc)
-        return Response(426, {"upgrade": "websocket"}, b"not yet")
+    async def handler(request: Request) -> Response | None:
+        seen.append(request.is_websocket_upgrade)
+        if request.is_websocket_upgrade:
+            await request.reject_websocket(403, body=b"no WebSocket here")
+            return None
+        return Response(200, body=b"plain")
 
     server = await start(nursery, handler)
-    upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    upgrade = (
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    )
     raw = await exchange(
         server.port, request(headers=upgrade) + request(headers="Connection: close\r\n")
     )
-    assert [r.status for r in parse(raw, [("GET", "/")] * 2)] == [426, 426]
-    assert outcome[0] is True
-    assert isinstance(outcome[1], NotImplementedError)
-    assert outcome[2] is False
+    # The refusal is an ordinary response: the connection stays HTTP.
+    responses = parse(raw, [("GET", "/")] * 2)
+    assert [(r.status, r.body) for r in responses] == [
+        (403, b"no WebSocket here"),
+        (200, b"plain"),
+    ]
+    assert seen == [True, False]
 
 
 async def test_max_connections_and_tls_handshake_timeout(

@@ -45,7 +45,16 @@ _CODE_NAMES = {
 
 
 def close_code_name(code: int) -> str:
-    """The RFC 6455 name of a close code (``"message too big"`` for 1009)."""
+    """The name of a close code, from RFC 6455 section 7.4 and the IANA
+    registry.
+
+    Args:
+        code: The close code.
+
+    Returns:
+        Its name (``"message too big"`` for 1009), or the range it is in
+        (``"private use"`` for 4000-4999), or ``"unknown"``.
+    """
     if code in _CODE_NAMES:
         return _CODE_NAMES[code]
     if 3000 <= code <= 3999:
