@@ -365,9 +365,10 @@ class Request:
                 (default 20; then the connection is dropped and reported with
                 code 1011); ``None`` to wait forever.
             close_timeout: Seconds the close handshake may take (default 5).
-            control_events: Also yield :class:`~trionet.websocket.Ping` and
-                :class:`~trionet.websocket.Pong` events (default off; pings
-                are answered either way).
+            control_events: Report :class:`~trionet.websocket.Ping` and
+                :class:`~trionet.websocket.Pong` events through
+                :meth:`~trionet.websocket.WebSocketConnection.events` (default
+                off; pings are answered either way).
 
         Returns:
             The open :class:`~trionet.websocket.WebSocketConnection`.

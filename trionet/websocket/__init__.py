@@ -19,6 +19,7 @@ from .._websocket_limits import DEFAULT_PING_INTERVAL as DEFAULT_PING_INTERVAL
 from .._websocket_limits import DEFAULT_PING_TIMEOUT as DEFAULT_PING_TIMEOUT
 from ._connection import MessageFragments as MessageFragments
 from ._connection import WebSocketConnection as WebSocketConnection
+from ._connection import WebSocketEvents as WebSocketEvents
 from ._events import CLEAN_CLOSE_CODES as CLEAN_CLOSE_CODES
 from ._events import BinaryMessage as BinaryMessage
 from ._events import ConnectionClosed as ConnectionClosed
@@ -51,6 +52,7 @@ __all__ = [
     "TextMessage",
     "WebSocketConnection",
     "WebSocketEvent",
+    "WebSocketEvents",
     "WebSocketHandler",
     "WebSocketStatistics",
     "close_code_name",

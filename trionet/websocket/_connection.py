@@ -45,6 +45,7 @@ other message interleaves with its fragments while pings and pongs still can.
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from collections import deque
 from collections.abc import AsyncIterable, Iterable
@@ -79,7 +80,7 @@ from ._events import (
     WebSocketStatistics,
 )
 
-__all__ = ["MessageFragments", "WebSocketConnection", "bounded_deflate"]
+__all__ = ["MessageFragments", "WebSocketConnection", "WebSocketEvents", "bounded_deflate"]
 
 _OPEN = ConnectionState.OPEN
 
@@ -146,6 +147,9 @@ def bounded_deflate(max_message_size: int | None) -> PerMessageDeflate:
     ``max_message_size`` bytes per message."""
     return _BoundedDeflate(max_message_size)
 
+
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
 
 # Queue items: wsproto's message events (data, message_finished) and our
 # Ping/Pong events; the end of the stream is a flag, not an item.
@@ -214,11 +218,15 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._control_events = control_events
+        # A server frame without extensions is a header and the payload as it
+        # is (no mask, no compression): built here, byte for byte what wsproto
+        # builds, at a fraction of its cost.
+        self._plain_frames = not client and not extensions
         # receiving
         self._queue: deque[_Item] = deque()
         self._queued_bytes = 0
         self._incoming = 0  # bytes of the message arriving now
-        self._readable = trio.lowlevel.ParkingLot()  # the application waits here
+        self._receiver: trio.lowlevel.Task | None = None  # the application waits here
         self._space = trio.lowlevel.ParkingLot()  # the reader waits here
         self._receiving = False
         self._partial = False  # the application has read part of a message
@@ -305,13 +313,30 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> WebSocketEvent:
-        event = await self._receive_event()
-        if event is None:
-            if self._error is not None and not self._local_close:
-                raise self._error
-            raise StopAsyncIteration
-        return event
+    async def __anext__(self) -> Message:
+        while True:
+            event = await self._receive_event()
+            if event is None:
+                if self._error is not None and not self._local_close:
+                    raise self._error
+                raise StopAsyncIteration
+            if not isinstance(event, Ping | Pong):
+                return event
+
+    def events(self) -> WebSocketEvents:
+        """Iterate over messages and, with ``control_events=True``, the
+        :class:`Ping` and :class:`Pong` events too::
+
+            async for event in ws.events():
+                match event:
+                    case TextMessage(text): ...
+                    case Ping(payload): ...  # already answered
+
+        Returns:
+            A :class:`WebSocketEvents` async iterator; it ends and raises as
+            ``async for message in ws`` does.
+        """
+        return WebSocketEvents(self)
 
     async def receive(self) -> Message:
         """Receive the next whole message (pings and pongs are skipped).
@@ -383,13 +408,30 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 if self._ended:
                     await trio.lowlevel.checkpoint()
                     return None
-                await self._readable.park()
+                await self._wait_for_items()
         item = queue.popleft()
         if not isinstance(item, Ping | Pong):
             self._queued_bytes -= _data_size(item.data)
             if self._space and self._queued_bytes < self._max_queued_bytes:
                 self._space.unpark_all()
         return item
+
+    # One task receives at a time (_receiving), so one waiter is all there is
+    # to wake: lighter than a ParkingLot on the path of every message.
+
+    async def _wait_for_items(self) -> None:
+        self._receiver = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._receiver = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_receiver(self) -> None:
+        task = self._receiver
+        if task is not None:
+            self._receiver = None
+            trio.lowlevel.reschedule(task)
 
     def receive_fragments(self) -> MessageFragments:
         """Receive the next message piece by piece, as it arrives, instead of
@@ -448,7 +490,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         finally:
             self._ended = True
             self._keepalive_scope.cancel()
-            self._readable.unpark_all()
+            self._wake_receiver()
             self._space.unpark_all()
             for event in self._pings.values():
                 event.set()
@@ -497,7 +539,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 await self._closing(event)
                 break
         if woke:
-            self._readable.unpark_all()
+            self._wake_receiver()
 
     async def _closing(self, event: CloseConnection) -> None:
         proto = self._proto
@@ -687,12 +729,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            await self._send_event(event)
+            await self._send_event(event, self._plain_frames)
         finally:
             lock.release()
         self._messages_sent += 1
 
-    async def _send_event(self, event: _WsText | BytesMessage) -> None:
+    async def _send_event(self, event: _WsText | BytesMessage, plain: bool = False) -> None:
         # The frame is built under the write lock: with compression, frames
         # must go out in the order the compressor saw them.
         lock = self._write_lock
@@ -702,7 +744,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             await lock.acquire()
         try:
             self._check_open()
-            data = self._proto.send(event)
+            data = _plain_frame(event) if plain else self._proto.send(event)
             await self._transport.send_all(data)
         except ConnectionReset as exc:
             self._broken(exc.reason)
@@ -806,7 +848,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 await self._transport.aclose()
         self._done.set()
         self._ended = True
-        self._readable.unpark_all()
+        self._wake_receiver()
 
     def _request_shutdown(self) -> None:
         """The server is shutting down: close with 1001 (going away)."""
@@ -819,6 +861,26 @@ class WebSocketConnection(trio.abc.AsyncResource):
             await self.aclose(1011, "internal error")
         else:
             await self.aclose()
+
+
+class WebSocketEvents:
+    """Messages and control events of a connection (see
+    :meth:`WebSocketConnection.events`)."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> WebSocketEvent:
+        ws = self._ws
+        event = await ws._receive_event()
+        if event is None:
+            if ws._error is not None and not ws._local_close:
+                raise ws._error
+            raise StopAsyncIteration
+        return event
 
 
 class MessageFragments:
@@ -862,6 +924,22 @@ class MessageFragments:
             self._finished = True
             ws._messages_received += 1
         return item.data if isinstance(item.data, str) else bytes(item.data)
+
+
+def _plain_frame(event: _WsText | BytesMessage) -> bytes:
+    """One whole unmasked, uncompressed frame (RFC 6455 section 5.2)."""
+    if isinstance(event, _WsText):
+        opcode = 0x81  # FIN, text
+        payload = event.data.encode("utf-8")
+    else:
+        opcode = 0x82  # FIN, binary
+        payload = bytes(event.data)
+    length = len(payload)
+    if length < 126:
+        return bytes((opcode, length)) + payload
+    if length < 65536:
+        return _HEADER_16.pack(opcode, 126, length) + payload
+    return _HEADER_64.pack(opcode, 127, length) + payload
 
 
 def _fragment(piece: str | bytes, last: bool) -> _WsText | BytesMessage:

@@ -88,8 +88,8 @@ class BinaryMessage:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """A ping arrived (yielded only with ``control_events=True``; trionet has
-    already answered it).
+    """A ping arrived (yielded by ``ws.events()`` with ``control_events=True``;
+    trionet has already answered it).
 
     Attributes:
         payload: The ping's application data.
@@ -100,7 +100,7 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Pong:
-    """A pong arrived (yielded only with ``control_events=True``).
+    """A pong arrived (yielded by ``ws.events()`` with ``control_events=True``).
 
     Attributes:
         payload: The pong's application data.
@@ -111,7 +111,7 @@ class Pong:
 
 #: A whole message.
 Message = TextMessage | BinaryMessage
-#: Anything ``async for event in ws`` yields.
+#: Anything ``async for event in ws.events()`` yields.
 WebSocketEvent = TextMessage | BinaryMessage | Ping | Pong
 
 

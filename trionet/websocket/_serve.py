@@ -98,7 +98,8 @@ async def serve(
             20).
         handshake_timeout: Seconds the upgrade request may take (default 10).
         close_timeout: Seconds the close handshake may take (default 5).
-        control_events: Also yield ping and pong events (default off).
+        control_events: Report ping and pong events through
+            :meth:`WebSocketConnection.events` (default off).
         max_connections: Connections open at once (default 10 000).
         tls_handshake_timeout: Seconds for the TLS handshake (default 10).
         handler_errors: ``"log"`` or ``"raise"``, as for
@@ -211,7 +212,8 @@ async def connect(
         ping_timeout: Seconds a keepalive ping may wait for its pong (default
             20).
         close_timeout: Seconds the close handshake may take (default 5).
-        control_events: Also yield ping and pong events (default off).
+        control_events: Report ping and pong events through
+            :meth:`WebSocketConnection.events` (default off).
 
     Yields:
         The open :class:`WebSocketConnection`.
