@@ -65,3 +65,52 @@ async def run_node(script: str, *args: object) -> dict[str, Any]:
     assert result.returncode == 0, f"node {script} exited {result.returncode}: {stderr}"
     lines = stdout.splitlines()
     return parse_report(lines[-1] if lines else None, f"from {script}")
+
+
+NODE_MODULES = NODE_SCRIPTS.parent.parent / "node_modules"
+
+
+def node_package(name: str) -> Path:
+    """The directory of the npm package ``name`` in the repository's
+    ``node_modules`` (``npm ci`` installs them from ``package-lock.json``).
+    Without it, the test is skipped; on CI (``CI=true``) it fails instead."""
+    path = NODE_MODULES / name
+    if not (path / "package.json").is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing (run `npm ci`), and CI must run the tests needing it")
+        pytest.skip(f"the npm package {name} is not installed (run `npm ci`)")
+    return path
+
+
+async def terminate_then_kill(process: trio.Process) -> None:
+    """A ``deliver_cancel`` for :func:`trio.run_process`: ask the process to
+    end (SIGTERM, on which a browser driver reports and closes its browser),
+    and kill it if it has not within a few seconds (trio cancels this as soon
+    as the process exits). Trio's default does the same but warns before the
+    kill, which the suite's ``filterwarnings = error`` turns into an error."""
+    process.terminate()
+    await trio.sleep(5)
+    process.kill()
+
+
+async def run_node_lines(script: str, *args: object) -> list[dict[str, Any]]:
+    """Run a Node script to its end; return every JSON object it printed, one
+    per stdout line. Fails the test if it exits non-zero (showing its output)
+    or prints nothing. Guard the call with ``trio.fail_after``: when it is
+    cancelled, the script is terminated, then killed."""
+    result = await trio.run_process(
+        node_command(script, *args),
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        deliver_cancel=terminate_then_kill,
+    )
+    stdout = result.stdout.decode("utf-8")
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, (
+        f"node {script} exited {result.returncode}:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    )
+    lines = stdout.splitlines()
+    if not lines:
+        pytest.fail(f"node {script} printed nothing: {stderr[-4000:]}")
+    return [parse_report(line, f"from {script}") for line in lines]

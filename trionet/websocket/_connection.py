@@ -403,12 +403,13 @@ class WebSocketConnection(trio.abc.AsyncResource):
         queue = self._queue
         if queue:
             await trio.lowlevel.checkpoint()
-        else:
-            while not queue:
-                if self._ended:
-                    await trio.lowlevel.checkpoint()
-                    return None
-                await self._wait_for_items()
+        # The reader may have run meanwhile, and failing the connection
+        # empties the queue: look again after every schedule point.
+        while not queue:
+            if self._ended:
+                await trio.lowlevel.checkpoint()
+                return None
+            await self._wait_for_items()
         item = queue.popleft()
         if not isinstance(item, Ping | Pong):
             self._queued_bytes -= _data_size(item.data)
