@@ -43,9 +43,9 @@ def check_options(
     handshake_timeout: float | None = None,
 ) -> None:
     """Refuse out-of-range limits with a ``ValueError`` naming the argument."""
-    if max_message_size is not None and max_message_size < 1:
+    if max_message_size is not None and not max_message_size >= 1:  # NaN too
         raise ValueError(f"max_message_size must be >= 1 or None, not {max_message_size!r}")
-    if max_queued_bytes < 1:
+    if not max_queued_bytes >= 1:  # NaN too
         raise ValueError(f"max_queued_bytes must be >= 1, not {max_queued_bytes!r}")
     for name, value in (
         ("ping_interval", ping_interval),

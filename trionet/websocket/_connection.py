@@ -238,6 +238,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._ended = False  # the reader will queue nothing more
         self._done = trio.Event()  # the reader finished and the transport is closed
         self._local_close = False  # aclose() started the close
+        self._close_deadline: float | None = None
         self._discarding = False  # no more messages are kept
         self._close_code: int | None = None
         self._close_reason = ""
@@ -600,7 +601,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._error = ConnectionClosed(code, reason)
             self._close_code = code
             self._close_reason = reason
-        self._discard()
+        self._discard(keep_queued=True)
         if self._proto.state is _OPEN:
             try:
                 await self._write(self._proto.send(CloseConnection(code, reason[:120])))
@@ -617,12 +618,15 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._error = ConnectionClosed(1006, reason)
         self._ended = True
 
-    def _discard(self) -> None:
-        """Keep no more messages: the queue is dropped, and the reader no
-        longer waits for room in it."""
+    def _discard(self, keep_queued: bool = False) -> None:
+        """Keep no more messages: the reader no longer queues them nor waits
+        for room; the queue is dropped too, unless ``keep_queued`` (whole
+        messages that came before the peer failed the connection are still
+        delivered)."""
         self._discarding = True
-        self._queue.clear()
-        self._queued_bytes = 0
+        if not keep_queued:
+            self._queue.clear()
+            self._queued_bytes = 0
         self._space.unpark_all()
 
     async def _finish_transport(self) -> None:
@@ -797,21 +801,37 @@ class WebSocketConnection(trio.abc.AsyncResource):
             trio.ClosedResourceError: You closed the connection.
         """
         async with self._message_lock:
-            text: bool | None = None
-            previous: str | bytes | None = None
-            async for piece in _aiter(fragments):
-                if not isinstance(piece, str | bytes | bytearray | memoryview):
-                    raise TypeError(f"a fragment is str or bytes, not {type(piece).__name__}")
-                is_text = isinstance(piece, str)
-                if text is None:
-                    text = is_text
-                elif text != is_text:
-                    raise TypeError("the fragments of one message are all str or all bytes")
-                if previous is not None:
-                    await self._send_event(_fragment(previous, False))
-                previous = piece if isinstance(piece, str) else bytes(piece)
-            await self._send_event(_fragment(previous if previous is not None else b"", True))
+            sender = _FragmentSender(self)
+            try:
+                if isinstance(fragments, AsyncIterable):
+                    iterator = aiter(fragments)
+                    while True:
+                        try:
+                            piece = await anext(iterator)
+                        except StopAsyncIteration:
+                            break
+                        await sender.add(piece)
+                else:
+                    for piece in fragments:
+                        await sender.add(piece)
+                await sender.finish()
+            except BaseException:
+                if sender.started:
+                    # A message cannot be taken back once a frame of it is
+                    # out, and anything sent now would continue it: the
+                    # connection fails, so that the peer never gets a
+                    # truncated or spliced message.
+                    with trio.CancelScope(shield=True):
+                        await self._abandon("a fragmented message was abandoned midway")
+                raise
         self._messages_sent += 1
+
+    async def _abandon(self, reason: str) -> None:
+        """Fail the connection with 1011 (internal error) at once: the close
+        frame within ``close_timeout``, then the transport."""
+        with trio.move_on_after(self._close_timeout):
+            await self._fail(1011, reason, drop=True)
+        await self._abort_transport()
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -837,9 +857,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
             raise ValueError("a close reason is at most 123 bytes of UTF-8")
         if not self._ended and not self._local_close and self._proto.state is _OPEN:
             self._local_close = True
+            self._close_deadline = trio.current_time() + self._close_timeout
             self._discard()
             try:
-                with trio.move_on_after(self._close_timeout):
+                with trio.move_on_at(self._close_deadline):
                     try:
                         await self._write(self._proto.send(CloseConnection(code, reason)))
                     except ConnectionClosed:
@@ -849,9 +870,18 @@ class WebSocketConnection(trio.abc.AsyncResource):
             except BaseException:
                 await self._abort_transport()
                 raise
-        if not self._done.is_set():
-            with trio.move_on_after(self._close_timeout):
+        elif not self._done.is_set():
+            # Closing already (another task's aclose, or the peer's close):
+            # wait for it, within the same bound.
+            deadline = self._close_deadline
+            if deadline is None:
+                deadline = trio.current_time() + self._close_timeout
+            with trio.move_on_at(deadline):
                 await self._done.wait()
+        if self._close_code is None:
+            # RFC 6455 section 7.1.5: no close frame came back.
+            self._close_code = 1006
+            self._close_reason = "the peer did not answer the close frame within close_timeout"
         await self._abort_transport()
 
     async def _abort(self, code: int, reason: str) -> None:
@@ -1004,16 +1034,36 @@ def _plain_frame(event: _WsText | BytesMessage) -> bytes:
     return _HEADER_64.pack(opcode, 127, length) + payload
 
 
+class _FragmentSender:
+    """The frames of one message in fragments: each piece is sent when the
+    next arrives, so that the last one goes out with FIN set."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+        self._text: bool | None = None
+        self._previous: str | bytes | None = None
+        self.started = False  # a frame is out
+
+    async def add(self, piece: object) -> None:
+        if not isinstance(piece, str | bytes | bytearray | memoryview):
+            raise TypeError(f"a fragment is str or bytes, not {type(piece).__name__}")
+        is_text = isinstance(piece, str)
+        if self._text is None:
+            self._text = is_text
+        elif self._text != is_text:
+            raise TypeError("the fragments of one message are all str or all bytes")
+        if self._previous is not None:
+            self.started = True
+            await self._ws._send_event(_fragment(self._previous, False))
+        self._previous = piece if isinstance(piece, str) else bytes(piece)
+
+    async def finish(self) -> None:
+        last = self._previous if self._previous is not None else b""
+        self.started = True
+        await self._ws._send_event(_fragment(last, True))
+
+
 def _fragment(piece: str | bytes, last: bool) -> _WsText | BytesMessage:
     if isinstance(piece, str):
         return _WsText(piece, message_finished=last)
     return BytesMessage(piece, message_finished=last)
-
-
-async def _aiter(items: AsyncIterable[Any] | Iterable[Any]) -> Any:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
