@@ -228,6 +228,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._incoming = 0  # bytes of the message arriving now
         self._receiver: trio.lowlevel.Task | None = None  # the application waits here
         self._space = trio.lowlevel.ParkingLot()  # the reader waits here
+        self._paused = False  # the reader waits for room in the queue
+        self._pauses = 0
         self._receiving = False
         self._partial = False  # the application has read part of a message
         # sending
@@ -475,7 +477,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
                         and self._queue
                         and not self._discarding
                     ):
-                        await self._space.park()
+                        self._pauses += 1
+                        self._paused = True
+                        try:
+                            await self._space.park()
+                        finally:
+                            self._paused = False
                         continue
                     data = await transport.receive()
                     if not data:
@@ -652,12 +659,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
         with self._keepalive_scope:
             while True:
                 await trio.sleep(interval)
+                pauses = self._pauses
                 with trio.move_on_after(self._ping_timeout or float("inf")) as scope:
                     try:
                         await self.ping()
                     except (ConnectionClosed, trio.ClosedResourceError):
                         return
                 if scope.cancelled_caught:
+                    if self._paused or self._pauses != pauses:
+                        # The pong may be behind messages the application has
+                        # not read yet: a peer that filled the queue is alive.
+                        continue
                     await self._abort(1011, "keepalive ping timeout")
                     return
 
