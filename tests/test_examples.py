@@ -191,3 +191,50 @@ async def test_udp_echo_with_node_dgram() -> None:
             )
     assert result.returncode == 0
     assert result.stdout.decode().strip() == "ok"
+
+
+async def test_ws_server_and_ws_client_are_the_seeds_pair() -> None:
+    port = free_port()
+    async with running(example("ws_server.py", port)) as (_, server_output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            await server_output.wait_for(r"^WebSocket updates at ws://127\.0\.0\.1:\d+/updates$")
+        client = [
+            sys.executable,
+            str(EXAMPLES / "ws_client.py"),
+            "--url",
+            f"ws://127.0.0.1:{port}/updates",
+            "--count",
+            "3",
+        ]
+        async with running(client) as (process, output):
+            with trio.fail_after(STARTUP_TIMEOUT):
+                lines = await output.read_rest()
+                assert await process.wait() == 0
+        # Plain HTTP on the same port.
+        async with await trionet.connect_tcp("127.0.0.1", port) as conn:
+            await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw = b"".join([event.data async for event in conn if isinstance(event, trionet.Data)])
+    assert raw.endswith(b"\r\n\r\nHello World\n")
+    assert lines[0] == "welcome to /updates"
+    # The first update and the echo of the greeting, in either order.
+    assert {line.split(":")[0] for line in lines[1:3]} == {"update 1", "echo"}
+    assert "echo: 'hello from trionet'" in lines[1:3]
+    assert lines[-1] == "closed with 1000"
+
+
+async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
+    port = free_port()
+    command = [*example("ws_echo.py", port), "--max-message-size", "1000"]
+    async with running(command) as (_, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            await output.wait_for(r"^WebSocket echo at ws://127\.0\.0\.1:\d+/$")
+        with trio.fail_after(STARTUP_TIMEOUT):
+            async with trionet.websocket.connect(f"ws://127.0.0.1:{port}/any/path") as ws:
+                await ws.send("héllo")
+                await ws.send(b"\x00" * 1000)
+                assert await ws.receive() == trionet.websocket.TextMessage("héllo")
+                assert await ws.receive() == trionet.websocket.BinaryMessage(b"\x00" * 1000)
+                await ws.send(b"\x00" * 1001)
+                with pytest.raises(trionet.websocket.ConnectionClosed) as info:
+                    await ws.receive()
+    assert info.value.code == 1009
