@@ -200,7 +200,6 @@ class HTTPConnection(trio.abc.AsyncResource):
                 body_timeout=body_timeout,
                 max_requests_per_connection=max_requests_per_connection,
             )
-        self._stream = stream
         transport = self._transport = Transport(stream, close_timeout)
         self._receive = transport.receive
         self._receive_ready = transport.receive_ready
