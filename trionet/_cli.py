@@ -21,7 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="run the seed's example servers (TCP 8124, UDP 41234) until Ctrl-C",
+        help=(
+            "run the seed's example servers (TCP 8124, UDP 41234, HTTP and WebSocket 12010,"
+            " HTTPS and wss 12443) until Ctrl-C"
+        ),
         description="Run the seed's example servers on 127.0.0.1 until Ctrl-C.",
     )
     _demo.add_arguments(demo)
