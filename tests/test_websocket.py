@@ -486,6 +486,7 @@ async def test_path_target_and_headers_of_the_upgrade(nursery: trio.Nursery) -> 
             target=ws.target,
             authorization=ws.request_headers.get("authorization"),
             query=request.query,
+            accept=ws.response_headers.get("sec-websocket-accept"),
         )
         await ws.send("ready")
         await echo(ws)
@@ -499,11 +500,16 @@ async def test_path_target_and_headers_of_the_upgrade(nursery: trio.Nursery) -> 
         assert ws.target == target
         assert ws.request_headers.get("authorization") == "Bearer t"
         assert ws.response_headers.get("x-server") == "yes"
+        # The whole 101, on both sides: the handshake's own fields too.
+        accept = ws.response_headers.get("sec-websocket-accept")
+        assert accept
+        assert ws.response_headers.get("upgrade", "").lower() == "websocket"
     assert seen == {
         "path": "/chat room/x",
         "target": target,
         "authorization": "Bearer t",
         "query": {"a": ["1"], "b": ["2"]},
+        "accept": accept,
     }
 
 

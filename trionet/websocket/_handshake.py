@@ -138,9 +138,7 @@ async def accept(
         path=request.path,
         target=request.target,
         request_headers=request.headers,
-        response_headers=Headers._from_raw(
-            [(b"upgrade", b"websocket"), (b"connection", b"Upgrade"), *_encode_headers(headers)]
-        ),
+        response_headers=Headers._from_raw(_head_fields(response)),
         tls=conn.tls,
         max_message_size=max_message_size,
         max_queued_bytes=max_queued_bytes,
@@ -154,6 +152,13 @@ async def accept(
     conn._upgraded = ws
     ws._start(conn._nursery)
     return ws
+
+
+def _head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The header fields of a response head we wrote (the 101)."""
+    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    fields = (line.partition(b":") for line in lines)
+    return [(name.strip().lower(), value.strip()) for name, _, value in fields]
 
 
 def parse_url(url: str) -> tuple[bool, str, int, str, str]:
@@ -228,10 +233,11 @@ async def open_client(
     )
     transport = Transport(conn.stream, close_timeout)
     accepted: AcceptConnection | None = None
+    fields: list[tuple[bytes, bytes]] = []
     with trio.move_on_at(deadline) as scope:
         try:
             await transport.send_all(request)
-            accepted = await _read_answer(handshake, transport, url)
+            accepted, fields = await _read_answer(handshake, transport, url)
         except _ConnectionClosed as exc:
             await transport.aclose()
             raise HandshakeError(
@@ -258,7 +264,7 @@ async def open_client(
         path=unquote(path),
         target=target,
         request_headers=sent,
-        response_headers=Headers._from_raw(accepted.extra_headers),
+        response_headers=Headers._from_raw(fields),
         tls=tls_info(conn.stream) if isinstance(conn.stream, trio.SSLStream) else None,
         max_message_size=max_message_size,
         max_queued_bytes=max_queued_bytes,
@@ -269,14 +275,18 @@ async def open_client(
     )
 
 
-async def _read_answer(handshake: H11Handshake, transport: Transport, url: str) -> AcceptConnection:
-    received = 0
+async def _read_answer(
+    handshake: H11Handshake, transport: Transport, url: str
+) -> tuple[AcceptConnection, list[tuple[bytes, bytes]]]:
+    """The server's acceptance, and the header fields of its 101."""
+    received = bytearray()
     rejected: RejectConnection | None = None
     body: list[bytes] = []
     body_size = 0
     while True:
         data = await transport.receive()
-        received += len(data)
+        if len(received) <= _MAX_RESPONSE_HEAD:
+            received += data
         try:
             handshake.receive_data(data or None)
             events = list(handshake.events())
@@ -284,7 +294,7 @@ async def _read_answer(handshake: H11Handshake, transport: Transport, url: str) 
             raise HandshakeError(f"{url} answered the upgrade wrongly: {exc}") from None
         for event in events:
             if isinstance(event, AcceptConnection):
-                return event
+                return event, _head_fields(bytes(received))
             if isinstance(event, RejectConnection):
                 rejected = event
                 if not event.has_body:
@@ -295,7 +305,7 @@ async def _read_answer(handshake: H11Handshake, transport: Transport, url: str) 
                 if event.body_finished:
                     break
         else:
-            if rejected is None and received > _MAX_RESPONSE_HEAD:
+            if rejected is None and len(received) > _MAX_RESPONSE_HEAD:
                 raise HandshakeError(f"{url} answered with an over-long response head")
             if data and body_size < _MAX_REJECT_BODY:
                 continue
