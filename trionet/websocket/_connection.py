@@ -733,15 +733,18 @@ class WebSocketConnection(trio.abc.AsyncResource):
             return trio.ClosedResourceError("this WebSocket was closed")
         return self._end_error()
 
-    async def _write(self, data: bytes) -> None:
-        """Write one or more whole frames, under the write lock."""
+    async def _write(self, frame: bytes | _WsText | BytesMessage, plain: bool = False) -> None:
+        """Write ``frame`` under the write lock: frames already built (control
+        frames), or a message event, built here under the lock (with
+        compression, frames must go out in the order the compressor saw them;
+        ``plain`` builds it without wsproto, see :func:`_plain_frame`)."""
         lock = self._write_lock
+        await _acquire(lock)
         try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
-        try:
-            await self._transport.send_all(data)
+            if not isinstance(frame, bytes):
+                self._check_open()
+                frame = _plain_frame(frame) if plain else self._proto.send(frame)
+            await self._transport.send_all(frame)
         except ConnectionReset as exc:
             self._broken(exc.reason)
             raise self._end_error() from exc
@@ -771,35 +774,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
         else:
             raise TypeError(f"a WebSocket message is str or bytes, not {type(message).__name__}")
         lock = self._message_lock
+        await _acquire(lock)
         try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
-        try:
-            await self._send_event(event, self._plain_frames)
+            await self._write(event, self._plain_frames)
         finally:
             lock.release()
         self._messages_sent += 1
-
-    async def _send_event(self, event: _WsText | BytesMessage, plain: bool = False) -> None:
-        # The frame is built under the write lock: with compression, frames
-        # must go out in the order the compressor saw them.
-        lock = self._write_lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
-        try:
-            self._check_open()
-            data = _plain_frame(event) if plain else self._proto.send(event)
-            await self._transport.send_all(data)
-        except ConnectionReset as exc:
-            self._broken(exc.reason)
-            raise self._end_error() from exc
-        except trio.ClosedResourceError as exc:
-            raise self._closed_error() from exc
-        finally:
-            lock.release()
 
     async def send_fragments(
         self, fragments: AsyncIterable[str | bytes] | Iterable[str | bytes]
@@ -1036,6 +1016,16 @@ def _whole_masked_frame(data: bytes) -> _WsText | BytesMessage | None:
         return None
 
 
+async def _acquire(lock: trio.Lock) -> None:
+    """Take ``lock``, with no schedule point when it is free: the caller's
+    write is the schedule point (trio.Lock.acquire always has one, a task
+    switch on the path of every message)."""
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+
+
 def _plain_frame(event: _WsText | BytesMessage) -> bytes:
     """One whole unmasked, uncompressed frame (RFC 6455 section 5.2)."""
     if isinstance(event, _WsText):
@@ -1072,13 +1062,13 @@ class _FragmentSender:
             raise TypeError("the fragments of one message are all str or all bytes")
         if self._previous is not None:
             self.started = True
-            await self._ws._send_event(_fragment(self._previous, False))
+            await self._ws._write(_fragment(self._previous, False))
         self._previous = piece if isinstance(piece, str) else bytes(piece)
 
     async def finish(self) -> None:
         last = self._previous if self._previous is not None else b""
         self.started = True
-        await self._ws._send_event(_fragment(last, True))
+        await self._ws._write(_fragment(last, True))
 
 
 def _fragment(piece: str | bytes, last: bool) -> _WsText | BytesMessage:
