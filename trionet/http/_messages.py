@@ -25,7 +25,7 @@ from .._websocket_limits import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
-    check_options,
+    ConnectionOptions,
 )
 from ._headers import Headers, HeadersInput
 
@@ -385,12 +385,13 @@ class Request:
         """
         from ..websocket._handshake import accept
 
-        check_options(
+        options = ConnectionOptions(
             max_message_size=max_message_size,
             max_queued_bytes=max_queued_bytes,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
+            control_events=control_events,
         )
         return await accept(
             self,
@@ -398,12 +399,7 @@ class Request:
             headers=headers,
             origins=origins,
             compression=compression,
-            max_message_size=max_message_size,
-            max_queued_bytes=max_queued_bytes,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            control_events=control_events,
+            options=options,
         )
 
     async def reject_websocket(

@@ -74,6 +74,7 @@ from .._errors import ConnectionReset
 from .._server import SocketAddress
 from .._tls import TLSInfo
 from .._transport import Transport
+from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers
 from ._events import (
     CLEAN_CLOSE_CODES,
@@ -202,12 +203,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         request_headers: Headers,
         response_headers: Headers,
         tls: TLSInfo | None,
-        max_message_size: int | None,
-        max_queued_bytes: int,
-        ping_interval: float | None,
-        ping_timeout: float | None,
-        close_timeout: float,
-        control_events: bool,
+        options: ConnectionOptions,
     ) -> None:
         self._transport = transport
         self._proto = proto
@@ -219,12 +215,13 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self.request_headers = request_headers
         self.response_headers = response_headers
         self.tls = tls
-        self._max_message_size = max_message_size
-        self._max_queued_bytes = max_queued_bytes
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-        self._control_events = control_events
+        # Read on every frame: kept as attributes of their own.
+        self._max_message_size = options.max_message_size
+        self._max_queued_bytes = options.max_queued_bytes
+        self._ping_interval = options.ping_interval
+        self._ping_timeout = options.ping_timeout
+        self._close_timeout = options.close_timeout
+        self._control_events = options.control_events
         # A server frame without extensions is a header and the payload as it
         # is (no mask, no compression): built here, byte for byte what wsproto
         # builds, at a fraction of its cost.

@@ -33,6 +33,7 @@ from .._errors import ConnectTimeout
 from .._tcp import connect_tcp
 from .._tls import tls_info
 from .._transport import Transport
+from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers, HeadersInput
 from ..http._messages import ProtocolError
 from ._connection import WebSocketConnection, bounded_deflate
@@ -72,12 +73,7 @@ async def accept(
     headers: HeadersInput | None,
     origins: Sequence[str | None] | None,
     compression: bool,
-    max_message_size: int | None,
-    max_queued_bytes: int,
-    ping_interval: float | None,
-    ping_timeout: float | None,
-    close_timeout: float,
-    control_events: bool,
+    options: ConnectionOptions,
 ) -> WebSocketConnection:
     """Complete the server side of the handshake for ``request``."""
     conn: HTTPConnection = request._conn
@@ -114,7 +110,7 @@ async def accept(
             f"subprotocol {subprotocol!r} was not offered (the client offered"
             f" {list(event.subprotocols)})"
         )
-    offered = [bounded_deflate(max_message_size)] if compression else []
+    offered = [bounded_deflate(options.max_message_size)] if compression else []
     try:
         response = handshake.send(
             AcceptConnection(
@@ -140,12 +136,7 @@ async def accept(
         request_headers=request.headers,
         response_headers=Headers._from_raw(_head_fields(response)),
         tls=conn.tls,
-        max_message_size=max_message_size,
-        max_queued_bytes=max_queued_bytes,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        control_events=control_events,
+        options=options,
     )
     if trailing:
         proto.receive_data(trailing)
@@ -195,12 +186,7 @@ async def open_client(
     ssl_context: ssl.SSLContext | None,
     compression: bool,
     handshake_timeout: float | None,
-    max_message_size: int | None,
-    max_queued_bytes: int,
-    ping_interval: float | None,
-    ping_timeout: float | None,
-    close_timeout: float,
-    control_events: bool,
+    options: ConnectionOptions,
 ) -> WebSocketConnection:
     """Connect and complete the client side of the handshake."""
     secure, host, port, target, host_header = parse_url(url)
@@ -212,7 +198,7 @@ async def open_client(
     extra = _encode_headers(headers)
     if origin is not None:
         extra.append((b"Origin", origin.encode("latin-1")))
-    offered = [bounded_deflate(max_message_size)] if compression else []
+    offered = [bounded_deflate(options.max_message_size)] if compression else []
     handshake = H11Handshake(ConnectionType.CLIENT)
     request = handshake.send(
         Request(
@@ -229,9 +215,9 @@ async def open_client(
         port,
         ssl_context=ssl_context,
         connect_timeout=handshake_timeout,
-        close_timeout=close_timeout,
+        close_timeout=options.close_timeout,
     )
-    transport = Transport(conn.stream, close_timeout)
+    transport = Transport(conn.stream, options.close_timeout)
     accepted: AcceptConnection | None = None
     fields: list[tuple[bytes, bytes]] = []
     with trio.move_on_at(deadline) as scope:
@@ -266,12 +252,7 @@ async def open_client(
         request_headers=sent,
         response_headers=Headers._from_raw(fields),
         tls=tls_info(conn.stream) if isinstance(conn.stream, trio.SSLStream) else None,
-        max_message_size=max_message_size,
-        max_queued_bytes=max_queued_bytes,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        control_events=control_events,
+        options=options,
     )
 
 

@@ -19,13 +19,14 @@ from .._websocket_limits import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
-    check_options,
+    ConnectionOptions,
+    check_positive,
 )
 from ..http import _serve as http_serve
 from ..http._headers import HeadersInput
 from ..http._messages import Request, Response
 from ._connection import WebSocketConnection
-from ._handshake import open_client
+from ._handshake import accept, open_client
 
 __all__ = ["WebSocketHandler", "connect", "serve"]
 
@@ -111,14 +112,15 @@ async def serve(
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
     """
-    check_options(
+    options = ConnectionOptions(
         max_message_size=max_message_size,
         max_queued_bytes=max_queued_bytes,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
-        handshake_timeout=handshake_timeout,
+        control_events=control_events,
     )
+    check_positive("handshake_timeout", handshake_timeout)
     supported = list(subprotocols)
 
     async def upgrade(request: Request) -> Response | None:
@@ -133,16 +135,13 @@ async def serve(
             for value in request.headers.get_all("sec-websocket-protocol")
             for token in value.split(",")
         ]
-        ws = await request.accept_websocket(
-            _choose(offered, supported),
+        ws = await accept(
+            request,
+            subprotocol=_choose(offered, supported),
+            headers=None,
             origins=origins,
             compression=compression,
-            max_message_size=max_message_size,
-            max_queued_bytes=max_queued_bytes,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            control_events=control_events,
+            options=options,
         )
         await handler(ws)
         return None
@@ -227,14 +226,15 @@ async def connect(
         ConnectTimeout: ``handshake_timeout`` ran out.
         TLSError: The TLS handshake failed (certificate rejected).
     """
-    check_options(
+    options = ConnectionOptions(
         max_message_size=max_message_size,
         max_queued_bytes=max_queued_bytes,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
-        handshake_timeout=handshake_timeout,
+        control_events=control_events,
     )
+    check_positive("handshake_timeout", handshake_timeout)
     ws = await open_client(
         url,
         subprotocols=subprotocols,
@@ -243,12 +243,7 @@ async def connect(
         ssl_context=ssl_context,
         compression=compression,
         handshake_timeout=handshake_timeout,
-        max_message_size=max_message_size,
-        max_queued_bytes=max_queued_bytes,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        control_events=control_events,
+        options=options,
     )
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
