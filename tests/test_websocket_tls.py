@@ -23,15 +23,17 @@ async def echo_app(request: trionet.http.Request) -> trionet.http.Response | Non
     return trionet.http.Response.text("plain")
 
 
+async def start_https(nursery: trio.Nursery, tls: TLSCertificates) -> trionet.Server:
+    server: trionet.Server = await nursery.start(
+        partial(trionet.http.serve, ssl_context=tls.server_context), echo_app, 0, "127.0.0.1"
+    )
+    return server
+
+
 async def test_wss_round_trip_with_a_trusted_certificate(
     nursery: trio.Nursery, trionet_tls: TLSCertificates
 ) -> None:
-    server = await nursery.start(
-        partial(trionet.http.serve, ssl_context=trionet_tls.server_context),
-        echo_app,
-        0,
-        "127.0.0.1",
-    )
+    server = await start_https(nursery, trionet_tls)
     url = f"wss://127.0.0.1:{server.port}/echo"
     async with trionet.websocket.connect(url, ssl_context=trionet_tls.client_context) as ws:
         await ws.send("over TLS")
@@ -46,12 +48,7 @@ async def test_wss_round_trip_with_a_trusted_certificate(
 async def test_wss_verifies_the_certificate_by_default(
     nursery: trio.Nursery, trionet_tls: TLSCertificates
 ) -> None:
-    server = await nursery.start(
-        partial(trionet.http.serve, ssl_context=trionet_tls.server_context),
-        echo_app,
-        0,
-        "127.0.0.1",
-    )
+    server = await start_https(nursery, trionet_tls)
     # No ssl_context: the system's trust store, which does not know the test
     # authority. The connection is refused, not silently unverified.
     with trio.fail_after(10), pytest.raises(trionet.TLSError):

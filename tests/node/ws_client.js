@@ -38,28 +38,13 @@
 // where a SUMMARY is {"type": "text"|"binary", "length": bytes,
 // "sha256": hex} plus "text" for a text message of at most 100 bytes.
 'use strict';
-const crypto = require('crypto');
+const { summary, send } = require('./ws_common');
 const fs = require('fs');
 const WebSocket = require('ws');
 
 const [planFile] = process.argv.slice(2);
 const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
 const report = (value) => process.stdout.write(JSON.stringify(value) + '\n');
-
-function summary(data, isBinary) {
-  const result = {
-    type: isBinary ? 'binary' : 'text',
-    length: data.length,
-    sha256: crypto.createHash('sha256').update(data).digest('hex'),
-  };
-  if (!isBinary && data.length <= 100) result.text = data.toString('utf8');
-  return result;
-}
-
-function send(ws, message) {
-  if ('text' in message) ws.send(message.text);
-  else ws.send(Buffer.from(message.base64, 'base64'), { binary: true });
-}
 
 function runSession(session, done) {
   const options = {};
