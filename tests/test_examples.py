@@ -238,3 +238,32 @@ async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
                 with pytest.raises(trionet.websocket.ConnectionClosed) as info:
                     await ws.receive()
     assert info.value.code == 1009
+
+
+async def test_http_get_fetches_from_the_seeds_http_server() -> None:
+    port = free_port()
+    async with running(example("http_hello.py", port)) as (_, server_output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            await server_output.wait_for(r"^Server running at http://127\.0\.0\.1:\d+/$")
+        client = [sys.executable, str(EXAMPLES / "http_get.py"), f"http://127.0.0.1:{port}/x"]
+        async with running(client) as (process, output):
+            with trio.fail_after(STARTUP_TIMEOUT):
+                lines = await output.read_rest()
+                assert await process.wait() == 0
+    assert lines[0] == "STATUS: 200"
+    assert lines[1].startswith("HEADERS: {")
+    assert "'content-length': '12'" in lines[1]
+    assert lines[2:] == ["Hello World"]
+
+
+async def test_http_get_reports_a_refused_connection_in_one_line() -> None:
+    port = free_port()
+    client = [sys.executable, str(EXAMPLES / "http_get.py"), f"http://127.0.0.1:{port}/"]
+    with trio.fail_after(STARTUP_TIMEOUT):
+        result = await trio.run_process(
+            client, capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"http_get: cannot connect to http://127.0.0.1:{port}: Connection refused"
+    ]

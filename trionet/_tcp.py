@@ -244,10 +244,10 @@ async def connect_tcp(
         A connected :class:`~trionet.TCPConnection`.
 
     Raises:
-        ConnectError: The connection was refused, the host is unreachable, or
+        trionet.ConnectError: The connection was refused, the host is unreachable, or
             the name did not resolve.
-        ConnectTimeout: ``connect_timeout`` ran out.
-        TLSError: The TLS handshake failed (for example, the certificate was
+        trionet.ConnectTimeout: ``connect_timeout`` ran out.
+        trionet.TLSError: The TLS handshake failed (for example, the certificate was
             rejected).
         ValueError: ``port`` or a timeout is out of range.
     """
@@ -326,9 +326,9 @@ async def connect_unix(
         A connected :class:`~trionet.TCPConnection`.
 
     Raises:
-        ConnectError: Nobody listens there, or the path does not exist.
-        ConnectTimeout: ``connect_timeout`` ran out.
-        TLSError: The TLS handshake failed.
+        trionet.ConnectError: Nobody listens there, or the path does not exist.
+        trionet.ConnectTimeout: ``connect_timeout`` ran out.
+        trionet.TLSError: The TLS handshake failed.
         ValueError: A timeout is out of range, or ``ssl_context`` checks
             hostnames and no ``server_hostname`` was given.
     """

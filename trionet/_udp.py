@@ -663,7 +663,7 @@ async def connect_udp(
         The connected :class:`UDPSocket`; close it (``async with``).
 
     Raises:
-        ConnectError: The name could not be resolved or the address used.
+        trionet.ConnectError: The name could not be resolved or the address used.
         BindError: The local address is in use or cannot be bound.
         ValueError: An argument is out of range.
     """

@@ -305,7 +305,7 @@ class VirtualUDPNetwork:
             The connected socket; close it (``async with``).
 
         Raises:
-            ConnectError: ``host`` is not an IP address.
+            trionet.ConnectError: ``host`` is not an IP address.
             BindError: The local address is taken.
             ValueError: An argument is out of range.
         """

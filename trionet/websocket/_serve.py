@@ -222,9 +222,9 @@ async def connect(
             range.
         HandshakeError: The server refused the upgrade (``status``,
             ``headers`` and ``body`` tell how) or answered it wrongly.
-        ConnectError: The connection was refused or the name did not resolve.
-        ConnectTimeout: ``handshake_timeout`` ran out.
-        TLSError: The TLS handshake failed (certificate rejected).
+        trionet.ConnectError: The connection was refused or the name did not resolve.
+        trionet.ConnectTimeout: ``handshake_timeout`` ran out.
+        trionet.TLSError: The TLS handshake failed (certificate rejected).
     """
     options = ConnectionOptions(
         max_message_size=max_message_size,

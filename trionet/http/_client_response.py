@@ -1,0 +1,365 @@
+"""The client's response, its body, and ``Content-Encoding`` decoding.
+
+A response is returned once its head has arrived; its body is read from the
+connection as it is asked for (``async for chunk in response``) or all at
+once (:meth:`ClientResponse.read`, which the non-streaming methods of the
+client call for you). When the body ends, the connection goes back to the
+pool; a response closed before its end closes its connection instead, since
+the rest of the body would have to be read before the next response.
+
+Decoding (RFC 9110 section 8.4): ``gzip`` (and ``x-gzip``), ``deflate`` (the
+zlib format, and the raw deflate some servers send instead) and ``identity``
+are undone, in the reverse order of the codings listed; a body with another
+coding is passed through as it came. Decompression is bounded: zlib is never
+asked for more than 64 KiB at a time, so a small "bomb" cannot grow in memory
+beyond what the reader takes, and a body read whole stops at
+``max_response_size``.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, Self
+
+import h11
+import trio
+
+from ._client_connection import ClientConnection
+from ._client_errors import (
+    DecodingError,
+    HTTPStatusError,
+    ResponseTooLarge,
+    ServerDisconnected,
+)
+from ._headers import Headers
+
+__all__ = ["ClientResponse"]
+
+# The most zlib may produce per call: bounds the memory of one step.
+_DECODE_STEP = 64 * 1024
+
+
+class _Decoder:
+    """One content coding undone incrementally, output bounded per step."""
+
+    __slots__ = ("_coding", "_first", "_inflater", "_start")
+
+    def __init__(self, coding: str) -> None:
+        self._coding = coding
+        self._first = True
+        self._start = b""
+        wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
+        self._inflater = zlib.decompressobj(wbits)
+
+    def decode(self, data: bytes) -> list[bytes]:
+        pieces: list[bytes] = []
+        try:
+            if self._first:
+                if self._coding == "deflate":
+                    # RFC 9110 says deflate is the zlib format (RFC 1950), but
+                    # some servers send raw deflate (RFC 1951): a zlib stream
+                    # opens with a method of 8 and a header checksum.
+                    data = self._start + data
+                    if len(data) < 2:
+                        self._start = data
+                        return pieces
+                    if (data[0] & 0x0F) != 8 or ((data[0] << 8) | data[1]) % 31:
+                        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._first = not data
+            piece = self._inflater.decompress(data, _DECODE_STEP)
+            while True:
+                if piece:
+                    pieces.append(piece)
+                tail = self._inflater.unconsumed_tail
+                if not tail:
+                    break
+                piece = self._inflater.decompress(tail, _DECODE_STEP)
+        except zlib.error as exc:
+            raise DecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
+        return pieces
+
+    def finish(self) -> None:
+        if (not self._first or self._start) and not self._inflater.eof:
+            raise DecodingError(f"the {self._coding} body is truncated")
+
+
+def decoders_for(headers: Headers) -> list[_Decoder] | None:
+    """The decoders for a response's ``Content-Encoding``, outermost first;
+    ``None`` when there is nothing to undo, or a coding is unknown (then the
+    body is passed through as it came)."""
+    value = headers.get("content-encoding")
+    if value is None:
+        return None
+    codings = [coding.strip().lower() for coding in value.split(",") if coding.strip()]
+    decoders = []
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            decoders.append(_Decoder("gzip"))
+        elif coding == "deflate":
+            decoders.append(_Decoder("deflate"))
+        elif coding != "identity":
+            return None
+    return decoders or None
+
+
+class ClientResponse:
+    """A response received by :class:`~trionet.http.Client` (Node's
+    ``http.IncomingMessage`` on the client side).
+
+    Attributes:
+        status: The status code, such as ``200``.
+        reason: The reason phrase the server sent, such as ``"OK"``.
+        headers: The header fields (:class:`~trionet.http.Headers`).
+        http_version: ``"1.1"`` or ``"1.0"``.
+        url: The URL this response answers (after redirects, the last one).
+        method: The request's method.
+        history: The redirect responses that led here, first first (their
+            bodies are not kept).
+        elapsed: Seconds from sending the request to the end of the head.
+    """
+
+    __slots__ = (
+        "_body_done",
+        "_closed",
+        "_conn",
+        "_content",
+        "_decoders",
+        "_max_size",
+        "_read_timeout",
+        "_release",
+        "_streaming",
+        "elapsed",
+        "headers",
+        "history",
+        "http_version",
+        "method",
+        "reason",
+        "status",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        reason: str,
+        headers: Headers,
+        http_version: str,
+        url: str,
+        method: str,
+        conn: ClientConnection | None,
+        release: Callable[[ClientConnection, bool], Awaitable[None]],
+        read_timeout: float | None,
+        max_size: int,
+        elapsed: float,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.http_version = http_version
+        self.url = url
+        self.method = method
+        self.history: list[ClientResponse] = []
+        self.elapsed = elapsed
+        self._conn = conn
+        self._release = release
+        self._read_timeout = read_timeout
+        self._max_size = max_size
+        self._decoders = decoders_for(headers)
+        self._content: bytes | None = None
+        self._body_done = conn is None
+        self._streaming = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<ClientResponse {self.status} {self.reason} {self.url}>"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the status is below 400."""
+        return self.status < 400
+
+    @property
+    def is_redirect(self) -> bool:
+        """Whether this is a redirect with a ``Location`` to follow."""
+        return self.status in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    def raise_for_status(self) -> Self:
+        """Raise for a 4xx or 5xx status (Node: check ``res.statusCode``).
+
+        Returns:
+            The response itself, for chaining.
+
+        Raises:
+            HTTPStatusError: The status is 400 or above.
+        """
+        if self.status >= 400:
+            kind = "client error" if self.status < 500 else "server error"
+            raise HTTPStatusError(f"{self.status} {self.reason} ({kind}) for {self.url}", self)
+        return self
+
+    async def _raw_chunks(self) -> AsyncGenerator[bytes]:
+        """The body as it arrives, before decoding; releases the connection
+        at its end."""
+        conn = self._conn
+        if conn is None or self._body_done:
+            return
+        while True:
+            try:
+                event = await conn.receive_event(self._read_timeout)
+            except BaseException:
+                await self._abandon()
+                raise
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._body_done = True
+                self._conn = None
+                await self._release(conn, conn.reusable())
+                return
+            else:
+                await self._abandon()
+                raise ServerDisconnected("the server closed the connection mid-response")
+
+    async def _decoded_chunks(self) -> AsyncGenerator[bytes]:
+        decoders = self._decoders
+        async for chunk in self._raw_chunks():
+            if decoders is None:
+                yield chunk
+                continue
+            pieces = [chunk]
+            for decoder in decoders:
+                pieces = [out for piece in pieces for out in decoder.decode(piece)]
+            for piece in pieces:
+                yield piece
+        if decoders is not None:
+            for decoder in decoders:
+                decoder.finish()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.iter_bytes()
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """The body, decoded, piece by piece as it arrives (what ``async
+        for chunk in response`` does).
+
+        Yields:
+            Pieces of the body.
+
+        Raises:
+            RuntimeError: The body was already read or is being read.
+            ReadTimeout: The server paused longer than the ``read`` timeout.
+            ServerDisconnected: The connection broke before the body's end.
+            DecodingError: The body does not match its ``Content-Encoding``.
+        """
+        if self._content is not None:
+            yield self._content
+            return
+        if self._streaming or self._closed:
+            raise RuntimeError("the response body was already read (or the response closed)")
+        self._streaming = True
+        chunks = self._decoded_chunks()
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    async def read(self) -> bytes:
+        """Read the whole body (decoded) and return it; later calls return
+        the same bytes.
+
+        Returns:
+            The body.
+
+        Raises:
+            ResponseTooLarge: The body grew beyond ``max_response_size``.
+            ReadTimeout: The server paused longer than the ``read`` timeout.
+            ServerDisconnected: The connection broke before the body's end.
+            DecodingError: The body does not match its ``Content-Encoding``.
+            RuntimeError: The body was already consumed by streaming.
+        """
+        if self._content is not None:
+            await trio.lowlevel.checkpoint()
+            return self._content
+        if self._streaming or self._closed:
+            raise RuntimeError("the response body was already streamed (or the response closed)")
+        self._streaming = True
+        pieces = []
+        size = 0
+        chunks = self._decoded_chunks()
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self._max_size:
+                    await self._abandon()
+                    raise ResponseTooLarge(
+                        f"the response body from {self.url} is larger than "
+                        f"max_response_size ({self._max_size} bytes)"
+                    )
+                pieces.append(chunk)
+        finally:
+            await chunks.aclose()
+        self._content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return self._content
+
+    @property
+    def encoding(self) -> str:
+        """The ``charset`` of ``Content-Type``, else ``"utf-8"``."""
+        content_type = self.headers.get("content-type", "")
+        for parameter in content_type.split(";")[1:]:
+            name, _, value = parameter.strip().partition("=")
+            if name.lower() == "charset" and value:
+                return value.strip('"').strip()
+        return "utf-8"
+
+    async def text(self, encoding: str | None = None) -> str:
+        """The body as text.
+
+        Args:
+            encoding: The encoding; default :attr:`encoding`.
+
+        Returns:
+            The decoded text; undecodable bytes become U+FFFD.
+
+        Raises:
+            ResponseTooLarge: As :meth:`read`.
+        """
+        data = await self.read()
+        try:
+            return data.decode(encoding or self.encoding, errors="replace")
+        except LookupError:
+            return data.decode("utf-8", errors="replace")
+
+    async def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Returns:
+            The parsed value.
+
+        Raises:
+            ValueError: The body is not valid JSON.
+            ResponseTooLarge: As :meth:`read`.
+        """
+        return jsonlib.loads(await self.read())
+
+    async def _abandon(self) -> None:
+        """Give up on the rest of the body: the connection cannot carry
+        another exchange, so it is closed."""
+        conn = self._conn
+        self._conn = None
+        self._body_done = True
+        if conn is not None:
+            with trio.CancelScope(shield=True):
+                await self._release(conn, False)
+
+    async def aclose(self) -> None:
+        """Close the response: a body not read to its end closes the
+        connection (idempotent; ``async with client.stream(...)`` does it)."""
+        self._closed = True
+        if not self._body_done:
+            await self._abandon()
+        else:
+            await trio.lowlevel.checkpoint()
