@@ -17,16 +17,27 @@ so the server's byte counts go on across the upgrade.
 from __future__ import annotations
 
 import socket as stdlib_socket
+import ssl
 
 import trio
 
 from ._errors import ConnectionReset
 from ._server import SocketAddress
 from ._stream import _address, _socket_of, _translate_os_error
+from ._tls import describe_tls_failure
 
 __all__ = ["RECEIVE_SIZE", "Transport"]
 
 RECEIVE_SIZE = 64 * 1024
+
+
+def _lost(exc: trio.BrokenResourceError) -> ConnectionReset:
+    """A broken stream, with the reason trio keeps in the cause (over TLS, the
+    alert the peer sent, such as "certificate required")."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return ConnectionReset(f"connection lost: {describe_tls_failure(exc)}")
+    return ConnectionReset(f"connection lost: {exc or cause or 'the stream broke'}")
 
 
 class Transport:
@@ -98,7 +109,7 @@ class Transport:
         except OSError as exc:
             raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
-            raise ConnectionReset(f"connection lost: {exc}") from exc
+            raise _lost(exc) from exc
         self.bytes_received += len(data)
         return data
 
@@ -153,7 +164,7 @@ class Transport:
         except OSError as exc:
             raise _translate_os_error(exc) from exc
         except trio.BrokenResourceError as exc:
-            raise ConnectionReset(f"connection lost: {exc}") from exc
+            raise _lost(exc) from exc
         finally:
             self._sending = False
         self.bytes_sent += len(data)

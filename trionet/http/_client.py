@@ -31,7 +31,7 @@ import json as jsonlib
 import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -561,7 +561,11 @@ class Client(trio.abc.AsyncResource):
                 raise TooManyRedirects(
                     f"more than max_redirects ({self._max_redirects}) redirects from {url}"
                 )
-            method, next_target, body = self._redirect(response, method, target, fields, body)
+            try:
+                method, next_target, body = self._redirect(response, method, target, fields, body)
+            except BaseException:
+                await response.aclose()
+                raise
             await self._drain(response)
             history.append(response)
             if (method, next_target.url) in seen:
@@ -616,6 +620,9 @@ class Client(trio.abc.AsyncResource):
             for name in _CREDENTIAL_FIELDS:
                 fields.remove(name)
             fields.remove("host")
+        elif next_target.authorization is None:
+            # Credentials of the URL stay with its origin, as a header would.
+            next_target.authorization = target.authorization
         return method, next_target, body
 
     async def _drain(self, response: ClientResponse) -> None:
@@ -623,10 +630,11 @@ class Client(trio.abc.AsyncResource):
         (a large one closes the connection instead)."""
         size = 0
         try:
-            async for chunk in response._raw_chunks():
-                size += len(chunk)
-                if size > _DRAIN_LIMIT:
-                    break
+            async with aclosing(response._raw_chunks()) as chunks:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > _DRAIN_LIMIT:
+                        break
         except (ServerDisconnected, RemoteProtocolError, TimeoutError):
             pass
         finally:

@@ -58,6 +58,7 @@ from ._client_errors import (
     RemoteProtocolError,
     ServerDisconnected,
     TLSError,
+    TransportError,
     WriteTimeout,
 )
 
@@ -232,7 +233,7 @@ class ClientConnection:
             with trio.move_on_after(limit) as scope:
                 await self.transport.send_all(data)
         except ConnectionReset as exc:
-            raise ServerDisconnected(f"the server closed the connection: {exc.reason}") from None
+            raise _broken(exc, "the server closed the connection") from None
         if scope.cancelled_caught:
             await self.transport.aclose()
             raise WriteTimeout(f"the server accepted no data for {limit:g} s")
@@ -274,7 +275,7 @@ class ClientConnection:
                     await self.transport.aclose()
                     raise ReadTimeout(f"the server sent nothing for {limit:g} s")
         except ConnectionReset as exc:
-            raise ServerDisconnected(f"the server reset the connection: {exc.reason}") from None
+            raise _broken(exc, "the server reset the connection") from None
         except trio.ClosedResourceError:
             raise ServerDisconnected("the connection was closed") from None
         if self.first_byte_at is None:
@@ -289,6 +290,21 @@ class ClientConnection:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _broken(exc: ConnectionReset, what: str) -> TransportError:
+    """The error for a connection that broke: :class:`TLSError` when TLS
+    itself failed (a certificate refused after a TLS 1.3 handshake arrives
+    as a failed read), else :class:`ServerDisconnected`."""
+    broken = exc.__cause__
+    cause = broken.__cause__ if broken is not None else None
+    # A TLS stream that just ends (no close_notify) is a closed connection,
+    # as over TCP: many servers close idle connections that way.
+    if isinstance(cause, ssl.SSLError) and not isinstance(
+        cause, ssl.SSLEOFError | ssl.SSLZeroReturnError
+    ):
+        return TLSError(f"{what}: {exc.reason}")
+    return ServerDisconnected(f"{what}: {exc.reason}")
 
 
 async def open_connection(
