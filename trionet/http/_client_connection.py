@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import select
 import socket as stdlib_socket
 import ssl
@@ -157,6 +158,7 @@ class ClientConnection:
         "key",
         "max_header_size",
         "requests",
+        "server_closed",
         "tls",
         "transport",
     )
@@ -176,6 +178,7 @@ class ClientConnection:
         self.idle_since = 0.0
         self.requests = 0
         self.first_byte_at: float | None = None
+        self.server_closed = False
 
     @property
     def closed(self) -> bool:
@@ -256,6 +259,8 @@ class ClientConnection:
                 assert not isinstance(event, type)
                 return event
             data = await self.receive(limit)
+            if not data:
+                self.server_closed = True
             h.receive_data(data)
 
     async def receive(self, limit: float | None) -> bytes:
@@ -283,10 +288,14 @@ class ClientConnection:
         return data
 
     def _protocol_error(self, exc: h11.RemoteProtocolError) -> Exception:
-        text = str(exc)
-        if "peer closed connection" in text or self.h11.their_state is h11.CLOSED:
-            return ServerDisconnected(f"the server closed the connection: {text}")
-        return RemoteProtocolError(f"the server's response is not valid HTTP/1.1: {text}")
+        if self.server_closed:
+            # h11 reports an end of stream before the response was complete
+            # as a protocol error; for the client it is a disconnect (and,
+            # before the first byte, the case that may be retried).
+            return ServerDisconnected(
+                "the server closed the connection before the response was complete"
+            )
+        return RemoteProtocolError(f"the server's response is not valid HTTP/1.1: {exc}")
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -303,7 +312,8 @@ def _broken(exc: ConnectionReset, what: str) -> TransportError:
     if isinstance(cause, ssl.SSLError) and not isinstance(
         cause, ssl.SSLEOFError | ssl.SSLZeroReturnError
     ):
-        return TLSError(f"{what}: {exc.reason}")
+        detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(cause))
+        return TLSError(f"the server ended the TLS session: {detail}")
     return ServerDisconnected(f"{what}: {exc.reason}")
 
 
