@@ -27,11 +27,12 @@ Three rules shape what happens next:
 
 from __future__ import annotations
 
+import inspect
 import json as jsonlib
 import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -566,7 +567,7 @@ class Client(trio.abc.AsyncResource):
             except BaseException:
                 await response.aclose()
                 raise
-            await self._drain(response)
+            await response._discard(_DRAIN_LIMIT)
             history.append(response)
             if (method, next_target.url) in seen:
                 raise RedirectLoop(
@@ -625,21 +626,6 @@ class Client(trio.abc.AsyncResource):
             next_target.authorization = target.authorization
         return method, next_target, body
 
-    async def _drain(self, response: ClientResponse) -> None:
-        """Read away a redirect's body so its connection serves the next hop
-        (a large one closes the connection instead)."""
-        size = 0
-        try:
-            async with aclosing(response._raw_chunks()) as chunks:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > _DRAIN_LIMIT:
-                        break
-        except (ServerDisconnected, RemoteProtocolError, TimeoutError):
-            pass
-        finally:
-            await response.aclose()
-
     def _proxy_for(self, origin: Origin) -> Proxy | None:
         if self._proxy is not None or not self._env_proxies:
             return self._proxy
@@ -672,8 +658,13 @@ class Client(trio.abc.AsyncResource):
             )
         )
         retry_allowed = method in _IDEMPOTENT and not isinstance(body, AsyncIterable)
+        retrying = False
         while True:
-            conn = await self._pool.acquire(key, lambda: self._open(key, timeouts), timeouts.pool)
+            # The retry takes a new connection: the idle ones may have been
+            # closed by the same server at the same moment.
+            conn = await self._pool.acquire(
+                key, lambda: self._open(key, timeouts), timeouts.pool, fresh=retrying
+            )
             reused = conn.requests > 0
             try:
                 return await self._exchange(conn, method, target, proxy, fields, body, timeouts)
@@ -681,6 +672,7 @@ class Client(trio.abc.AsyncResource):
                 await self._pool.release(conn, False)
                 if reused and retry_allowed and exc.before_response:
                     retry_allowed = False
+                    retrying = True
                     self._pool.retries += 1
                     continue
                 raise
@@ -835,16 +827,29 @@ class Client(trio.abc.AsyncResource):
                     exc.message,
                     before_response=conn.transport.bytes_received == received_before,
                 ) from None
-            if isinstance(event, h11.Response):
-                return event
             if isinstance(event, h11.InformationalResponse):
                 continue  # 100 Continue, 103 Early Hints: nothing to do
+            if isinstance(event, h11.Response):
+                return self._checked(event)
             if isinstance(event, h11.ConnectionClosed):
                 raise ServerDisconnected(
                     "the server closed the connection without answering",
                     before_response=conn.transport.bytes_received == received_before,
                 )
             raise RemoteProtocolError(f"unexpected {type(event).__name__} before the response")
+
+    def _checked(self, event: h11.Response) -> h11.Response:
+        """A response head within ``max_header_size``: h11 bounds a head
+        only while it is incomplete, so one that arrived in a single read is
+        measured here."""
+        size = len(event.reason) + 15
+        for name, value in event.headers.raw_items():
+            size += len(name) + len(value) + 4
+        if size > self._max_header_size:
+            raise RemoteProtocolError(
+                f"the response head is larger than max_header_size ({self._max_header_size} bytes)"
+            )
+        return event
 
     async def _await_continue(
         self, conn: ClientConnection, timeouts: Timeouts
@@ -860,7 +865,7 @@ class Client(trio.abc.AsyncResource):
                         return None
                     continue
                 if isinstance(event, h11.Response):
-                    return event
+                    return self._checked(event)
                 raise ServerDisconnected("the server closed the connection before answering")
         return None
 
@@ -870,11 +875,17 @@ class Client(trio.abc.AsyncResource):
         if isinstance(body, bytes):
             await conn.send_all((h11.Data(data=body), h11.EndOfMessage()), timeouts.write)
             return
-        async for chunk in body:
-            if not isinstance(chunk, bytes | bytearray | memoryview):
-                raise TypeError(f"a body iterator yields bytes, not {type(chunk).__name__}")
-            if chunk:
-                await conn.send(h11.Data(data=bytes(chunk)), timeouts.write)
+        try:
+            async for chunk in body:
+                if not isinstance(chunk, bytes | bytearray | memoryview):
+                    raise TypeError(f"a body iterator yields bytes, not {type(chunk).__name__}")
+                if chunk:
+                    await conn.send(h11.Data(data=bytes(chunk)), timeouts.write)
+        finally:
+            if inspect.isasyncgen(body):
+                # Stopped early (an error): the generator's own cleanup runs
+                # now, not whenever the garbage collector finds it.
+                await body.aclose()
         await conn.send(h11.EndOfMessage(), timeouts.write)
 
     async def _early_answer(
@@ -885,7 +896,7 @@ class Client(trio.abc.AsyncResource):
             while True:
                 event = await conn.receive_event(timeouts.read)
                 if isinstance(event, h11.Response):
-                    return event
+                    return self._checked(event)
                 if not isinstance(event, h11.InformationalResponse):
                     return None
         except (ServerDisconnected, RemoteProtocolError, TimeoutError):

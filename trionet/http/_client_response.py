@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Self
 
 import h11
@@ -32,6 +32,7 @@ from ._client_errors import (
     HTTPStatusError,
     ResponseTooLarge,
     ServerDisconnected,
+    TransportError,
 )
 from ._headers import Headers
 
@@ -53,8 +54,13 @@ class _Decoder:
         wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
         self._inflater = zlib.decompressobj(wbits)
 
-    def decode(self, data: bytes) -> list[bytes]:
-        pieces: list[bytes] = []
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """Undo the coding of ``data``, at most ``_DECODE_STEP`` bytes per
+        piece, one piece at a time.
+
+        Raises:
+            DecodingError: ``data`` is not what the coding says.
+        """
         try:
             if self._first:
                 if self._coding == "deflate":
@@ -64,25 +70,72 @@ class _Decoder:
                     data = self._start + data
                     if len(data) < 2:
                         self._start = data
-                        return pieces
+                        return
                     if (data[0] & 0x0F) != 8 or ((data[0] << 8) | data[1]) % 31:
                         self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
                 self._first = not data
             piece = self._inflater.decompress(data, _DECODE_STEP)
             while True:
                 if piece:
-                    pieces.append(piece)
+                    yield piece
                 tail = self._inflater.unconsumed_tail
                 if not tail:
                     break
                 piece = self._inflater.decompress(tail, _DECODE_STEP)
         except zlib.error as exc:
             raise DecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
-        return pieces
 
     def finish(self) -> None:
         if (not self._first or self._start) and not self._inflater.eof:
             raise DecodingError(f"the {self._coding} body is truncated")
+
+
+def _decode(decoders: list[_Decoder], data: bytes, index: int = 0) -> Iterator[bytes]:
+    """``data`` through every decoder, outermost first, a bounded piece at a
+    time: nothing is decoded before the reader asks for it."""
+    if index == len(decoders):
+        yield data
+        return
+    for piece in decoders[index].decode(data):
+        yield from _decode(decoders, piece, index + 1)
+
+
+class _Body:
+    """The iterator of ``async for chunk in response``. A class, not an
+    async generator, so that leaving the loop early needs no finalizer."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: ClientResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        piece = await self._response._next()
+        if piece is None:
+            raise StopAsyncIteration
+        return piece
+
+
+class _Once:
+    """A body already read, iterated again: one piece."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        data, self._data = self._data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data
 
 
 def decoders_for(headers: Headers) -> list[_Decoder] | None:
@@ -127,6 +180,7 @@ class ClientResponse:
         "_content",
         "_decoders",
         "_max_size",
+        "_pieces",
         "_read_timeout",
         "_release",
         "_streaming",
@@ -168,6 +222,7 @@ class ClientResponse:
         self._read_timeout = read_timeout
         self._max_size = max_size
         self._decoders = decoders_for(headers)
+        self._pieces: Iterator[bytes] | None = None
         self._content: bytes | None = None
         self._body_done = conn is None
         self._streaming = False
@@ -200,53 +255,62 @@ class ClientResponse:
             raise HTTPStatusError(f"{self.status} {self.reason} ({kind}) for {self.url}", self)
         return self
 
-    async def _raw_chunks(self) -> AsyncGenerator[bytes]:
-        """The body as it arrives, before decoding; releases the connection
-        at its end."""
+    async def _next_raw(self) -> bytes | None:
+        """The next piece of the body as it arrived, before decoding, or
+        ``None`` at its end (the connection then goes back to the pool)."""
         conn = self._conn
-        if conn is None or self._body_done:
-            return
-        while True:
-            try:
-                event = await conn.receive_event(self._read_timeout)
-            except BaseException:
-                await self._abandon()
-                raise
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                self._body_done = True
-                self._conn = None
-                await self._release(conn, conn.reusable())
-                return
-            else:
-                await self._abandon()
-                raise ServerDisconnected("the server closed the connection mid-response")
+        if conn is None:
+            await trio.lowlevel.checkpoint()
+            return None
+        try:
+            event = await conn.receive_event(self._read_timeout)
+        except BaseException:
+            await self._abandon()
+            raise
+        if isinstance(event, h11.Data):
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            self._body_done = True
+            self._conn = None
+            await self._release(conn, conn.reusable())
+            return None
+        await self._abandon()
+        raise ServerDisconnected("the server closed the connection mid-response")
 
-    async def _decoded_chunks(self) -> AsyncGenerator[bytes]:
-        decoders = self._decoders
-        async for chunk in self._raw_chunks():
+    async def _next(self) -> bytes | None:
+        """The next piece of the decoded body, or ``None`` at its end.
+
+        A piece that arrived compressed is decoded one bounded step at a
+        time (a sync generator holds the rest of it, still compressed)."""
+        while True:
+            if self._pieces is not None:
+                try:
+                    piece = next(self._pieces, None)
+                except DecodingError:
+                    await self._abandon()
+                    raise
+                if piece is not None:
+                    return piece
+                self._pieces = None
+            raw = await self._next_raw()
+            decoders = self._decoders
+            if raw is None:
+                if decoders is not None:
+                    for decoder in decoders:
+                        decoder.finish()
+                return None
             if decoders is None:
-                yield chunk
-                continue
-            pieces = [chunk]
-            for decoder in decoders:
-                pieces = [out for piece in pieces for out in decoder.decode(piece)]
-            for piece in pieces:
-                yield piece
-        if decoders is not None:
-            for decoder in decoders:
-                decoder.finish()
+                return raw
+            self._pieces = _decode(decoders, raw)
+
+    def _start_body(self) -> None:
+        if self._streaming or self._closed:
+            raise RuntimeError("the response body was already read (or the response closed)")
+        self._streaming = True
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self.iter_bytes()
-
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        """The body, decoded, piece by piece as it arrives (what ``async
-        for chunk in response`` does).
-
-        Yields:
-            Pieces of the body.
+        """``async for chunk in response``: the body, decoded, piece by
+        piece as it arrives.
 
         Raises:
             RuntimeError: The body was already read or is being read.
@@ -255,17 +319,9 @@ class ClientResponse:
             DecodingError: The body does not match its ``Content-Encoding``.
         """
         if self._content is not None:
-            yield self._content
-            return
-        if self._streaming or self._closed:
-            raise RuntimeError("the response body was already read (or the response closed)")
-        self._streaming = True
-        chunks = self._decoded_chunks()
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
+            return _Once(self._content)
+        self._start_body()
+        return _Body(self)
 
     async def read(self) -> bytes:
         """Read the whole body (decoded) and return it; later calls return
@@ -284,26 +340,34 @@ class ClientResponse:
         if self._content is not None:
             await trio.lowlevel.checkpoint()
             return self._content
-        if self._streaming or self._closed:
-            raise RuntimeError("the response body was already streamed (or the response closed)")
-        self._streaming = True
+        self._start_body()
         pieces = []
         size = 0
-        chunks = self._decoded_chunks()
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self._max_size:
-                    await self._abandon()
-                    raise ResponseTooLarge(
-                        f"the response body from {self.url} is larger than "
-                        f"max_response_size ({self._max_size} bytes)"
-                    )
-                pieces.append(chunk)
-        finally:
-            await chunks.aclose()
+        while (piece := await self._next()) is not None:
+            size += len(piece)
+            if size > self._max_size:
+                await self._abandon()
+                raise ResponseTooLarge(
+                    f"the response body from {self.url} is larger than "
+                    f"max_response_size ({self._max_size} bytes)"
+                )
+            pieces.append(piece)
         self._content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         return self._content
+
+    async def _discard(self, limit: int) -> None:
+        """Read the rest of the body away, up to ``limit`` bytes as they
+        came, so the connection can serve the next request; beyond, or on an
+        error, the connection is closed."""
+        size = 0
+        try:
+            while (raw := await self._next_raw()) is not None:
+                size += len(raw)
+                if size > limit:
+                    break
+        except (TransportError, TimeoutError):
+            pass
+        await self.aclose()
 
     @property
     def encoding(self) -> str:

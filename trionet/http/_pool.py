@@ -106,9 +106,11 @@ class Pool:
         key: PoolKey,
         opener: Callable[[], Awaitable[ClientConnection]],
         pool_timeout: float | None,
+        *,
+        fresh: bool = False,
     ) -> ClientConnection:
-        """A connection for ``key``: an idle one, or a new one from
-        ``opener``.
+        """A connection for ``key``: an idle one (unless ``fresh``), or a new
+        one from ``opener``.
 
         Raises:
             PoolTimeout: No connection could be had within ``pool_timeout``.
@@ -120,11 +122,11 @@ class Pool:
         while True:
             if self._closed:
                 raise trio.ClosedResourceError("the client is closed")
-            conn = await self._take_idle(key)
+            conn = None if fresh else await self._take_idle(key)
             if conn is not None:
                 self._active.add(conn)
                 return conn
-            if self._has_room(key) or await self._evict_one(key):
+            if self._has_room(key) or await self._evict_one(key, own=fresh):
                 return await self._open_new(key, opener)
             with trio.move_on_at(deadline) as scope:
                 await self._lot.park()
@@ -163,14 +165,24 @@ class Pool:
             await self._discard(conn)
         return None
 
-    async def _evict_one(self, key: PoolKey) -> bool:
+    async def _evict_one(self, key: PoolKey, *, own: bool = False) -> bool:
         """Close the longest-idle connection that stands in the way of a new
-        one for ``key``: any other key's when the total is at its limit."""
-        if self._max_per_host is not None and self._open.get(key, 0) >= self._max_per_host:
+        one for ``key``: another key's when the total is at its limit, or,
+        when a new connection is wanted (``own``), one of ``key``'s own."""
+        at_host_limit = (
+            self._max_per_host is not None and self._open.get(key, 0) >= self._max_per_host
+        )
+        if at_host_limit and not own:
             return False  # only this host's own connections free its slots
         oldest: ClientConnection | None = None
         for other, idle in self._idle.items():
-            if other != key and idle and (oldest is None or idle[0].idle_since < oldest.idle_since):
+            if at_host_limit and other != key:
+                continue
+            if (
+                (other != key or own)
+                and idle
+                and (oldest is None or idle[0].idle_since < oldest.idle_since)
+            ):
                 oldest = idle[0]
         if oldest is None:
             return False
