@@ -1181,3 +1181,22 @@ async def test_client_against_a_websocat_echo_server(nursery: trio.Nursery, webs
             await ws.send("héllo from trionet")
             assert await ws.receive() == TextMessage("héllo from trionet")
             await ws.ping(b"are you there")
+
+
+@pytest.mark.parametrize(
+    ("headers", "origin"),
+    [
+        ({"bad name": "x"}, None),
+        ({"x-ok": "split\r\nx-injected: 1"}, None),
+        ({"x-ok": "€ is not Latin-1"}, None),
+        (None, "http://example.test\r\nx-injected: 1"),
+    ],
+)
+async def test_connect_refuses_invalid_header_fields_before_connecting(
+    headers: dict[str, str] | None, origin: str | None
+) -> None:
+    # Nothing listens on port 9: a ValueError means the fields were refused
+    # before any connection was tried.
+    with pytest.raises(ValueError, match=r"header|valid"):
+        async with trionet.websocket.connect("ws://127.0.0.1:9/", headers=headers, origin=origin):
+            pass

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _demo
+from . import _cli_get, _cli_net, _demo
 from ._version import __version__
 
 __all__ = ["console_main", "main"]
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _demo.add_arguments(demo)
     demo.set_defaults(run=_demo.run)
+    _cli_get.add_command(commands)
+    _cli_net.add_commands(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ one place per transport and never escape as a bare ``OSError``.
 from __future__ import annotations
 
 import errno
+import os
 import socket as stdlib_socket
 
 __all__ = [
@@ -83,4 +84,7 @@ def connect_error(exc: OSError, what: str) -> ConnectError:
                 code = first.errno
     if isinstance(exc, stdlib_socket.gaierror):
         return ConnectError(errno.EHOSTUNREACH, f"cannot connect to {what}: {exc.strerror}")
-    return ConnectError(code or 0, f"cannot connect to {what}: {exc.strerror or exc}")
+    # trio's own wording names the address again ("Error connecting to
+    # (...): Connection refused"): the system's text for the code is enough.
+    reason = os.strerror(code) if code else (exc.strerror or str(exc))
+    return ConnectError(code or 0, f"cannot connect to {what}: {reason}")

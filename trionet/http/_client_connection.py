@@ -34,7 +34,6 @@ section 9.2.2).
 from __future__ import annotations
 
 import base64
-import os
 import re
 import select
 import socket as stdlib_socket
@@ -441,8 +440,7 @@ async def _race(addresses: list[_AddrInfo]) -> trio.SocketStream:
             await sock.connect(address)
         except OSError as exc:
             sock.close()
-            # trio's message repeats the address; the caller names it once.
-            errors.append(OSError(exc.errno, os.strerror(exc.errno)) if exc.errno else exc)
+            errors.append(exc)
             failed.set()
             return
         except BaseException:

@@ -13,13 +13,20 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import overload
 
-__all__ = ["Headers", "HeadersInput"]
+__all__ = ["Headers", "HeadersInput", "is_token"]
 
 
 # RFC 9110 section 5.1 (a field name is a token) and 5.5 (a value is visible
 # characters, obs-text, spaces and tabs; no CR or LF: no response splitting).
 _NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+")
 _VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` is a token (RFC 9110 section 5.6.2): a field name,
+    a method, a WebSocket subprotocol."""
+    return _NAME.fullmatch(text) is not None
+
 
 # Fields the connection itself writes: a handler setting them would break the
 # framing of the response or of the next one.
@@ -38,7 +45,7 @@ class _Wire:
         lines = []
         found: dict[str, list[str]] = {}
         for name, value in fields:
-            if not _NAME.fullmatch(name):
+            if not is_token(name):
                 raise ValueError(f"not a valid header field name: {name!r}")
             value = value.strip(" \t")
             if not _VALUE.fullmatch(value):

@@ -61,9 +61,20 @@ def origin_allowed(origin: str | None, origins: Sequence[str | None] | None) -> 
 
 
 def _encode_headers(headers: HeadersInput | None) -> list[tuple[bytes, bytes]]:
+    """Header fields to send, checked (a token name, a value without CR, LF
+    or control characters, Latin-1).
+
+    Raises:
+        ValueError: A field is not valid.
+    """
     if headers is None:
         return []
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in Headers(headers)]
+    fields = Headers(headers)
+    fields._wire()  # raises ValueError for an invalid name or value
+    try:
+        return [(name.encode("ascii"), value.encode("latin-1")) for name, value in fields]
+    except UnicodeEncodeError:
+        raise ValueError(f"header values are Latin-1 text, not {fields!r}") from None
 
 
 async def accept(
@@ -197,7 +208,7 @@ async def open_client(
     offered_protocols = list(subprotocols)
     extra = _encode_headers(headers)
     if origin is not None:
-        extra.append((b"Origin", origin.encode("latin-1")))
+        extra += _encode_headers([("Origin", origin)])
     offered = [bounded_deflate(options.max_message_size)] if compression else []
     handshake = H11Handshake(ConnectionType.CLIENT)
     request = handshake.send(

@@ -218,8 +218,8 @@ async def connect(
         The open :class:`WebSocketConnection`.
 
     Raises:
-        ValueError: The URL is not ws:// or wss://, or a limit is out of
-            range.
+        ValueError: The URL is not ws:// or wss://, a limit is out of
+            range, or a header field (or ``origin``) is not a valid field.
         HandshakeError: The server refused the upgrade (``status``,
             ``headers`` and ``body`` tell how) or answered it wrongly.
         trionet.ConnectError: The connection was refused or the name did not resolve.
