@@ -5,7 +5,10 @@ line with a non-zero status."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +17,8 @@ import trio
 
 import trionet
 import trionet.http
-from tests.test_cli import run_cli
+from tests._process import child_env, free_port
+from tests.test_cli import run_cli, trionet_command
 from trionet.testing import TLSCertificates
 
 
@@ -178,8 +182,6 @@ async def test_https_untrusted_is_one_line_unless_insecure(tls_url: str) -> None
 
 
 async def test_failures_are_one_line_and_a_nonzero_status(base_url: str) -> None:
-    from tests._process import free_port
-
     port = free_port()
     result = await run_cli("get", f"http://127.0.0.1:{port}/")
     assert result.returncode == 1
@@ -215,3 +217,42 @@ async def test_help_documents_every_flag() -> None:
     ):  # fmt: skip
         assert flag in text, flag
     assert "exit status" in text
+
+
+async def test_a_long_download_to_a_file_shows_progress_on_a_terminal(
+    base_url: str, tmp_path: Path
+) -> None:
+    # Standard error is a terminal (a pseudo-terminal): the progress bar
+    # appears there, and ends with the total.
+    main, secondary = pty.openpty()
+    target = tmp_path / "big.bin"
+    try:
+        with trio.fail_after(30):
+            result = await trio.run_process(
+                [*trionet_command(), "get", "-o", str(target), f"{base_url}/big"],
+                stderr=secondary,
+                capture_stdout=True,
+                check=False,
+                env=child_env(),
+            )
+        os.close(secondary)
+        secondary = -1
+        shown = b""
+        while select.select([main], [], [], 0)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal's other side is gone: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+        if secondary >= 0:
+            os.close(secondary)
+    assert result.returncode == 0
+    assert target.stat().st_size == 3_000_000
+    text = shown.decode()
+    assert "100% 2.9 MiB of 2.9 MiB" in text
+    assert "[#########################] 100%" in text
+    assert text.rstrip().endswith("2.9 MiB received")

@@ -27,6 +27,7 @@ Three rules shape what happens next:
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json as jsonlib
 import ssl
@@ -35,7 +36,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Ma
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import h11
 import trio
@@ -152,9 +153,6 @@ def _parse_url(url: str) -> _Target:
     target = f"{path}?{query}" if query else path
     authorization = None
     if parts.username is not None:
-        import base64
-        from urllib.parse import unquote
-
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
     origin = Origin(scheme, host, port)
@@ -649,14 +647,8 @@ class Client(trio.abc.AsyncResource):
     ) -> ClientResponse:
         origin = target.origin
         proxy = self._proxy_for(origin)
-        key: PoolKey = (
-            (None, proxy)
-            if proxy is not None and origin.scheme == "http"
-            else (
-                origin,
-                proxy,
-            )
-        )
+        # Plain HTTP through a proxy: one proxy connection serves any origin.
+        key: PoolKey = (None, proxy) if proxy and origin.scheme == "http" else (origin, proxy)
         retry_allowed = method in _IDEMPOTENT and not isinstance(body, AsyncIterable)
         retrying = False
         while True:

@@ -41,7 +41,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import h11
 import trio
@@ -121,8 +121,6 @@ class Proxy:
         Raises:
             ValueError: The URL is not an ``http://`` URL with a host.
         """
-        from urllib.parse import urlsplit
-
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme.lower() != "http":
             raise ValueError(f"only http:// proxies are supported, not {url!r}")
@@ -190,11 +188,13 @@ class ClientConnection:
         sock = self.transport.sock
         if self.transport.closed or sock is None:
             return True
+        # poll, not select: select cannot watch a descriptor above 1023.
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def reusable(self) -> bool:
         """After an exchange: whether both sides ended it cleanly and keep
