@@ -28,13 +28,14 @@ Three rules shape what happens next:
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import inspect
 import json as jsonlib
 import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -112,7 +113,7 @@ class _Unset:
 _UNSET: Final = _Unset()
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Target:
     """A parsed request URL."""
 
@@ -127,9 +128,16 @@ def _parse_url(url: str) -> _Target:
 
     Raises:
         ValueError: It is not one.
+        TypeError: It is not a ``str``.
     """
     if not isinstance(url, str):
         raise TypeError(f"a URL is a str, not {url!r}")
+    return _parse_str_url(url)
+
+
+# A client usually asks the same few URLs again and again.
+@functools.lru_cache(maxsize=256)
+def _parse_str_url(url: str) -> _Target:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -621,7 +629,7 @@ class Client(trio.abc.AsyncResource):
             fields.remove("host")
         elif next_target.authorization is None:
             # Credentials of the URL stay with its origin, as a header would.
-            next_target.authorization = target.authorization
+            next_target = dataclasses.replace(next_target, authorization=target.authorization)
         return method, next_target, body
 
     def _proxy_for(self, origin: Origin) -> Proxy | None:
