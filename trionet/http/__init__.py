@@ -11,6 +11,7 @@ requests: ``await client.get(url)``.
 from ._client import Client as Client
 from ._client import Content as Content
 from ._client import QueryParams as QueryParams
+from ._client import RequestOptions as RequestOptions
 from ._client_errors import ConnectError as ConnectError
 from ._client_errors import ConnectTimeout as ConnectTimeout
 from ._client_errors import DecodingError as DecodingError
@@ -106,6 +107,7 @@ __all__ = [
     "RemoteProtocolError",
     "Request",
     "RequestBody",
+    "RequestOptions",
     "RequestTimeout",
     "Response",
     "ResponseStream",

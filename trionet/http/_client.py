@@ -36,7 +36,7 @@ import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import h11
@@ -75,7 +75,7 @@ from ._client_response import ClientResponse
 from ._headers import Headers, HeadersInput
 from ._pool import ClientStatistics, Pool
 
-__all__ = ["Client", "Content", "QueryParams"]
+__all__ = ["Client", "Content", "QueryParams", "RequestOptions"]
 
 #: A request body: bytes, text (sent as UTF-8), or an async iterable of bytes
 #: (sent chunked, RFC 9112 section 7.1).
@@ -108,6 +108,20 @@ _CREDENTIAL_FIELDS = ("authorization", "cookie", "proxy-authorization")
 
 class _Unset:
     pass
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`Client.request` (for the shorthands
+    :meth:`~Client.get`, :meth:`~Client.post`...)."""
+
+    params: QueryParams | None
+    headers: HeadersInput | None
+    content: Content | None
+    json: Any
+    form: Mapping[str, str] | None
+    timeout: TimeoutsInput
+    follow_redirects: bool | None
+    expect_continue: bool
 
 
 _UNSET: Final = _Unset()
@@ -421,61 +435,89 @@ class Client(trio.abc.AsyncResource):
             await response.aclose()
         return response
 
-    async def get(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``GET`` (see :meth:`request` for the arguments).
+    async def get(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``GET`` request.
+
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
 
         Returns:
             The response, body read.
         """
-        return await self.request("GET", url, **kwargs)
+        return await self.request("GET", url, **options)
 
-    async def head(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``HEAD`` (see :meth:`request` for the arguments).
+    async def head(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``HEAD`` request.
+
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
 
         Returns:
             The response (no body).
         """
-        return await self.request("HEAD", url, **kwargs)
+        return await self.request("HEAD", url, **options)
 
-    async def options(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``OPTIONS`` (see :meth:`request` for the arguments).
+    async def options(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``OPTIONS`` request.
 
-        Returns:
-            The response, body read.
-        """
-        return await self.request("OPTIONS", url, **kwargs)
-
-    async def post(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``POST`` (see :meth:`request` for the arguments).
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
 
         Returns:
             The response, body read.
         """
-        return await self.request("POST", url, **kwargs)
+        return await self.request("OPTIONS", url, **options)
 
-    async def put(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``PUT`` (see :meth:`request` for the arguments).
+    async def post(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``POST`` request.
 
-        Returns:
-            The response, body read.
-        """
-        return await self.request("PUT", url, **kwargs)
-
-    async def patch(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``PATCH`` (see :meth:`request` for the arguments).
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
 
         Returns:
             The response, body read.
         """
-        return await self.request("PATCH", url, **kwargs)
+        return await self.request("POST", url, **options)
 
-    async def delete(self, url: str, **kwargs: Any) -> ClientResponse:
-        """``DELETE`` (see :meth:`request` for the arguments).
+    async def put(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``PUT`` request.
+
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
 
         Returns:
             The response, body read.
         """
-        return await self.request("DELETE", url, **kwargs)
+        return await self.request("PUT", url, **options)
+
+    async def patch(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``PATCH`` request.
+
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
+
+        Returns:
+            The response, body read.
+        """
+        return await self.request("PATCH", url, **options)
+
+    async def delete(self, url: str, **options: Unpack[RequestOptions]) -> ClientResponse:
+        """Send a ``DELETE`` request.
+
+        Args:
+            url: The URL.
+            options: The keyword arguments of :meth:`request`.
+
+        Returns:
+            The response, body read.
+        """
+        return await self.request("DELETE", url, **options)
 
     @asynccontextmanager
     async def stream(
