@@ -818,6 +818,22 @@ async def test_wrong_bodies_are_type_errors(
         assert await response.read() == b"after"
 
 
+async def test_a_content_length_the_body_does_not_match_is_a_value_error(
+    echo_server: tuple[trionet.Server, list[Received]],
+) -> None:
+    server, seen = echo_server
+    async with Client() as client:
+        with trio.fail_after(BOUND):
+            for declared in ("5", "2"):
+                with pytest.raises(ValueError, match="Content-Length"):
+                    await client.post(
+                        url(server.port), content=b"abc", headers={"content-length": declared}
+                    )
+            response = await client.post(url(server.port), content=b"abc")
+    assert await response.read() == b"abc"
+    assert [received.body for received in seen] == [b"abc"]  # nothing else reached it
+
+
 async def test_header_fields(echo_server: tuple[trionet.Server, list[Received]]) -> None:
     server, seen = echo_server
     async with Client(headers={"X-Client": "c", "X-Both": "client", "Accept": "text/x"}) as client:

@@ -36,7 +36,7 @@ import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final, TypedDict, Unpack
+from typing import Any, Final, Self, TypedDict, Unpack
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import h11
@@ -275,7 +275,7 @@ class Client(trio.abc.AsyncResource):
             case forms), as curl does (default ``True``).
         trace: ``trace(step, details)`` is called as each step of a request
             happens, with measured times: ``"dns"``, ``"connect"``,
-            ``"proxy"``, ``"tls"``, ``"request"``, ``"response"``,
+            ``"proxy"``, ``"tls"``, ``"request"``, ``"sent"``, ``"response"``,
             ``"redirect"``, ``"done"`` (what ``trionet get --trace`` prints).
 
     Raises:
@@ -352,7 +352,7 @@ class Client(trio.abc.AsyncResource):
             keepalive_expiry=keepalive_expiry,
         )
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         return self
 
     async def aclose(self) -> None:

@@ -212,7 +212,10 @@ class ClientConnection:
             WriteTimeout: The server took no data for ``limit`` seconds.
             ServerDisconnected: The connection broke.
         """
-        data = self.h11.send(event)
+        try:
+            data = self.h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise _misuse(exc) from None
         if data:
             await self._write(data, limit)
 
@@ -225,7 +228,11 @@ class ClientConnection:
             ServerDisconnected: The connection broke.
         """
         send = self.h11.send
-        await self._write(b"".join([send(event) or b"" for event in events]), limit)
+        try:
+            data = b"".join([send(event) or b"" for event in events])
+        except h11.LocalProtocolError as exc:
+            raise _misuse(exc) from None
+        await self._write(data, limit)
 
     async def _write(self, data: bytes, limit: float | None) -> None:
         try:
@@ -298,6 +305,12 @@ class ClientConnection:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _misuse(exc: h11.LocalProtocolError) -> ValueError:
+    """The caller's request breaks HTTP/1.1 (a ``Content-Length`` that its
+    body does not match, a body for a method that has none...)."""
+    return ValueError(f"cannot send this request: {exc}")
 
 
 def _broken(exc: ConnectionReset, what: str) -> TransportError:
