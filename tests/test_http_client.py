@@ -1390,3 +1390,26 @@ def test_error_hierarchy() -> None:
     assert issubclass(trionet.http.ConnectError, OSError)
     assert issubclass(PoolTimeout, TimeoutError)
     assert not issubclass(PoolTimeout, TransportError)
+
+
+async def test_endless_informational_responses_do_not_hang(nursery: trio.Nursery) -> None:
+    async def endless(wire: Wire, index: int) -> None:
+        await wire.read_request()
+        while True:
+            await wire.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
+
+    server = await raw_server(nursery, endless)
+    async with Client() as client:
+        with trio.fail_after(BOUND), pytest.raises(RemoteProtocolError, match=r"1xx"):
+            await client.get(url(server.port))
+
+
+async def test_a_few_informational_responses_are_skipped(nursery: trio.Nursery) -> None:
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n" * 3
+    server = await raw_server(
+        nursery, answer_with(hints + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+    )
+    async with Client() as client:
+        with trio.fail_after(BOUND):
+            response = await client.get(url(server.port))
+    assert (response.status, await response.read()) == (200, b"hi")

@@ -801,6 +801,7 @@ class Client(trio.abc.AsyncResource):
             )
         received_before = conn.transport.bytes_received
         conn.first_byte_at = None
+        conn.informational = 0
         started = trio.current_time()
         response_event: h11.Response | None = None
         try:

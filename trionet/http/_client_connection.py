@@ -77,6 +77,10 @@ Trace = Callable[[str, Mapping[str, Any]], None]
 # RFC 8305 section 5: the "Connection Attempt Delay", 250 ms recommended.
 _HAPPY_EYEBALLS_DELAY = 0.25
 
+# 1xx responses accepted before a response: 100 Continue and 103 Early Hints
+# come once or twice; a server sending more is broken or hostile.
+_MAX_INFORMATIONAL = 32
+
 # How a pooled connection is closed: a TLS close_notify gets this long.
 _CLOSE_TIMEOUT = 1.0
 
@@ -152,6 +156,7 @@ class ClientConnection:
         "first_byte_at",
         "h11",
         "idle_since",
+        "informational",
         "key",
         "max_header_size",
         "requests",
@@ -176,6 +181,7 @@ class ClientConnection:
         self.requests = 0
         self.first_byte_at: float | None = None
         self.server_closed = False
+        self.informational = 0
 
     @property
     def closed(self) -> bool:
@@ -261,6 +267,15 @@ class ClientConnection:
                 event = h.next_event()
             except h11.RemoteProtocolError as exc:
                 raise self._protocol_error(exc) from None
+            if isinstance(event, h11.InformationalResponse):
+                # 1xx answers may precede the response (RFC 9110 section
+                # 15.2), but not without end: a stream of them would never
+                # trip the read timeout.
+                self.informational += 1
+                if self.informational > _MAX_INFORMATIONAL:
+                    raise RemoteProtocolError(
+                        f"more than {_MAX_INFORMATIONAL} informational (1xx) responses"
+                    )
             if event is not h11.NEED_DATA:
                 assert not isinstance(event, type)
                 return event
