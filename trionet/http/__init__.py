@@ -65,6 +65,7 @@ from ._messages import Response as Response
 from ._messages import ResponseStream as ResponseStream
 from ._messages import reason_phrase as reason_phrase
 from ._pool import ClientStatistics as ClientStatistics
+from ._serve import Handler as Handler
 from ._serve import serve as serve
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "HTTPConnectionStatistics",
     "HTTPError",
     "HTTPStatusError",
+    "Handler",
     "Headers",
     "PoolTimeout",
     "ProtocolError",
