@@ -1,4 +1,4 @@
-"""The "Node ``dgram`` → trionet" table in docs/udp.rst, row by row: each test
+"""The "Node ``dgram`` → trionet" table in docs/node/dgram.rst, row by row: each test
 shows that the trionet form does what the Node event or argument does."""
 
 from __future__ import annotations

@@ -275,8 +275,10 @@ class Client(trio.abc.AsyncResource):
             case forms), as curl does (default ``True``).
         trace: ``trace(step, details)`` is called as each step of a request
             happens, with measured times: ``"dns"``, ``"connect"``,
-            ``"proxy"``, ``"tls"``, ``"request"``, ``"sent"``, ``"response"``,
-            ``"redirect"``, ``"done"`` (what ``trionet get --trace`` prints).
+            ``"proxy"``, ``"tls"``, ``"request"``, ``"sent"``, ``"response"``
+            and ``"redirect"`` (``trionet get --trace`` prints these), and
+            ``"done"`` when the final response's head has arrived (its body
+            is read after).
 
     Raises:
         ValueError: A limit or timeout is out of range, or a URL is bad.

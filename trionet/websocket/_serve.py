@@ -111,6 +111,8 @@ async def serve(
     Raises:
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
+        Exception: With ``handler_errors="raise"``, the first exception a
+            handler raised.
     """
     options = ConnectionOptions(
         max_message_size=max_message_size,
