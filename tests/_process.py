@@ -90,14 +90,16 @@ class OutputReader:
 
 @asynccontextmanager
 async def running(
-    command: Sequence[str], *, env: dict[str, str] | None = None
+    command: Sequence[str], *, env: dict[str, str] | None = None, stdin: int | None = None
 ) -> AsyncIterator[tuple[trio.Process, OutputReader]]:
     """Start ``command`` with its stdout piped (stderr goes where pytest
-    captures it) and yield the process and a reader of its stdout. On exit the
-    process is killed if it still runs, always waited for, and its pipe closed;
-    the lines read are printed for pytest's report of a failed test."""
+    captures it) and yield the process and a reader of its stdout. ``stdin``
+    is ``subprocess.PIPE`` to write to it (``process.stdin``), or
+    ``subprocess.DEVNULL``; by default the child shares ours. On exit the
+    process is killed if it still runs, always waited for, and its pipes
+    closed; the lines read are printed for pytest's report of a failed test."""
     process = await trio.lowlevel.open_process(
-        list(command), stdout=subprocess.PIPE, cwd=REPO, env=env or child_env()
+        list(command), stdin=stdin, stdout=subprocess.PIPE, cwd=REPO, env=env or child_env()
     )
     assert process.stdout is not None
     output = OutputReader(process.stdout)
@@ -111,6 +113,8 @@ async def running(
                 process.kill()
             await process.wait()
             await process.stdout.aclose()
+            if process.stdin is not None:
+                await process.stdin.aclose()
 
 
 async def wait_until_accepting(port: int, process: trio.Process) -> None:

@@ -360,18 +360,11 @@ async def converse_ws(command: str, updates: int) -> list[str]:
     its echo and ``updates`` updates arrived, then end the input (the client
     closes with 1000 and exits 0). Return the lines it printed."""
     with trio.fail_after(STEP_TIMEOUT + RUN_TIMEOUT):
-        process = await trio.lowlevel.open_process(
-            ["/bin/bash", "-c", command],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=REPO,
-            env=shell_env(),
-        )
-        assert process.stdin is not None
-        assert process.stdout is not None
-        try:
+        async with running(
+            ["/bin/bash", "-c", command], env=shell_env(), stdin=subprocess.PIPE
+        ) as (process, output):
+            assert process.stdin is not None
             await process.stdin.send_all("héllo 世界\n".encode())
-            output = OutputReader(process.stdout)
             received: list[str] = []
             while not (
                 "echo: 'héllo 世界'" in received
@@ -383,12 +376,6 @@ async def converse_ws(command: str, updates: int) -> list[str]:
             await process.stdin.aclose()
             assert await output.read_rest() == []
             assert await process.wait() == 0
-        finally:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
-                await process.stdout.aclose()
     return received
 
 

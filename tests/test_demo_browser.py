@@ -13,16 +13,21 @@ and verifies every other certificate as usual; see the comment there."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from tests._node import node_executable, node_package, run_node_lines
+from tests._node import run_node_lines
 from tests.test_cli import demo, logged
-from tests.test_ws_browser import CHROMIUM, DRIVER_TIMEOUT_MS, RUN_TIMEOUT, spki_sha256
+from tests.test_ws_browser import (
+    CHROMIUM,
+    DRIVER_TIMEOUT_MS,
+    RUN_TIMEOUT,
+    require_browser,
+    spki_sha256,
+)
 
 pytestmark = pytest.mark.node
 
@@ -31,13 +36,7 @@ MESSAGES = {"http": "héllo, 世界 🎉", "https": "over wss"}
 
 @pytest.fixture(autouse=True)
 def browser_available() -> None:
-    # Checked here, outside trio, so that pytest reports why a test skipped.
-    node_executable()
-    node_package("playwright-core")
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium), and CI must run it")
-        pytest.skip(f"{CHROMIUM} is not installed")
+    require_browser()
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ import trionet.http
 import trionet.tls
 import trionet.websocket
 from tests._docs import EXAMPLES, ROOT, Block, Command, console_commands, every_block
-from tests._process import child_env, free_port
+from tests._process import child_env, free_port, running
 from trionet._cli import build_parser
 from trionet._devcert import dev_certificate
 
@@ -252,33 +252,19 @@ async def run(command: str, setup: Setup, expected_lines: int) -> list[str]:
     env = child_env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     shell = f"{{ {shell_command(substitute(command, setup.substitutions))}\n}} 2>&1"
-    process = await trio.lowlevel.open_process(
-        ["bash", "-c", shell],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-        env=env,
-    )
-    assert process.stdout is not None
-    output = bytearray()
-    try:
+    lines: list[str] = []
+    async with running(["bash", "-c", shell], env=env, stdin=subprocess.DEVNULL) as (
+        process,
+        output,
+    ):
         with trio.fail_after(COMMAND_TIMEOUT):
-            while True:
-                if setup.long_running and output.count(b"\n") >= expected_lines:
+            while not (setup.long_running and len(lines) >= expected_lines):
+                line = await output.readline()
+                if line is None:
                     break
-                chunk = await process.stdout.receive_some()
-                if not chunk:
-                    break
-                output += chunk
+                lines.append(line)
             if not setup.long_running:
                 await process.wait()
-    finally:
-        with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-            await process.stdout.aclose()
-    lines = output.decode("utf-8").splitlines()
     reverse = {new: old for old, new in setup.substitutions.items()}
     return [substitute(line, reverse) for line in lines]
 

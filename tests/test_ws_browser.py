@@ -57,15 +57,20 @@ BIG_TEXT = ("0123456789abcdef é 世界 🎉 " * 4000).encode()[: 100 * 1024].de
 CLOSE_REASON = "再见"
 
 
-@pytest.fixture(autouse=True)
-def browser_available() -> None:
-    # Checked here, outside trio, so that pytest reports why a test skipped.
+def require_browser() -> None:
+    """Skip the test (fail it on CI) when Node, playwright-core or Chromium is
+    missing. Call it outside trio, so that pytest reports why a test skipped."""
     node_executable()
     node_package("playwright-core")
     if not os.access(CHROMIUM, os.X_OK):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium), and CI must run it")
         pytest.skip(f"{CHROMIUM} is not installed")
+
+
+@pytest.fixture(autouse=True)
+def browser_available() -> None:
+    require_browser()
 
 
 # -- the page -------------------------------------------------------------------

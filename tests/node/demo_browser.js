@@ -27,7 +27,7 @@
 // closed first.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { launchChromium } = require('./browser_common');
 
 const config = JSON.parse(process.argv[2]);
 const deadlineMs = config.timeoutMs || 25000;
@@ -126,28 +126,7 @@ async function visit(context, { url, message }, last) {
 }
 
 async function main() {
-  const args = [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ];
-  if (config.spkiList && config.spkiList.length > 0) {
-    // As in ws_browser.js: accept a certificate whose chain holds one of
-    // exactly these public keys; every other one is verified as usual.
-    args.push(`--ignore-certificate-errors-spki-list=${config.spkiList.join(',')}`);
-  }
-  browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    args,
-    handleSIGINT: false,
-    handleSIGTERM: false,
-    handleSIGHUP: false,
-  });
+  browser = await launchChromium(config.chromium, config.spkiList);
   const viewport = config.screenshot
     ? { width: config.screenshot.width, height: config.screenshot.height }
     : { width: 900, height: 600 };

@@ -18,7 +18,7 @@
 // way the browser is closed first.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { launchChromium } = require('./browser_common');
 
 const config = JSON.parse(process.argv[2]);
 const deadlineMs = config.timeoutMs || 25000;
@@ -86,33 +86,7 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
 }
 
 async function main() {
-  const args = [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ];
-  if (config.spkiList && config.spkiList.length > 0) {
-    // Accept a certificate whose chain holds one of exactly these public
-    // keys, whatever its errors (unknown issuer, and the host name too);
-    // every other certificate is verified as usual. Chromium honours the
-    // flag only with --user-data-dir on its command line, which playwright's
-    // launch() always passes (a fresh temporary profile, deleted on close).
-    args.push(`--ignore-certificate-errors-spki-list=${config.spkiList.join(',')}`);
-  }
-  browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    args,
-    // The signals are ours (handled above), so that the report says what
-    // was going on.
-    handleSIGINT: false,
-    handleSIGTERM: false,
-    handleSIGHUP: false,
-  });
+  browser = await launchChromium(config.chromium, config.spkiList);
   const context = await browser.newContext();
   for (const url of config.pages) {
     const page = await context.newPage();
