@@ -27,80 +27,18 @@
 // closed first.
 'use strict';
 
-const { launchChromium } = require('./browser_common');
+const { openPage, runDriver } = require('./browser_common');
 
 const config = JSON.parse(process.argv[2]);
-const deadlineMs = config.timeoutMs || 25000;
-
-let browser = null;
-let current = { url: null, console: [], page: null };
-let finished = false;
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-function print(object) {
-  process.stdout.write(JSON.stringify(object) + '\n');
-}
-
-async function closeBrowser() {
-  if (browser === null) {
-    return;
-  }
-  const closing = browser;
-  browser = null;
-  await Promise.race([closing.close(), delay(5000)]);
-}
 
 // What a stalled page shows, for the error line.
-async function snapshot(page) {
-  try {
-    return await Promise.race([
-      page.evaluate(() => document.body.innerText),
-      delay(1000).then(() => null),
-    ]);
-  } catch {
-    return null;
-  }
+async function describe(page) {
+  return { text: await page.evaluate(() => document.body.innerText) };
 }
 
-async function fail(message) {
-  if (finished) {
-    return;
-  }
-  finished = true;
-  const text = current.page ? await snapshot(current.page) : null;
-  print({ error: message, url: current.url, text, console: current.console });
-  await closeBrowser();
-  process.exit(1);
-}
-
-const deadline = setTimeout(() => {
-  fail(`the driver timed out after ${deadlineMs} ms`);
-}, deadlineMs);
-
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
-  process.on(signal, () => fail(`the driver got ${signal}`));
-}
-
-async function visit(context, { url, message }, last) {
-  const page = await context.newPage();
-  current = { url, console: [], page };
-  const log = current.console;
-  page.on('console', (entry) => log.push(`${entry.type()}: ${entry.text()}`));
-  page.on('pageerror', (error) => log.push(`pageerror: ${error.message}`));
-  let response;
-  try {
-    response = await page.goto(url, { waitUntil: 'load' });
-  } catch (error) {
-    print({ url, loadError: error.message.split('\n')[0], console: log });
-    await page.close();
-    return;
-  }
-  if (response === null || !response.ok()) {
-    print({ url, loadError: `HTTP ${response && response.status()}`, console: log });
-    await page.close();
+async function visit(driver, context, { url, message }, last) {
+  const page = await openPage(driver, context, url);
+  if (page === null) {
     return;
   }
   const updates = page.locator('#updates li');
@@ -114,40 +52,27 @@ async function visit(context, { url, message }, last) {
     await updates.nth(config.updates).waitFor();
     await page.screenshot({ path: config.screenshot.path });
   }
-  print({
+  driver.printPage({
     url,
     title: await page.title(),
     status: await page.locator('#status').textContent(),
     updates: await updates.allTextContents(),
     echo: await echo.textContent(),
-    console: log,
+    console: driver.current.console,
   });
   await page.close();
 }
 
-async function main() {
-  browser = await launchChromium(config.chromium, config.spkiList);
+runDriver(config, describe, async (driver) => {
   const viewport = config.screenshot
     ? { width: config.screenshot.width, height: config.screenshot.height }
     : { width: 900, height: 600 };
-  const context = await browser.newContext({ viewport });
+  const context = await driver.browser.newContext({ viewport });
   // Playwright's own per-action timeout stays under the run's deadline, so
   // that a stalled step fails with its own message.
-  context.setDefaultTimeout(Math.max(1000, deadlineMs - 5000));
+  context.setDefaultTimeout(Math.max(1000, driver.deadlineMs - 5000));
   for (const [index, page] of config.pages.entries()) {
-    await visit(context, page, index === config.pages.length - 1);
+    await visit(driver, context, page, index === config.pages.length - 1);
   }
   await context.close();
-}
-
-main().then(
-  async () => {
-    if (finished) {
-      return;
-    }
-    finished = true;
-    clearTimeout(deadline);
-    await closeBrowser();
-  },
-  (error) => fail(`the driver failed: ${error && error.stack ? error.stack : error}`),
-);
+});
