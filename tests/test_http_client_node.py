@@ -254,8 +254,9 @@ async def test_json_request_body() -> None:
 # -- redirects -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [301, 302, 303])
-async def test_redirect_turns_post_into_get_without_body(status: int) -> None:
+async def post_redirected(status: int) -> tuple[trionet.http.ClientResponse, NodePeer]:
+    """POST a payload to Node's ``/redirect``, which answers ``status`` to
+    ``/echo?hop=2``; the response, and Node once it has exited."""
     async with node_http_server() as peer:
         with trio.fail_after(EXCHANGE_TIMEOUT):
             async with client() as http:
@@ -265,6 +266,12 @@ async def test_redirect_turns_post_into_get_without_body(status: int) -> None:
                     content=b"the payload",
                     headers={"content-type": "application/octet-stream"},
                 )
+    return response, peer
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+async def test_redirect_turns_post_into_get_without_body(status: int) -> None:
+    response, peer = await post_redirected(status)
     assert response.status == 200
     assert response.url == peer.url("/echo?hop=2")
     assert response.method == "GET"
@@ -283,15 +290,7 @@ async def test_redirect_turns_post_into_get_without_body(status: int) -> None:
 
 @pytest.mark.parametrize("status", [307, 308])
 async def test_redirect_repeats_post_with_its_body(status: int) -> None:
-    async with node_http_server() as peer:
-        with trio.fail_after(EXCHANGE_TIMEOUT):
-            async with client() as http:
-                response = await http.post(
-                    peer.url("/redirect"),
-                    params={"status": status, "to": "/echo?hop=2"},
-                    content=b"the payload",
-                    headers={"content-type": "application/octet-stream"},
-                )
+    response, peer = await post_redirected(status)
     assert response.status == 200
     assert response.url == peer.url("/echo?hop=2")
     assert response.method == "POST"
