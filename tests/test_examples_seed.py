@@ -18,7 +18,7 @@ import pytest
 import trio
 import trustme
 
-from tests._node import NODE_TIMEOUT, node_command, node_executable
+from tests._node import NODE_TIMEOUT, node_command, node_executable, node_package
 from tests._process import EXAMPLES, STARTUP_TIMEOUT, child_env, free_port, running
 
 pytestmark = [pytest.mark.node, pytest.mark.usefixtures("node")]
@@ -31,6 +31,12 @@ def node() -> str:
     # Checked outside trio, so that pytest says why a test skipped (on CI,
     # CI=true, a missing node fails instead).
     return node_executable()
+
+
+@pytest.fixture
+def ws_package() -> None:
+    # The `ws` package comes from `npm ci` (package-lock.json).
+    node_package("ws")
 
 
 def python_example(name: str, *args: object) -> list[str]:
@@ -137,6 +143,7 @@ async def test_https_hello_answers_the_seeds_node_https_client(tmp_path: Path) -
     assert lines[2:] == ["BODY: hello world"]
 
 
+@pytest.mark.usefixtures("ws_package")
 async def test_ws_server_with_the_seeds_node_client() -> None:
     port = free_port()
     async with running(python_example("ws_server.py", "--port", port)) as (_, server):
@@ -153,6 +160,7 @@ async def test_ws_server_with_the_seeds_node_client() -> None:
     assert lines[-1] == "closed 1000"
 
 
+@pytest.mark.usefixtures("ws_package")
 async def test_ws_client_against_a_node_ws_server() -> None:
     async with running(node_command("seed/ws_server.js")) as (process, server):
         with trio.fail_after(STARTUP_TIMEOUT):
