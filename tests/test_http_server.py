@@ -501,6 +501,29 @@ async def test_shutdown_closes_idle_and_finishes_in_flight(nursery: trio.Nursery
     assert reply.headers["connection"] == "close"
 
 
+async def test_shutdown_answers_pipelined_requests_already_received(
+    nursery: trio.Nursery,
+) -> None:
+    # Two requests in one packet; the first handler starts the shutdown (and
+    # lets it run until it waits for the handlers). The second request was
+    # received before: it is answered, with Connection: close, not dropped.
+    async def first_shuts_down(request: Request) -> Response:
+        if request.path == "/first":
+            nursery.start_soon(server.shutdown, 30)
+            await trio.testing.wait_all_tasks_blocked()
+        return Response.text(request.path)
+
+    server = await start(nursery, first_shuts_down)
+    async with await trionet.connect_tcp(LOOPBACK, server.port) as conn:
+        await conn.send(request(target="/first") + request(target="/second"))
+        with trio.fail_after(5):
+            raw = await read_until_closed(conn)
+    first, second = parse(raw, [("GET", "/first"), ("GET", "/second")])
+    assert (first.status, first.body) == (200, b"/first")
+    assert (second.status, second.body) == (200, b"/second")
+    assert second.headers["connection"] == "close"
+
+
 async def test_access_log(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
     server = await start(nursery, hello, access_log=True)
     with caplog.at_level(logging.INFO, logger="trionet.http.access"):

@@ -275,7 +275,7 @@ class HTTPConnection(trio.abc.AsyncResource):
             try:
                 if self._current is not None:
                     await self._next_cycle()
-                if self._shutdown_requested:
+                if self._shutdown_requested and not self._pipelined():
                     raise _Ended
                 return await self._read_request()
             except _Ended:
@@ -591,8 +591,16 @@ class HTTPConnection(trio.abc.AsyncResource):
             )
         )
 
+    def _pipelined(self) -> bool:
+        """Whether the next request's whole head has already arrived
+        (pipelined behind this one): on shutdown it is answered too, rather
+        than dropped with the connection."""
+        if not self._body_done:
+            return False
+        return b"\r\n\r\n" in bytes(self._h11.trailing_data[0]).lstrip(b"\r\n")
+
     def _must_close(self) -> bool:
-        if self._shutdown_requested:
+        if self._shutdown_requested and not self._pipelined():
             return True
         if self._max_requests is not None and self._requests >= self._max_requests:
             return True
