@@ -23,6 +23,7 @@ import trionet.http
 import trionet.websocket
 from tests._node import NODE_TIMEOUT, node_command, node_executable, node_package, parse_report
 from tests._process import OutputReader, child_env, free_port, running
+from tests._ws import TEXT, frame, raw_listener
 from tests.test_cli import RUN_TIMEOUT, STEP_TIMEOUT, trionet_command
 from tests.test_ws_node import node_ws_server, summary
 from trionet._cli import build_parser
@@ -499,6 +500,27 @@ async def test_ws_options_and_messages_from_a_trionet_server(nursery: trio.Nurse
         received=["hi"],
         close_code=1000,
     )
+
+
+async def test_ws_prints_what_arrives_before_the_servers_close_answer() -> None:
+    # `echo hi | trionet ws URL`: stdin ends at once and the client starts
+    # the close (Node's ws.close()), but what the server sends before it
+    # answers that close is still printed. The server here is a raw peer: it
+    # reads the line and the close frame, sends one more message, then
+    # answers the close.
+    async with raw_listener() as listener, trio.open_nursery() as nursery:
+
+        async def late_answer() -> None:
+            async with listener.accept() as peer:
+                close = await peer.close_frame()
+                await peer.send_raw(frame(TEXT, b"echo: hi, late", masked=False))
+                await peer.answer_close(close)
+                # Leaving the block closes TCP: the server closes first.
+
+        nursery.start_soon(late_answer)
+        result = await run_with_input("ws", f"ws://127.0.0.1:{listener.port}/", stdin=b"hi\n")
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert result.stdout.decode().splitlines() == ["echo: hi, late"]
 
 
 async def test_ws_server_close_codes_with_node(node_ws: str, tmp_path: Path) -> None:

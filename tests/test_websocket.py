@@ -411,6 +411,58 @@ async def test_a_close_you_started_ends_your_own_loop_quietly(nursery: trio.Nurs
     assert record.error.code == 4002
 
 
+async def test_send_close_keeps_receiving_until_the_peers_close(nursery: trio.Nursery) -> None:
+    # Node's ws.close(): our close frame goes out, and what the server sent
+    # before its own close frame is still delivered (aclose would drop it).
+    sent = trio.Event()
+    record: list[int | None] = []
+
+    async def handler(ws: WebSocketConnection) -> None:
+        for text in ("a", "b", "c"):
+            await ws.send(text)
+        sent.set()
+        async for _ in ws:
+            pass
+        record.append(ws.close_code)
+
+    server = await start_ws(nursery, handler)
+    async with connect(url(server)) as ws:
+        await sent.wait()
+        await ws.send_close(1000, "done sending")
+        with pytest.raises(trio.ClosedResourceError):
+            await ws.send("after send_close")
+        with trio.fail_after(HANG_GUARD):
+            messages = [message async for message in ws]  # ends cleanly
+        assert messages == [TextMessage("a"), TextMessage("b"), TextMessage("c")]
+        assert ws.close_code == 1000  # the server answered with our code
+        await ws.send_close()  # a second call: nothing to do
+    await wait_until(lambda: record == [1000])
+
+
+async def test_send_close_against_a_peer_that_never_answers_ends_with_1006(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    use_slow_autojump(autojump_clock)
+    async with raw_listener() as listener, trio.open_nursery() as inner:
+
+        async def deaf_server() -> None:
+            async with listener.accept() as peer:
+                await peer.send(WsText(data="before the close"))
+                await peer.close_frame(1000)  # read, never answered
+                await trio.sleep_forever()
+
+        inner.start_soon(deaf_server)
+        async with connect(f"ws://{LOOPBACK}:{listener.port}/", close_timeout=3) as ws:
+            await ws.send_close()
+            with trio.fail_after(10):
+                assert await ws.receive() == TextMessage("before the close")
+                with pytest.raises(ConnectionClosed) as info:
+                    await ws.receive()
+            assert info.value.code == 1006
+            assert ws.close_code == 1006
+        inner.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 1016, 2999, 5000])
 async def test_aclose_refuses_codes_that_may_not_be_sent(nursery: trio.Nursery, code: int) -> None:
     server = await start_ws(nursery, echo)

@@ -240,13 +240,21 @@ class _WebSocketSession:
         finally:
             await stdin.aclose()
         self.closing = True
-        await ws.aclose()  # 1000, and wait for the server's answer
+        try:
+            # 1000; what the server sends until it answers is still printed
+            # (the echo of the last line), and receive_messages ends then.
+            await ws.send_close()
+        except (WebSocketClosed, trio.ClosedResourceError):
+            pass  # the server had closed first: receive_messages reports it
+
+    def _finish_our_close(self) -> None:
+        ws = self.ws
         code = ws.close_code
         if code in CLEAN_CLOSE_CODES:
             self.ending.finish(0)
         elif code == 1006:
             self.ending.finish(1, f"the close did not complete: {ws.close_reason}")
-        else:  # the server had closed first, or answered with a code of its own
+        else:  # the server answered with a code of its own
             self.ending.finish(1, f"connection closed: {_close_text(code, ws.close_reason)}")
 
     async def receive_messages(self) -> None:
@@ -257,16 +265,19 @@ class _WebSocketSession:
                 line = _show(message) + "\n"
                 await write_stdout(line.encode(encoding, "backslashreplace"))
         except WebSocketClosed as exc:
-            if not self.closing:
-                if exc.code == 1006:
-                    self.ending.finish(1, f"connection lost: {exc.reason}")
-                else:
-                    self.ending.finish(1, f"connection closed: {_close_text(exc.code, exc.reason)}")
+            if self.closing:
+                self._finish_our_close()
+            elif exc.code == 1006:
+                self.ending.finish(1, f"connection lost: {exc.reason}")
+            else:
+                self.ending.finish(1, f"connection closed: {_close_text(exc.code, exc.reason)}")
             return
         except StdoutClosed:
             self.ending.finish(1)
             return
-        if not self.closing:
+        if self.closing:
+            self._finish_our_close()
+        else:
             closed = _close_text(ws.close_code, ws.close_reason)
             self.ending.finish(0, f"closed by server: {closed}")
 

@@ -92,6 +92,9 @@ __all__ = ["MessageFragments", "WebSocketConnection", "WebSocketEvents", "bounde
 
 _OPEN = ConnectionState.OPEN
 
+# The reason reported (with 1006) when our close frame got no answer.
+_UNANSWERED_CLOSE = "the peer did not answer the close frame within close_timeout"
+
 # RFC 6455 section 7.4.1 and the IANA registry: the codes an endpoint may put
 # in a close frame (1004, 1005, 1006 and 1015 are reserved or report-only).
 _SENDABLE_CODES = frozenset(
@@ -242,7 +245,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         # closing
         self._ended = False  # the reader will queue nothing more
         self._done = trio.Event()  # the reader finished and the transport is closed
-        self._local_close = False  # aclose() started the close
+        self._local_close = False  # we started the close (aclose, send_close)
         self._close_deadline: float | None = None
         self._discarding = False  # no more messages are kept
         self._close_code: int | None = None
@@ -487,7 +490,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
                         finally:
                             self._paused = False
                         continue
-                    data = await transport.receive()
+                    if self._close_deadline is None:
+                        data = await transport.receive()
+                    else:
+                        # Our close frame is out (send_close): the peer has
+                        # until the deadline to answer it.
+                        data = None
+                        with trio.move_on_at(self._close_deadline):
+                            data = await transport.receive()
+                        if data is None:
+                            self._broken(_UNANSWERED_CLOSE)
+                            break
                     if not data:
                         self._broken("the peer closed the connection without a close frame")
                         break
@@ -846,38 +859,62 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ValueError: The code may not be sent (1005, 1006, 1015, unassigned
                 ones) or the reason is too long.
         """
-        if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
-            raise ValueError(f"close code {code} may not be sent (RFC 6455 section 7.4)")
-        if len(reason.encode("utf-8")) > 123:
-            raise ValueError("a close reason is at most 123 bytes of UTF-8")
-        if not self._ended and not self._local_close and self._proto.state is _OPEN:
-            self._local_close = True
-            self._close_deadline = trio.current_time() + self._close_timeout
-            self._discard()
-            try:
-                with trio.move_on_at(self._close_deadline):
-                    try:
-                        await self._write(self._proto.send(CloseConnection(code, reason)))
-                    except ConnectionClosed:
-                        pass
-                    else:
-                        await self._done.wait()
-            except BaseException:
-                await self._abort_transport()
-                raise
-        elif not self._done.is_set():
-            # Closing already (another task's aclose, or the peer's close):
-            # wait for it, within the same bound.
+        _check_close(code, reason)
+        # Whoever calls aclose reads no more: nothing more is kept, so that a
+        # full queue cannot keep the reader from the peer's close frame.
+        self._discard()
+        try:
+            sent = await self._send_close_frame(code, reason)
             deadline = self._close_deadline
-            if deadline is None:
+            if deadline is None:  # the peer's close, or a broken connection
                 deadline = trio.current_time() + self._close_timeout
-            with trio.move_on_at(deadline):
-                await self._done.wait()
+            if sent is not False:
+                with trio.move_on_at(deadline):
+                    await self._done.wait()
+        except BaseException:
+            await self._abort_transport()
+            raise
         if self._close_code is None:
             # RFC 6455 section 7.1.5: no close frame came back.
             self._close_code = 1006
-            self._close_reason = "the peer did not answer the close frame within close_timeout"
+            self._close_reason = _UNANSWERED_CLOSE
         await self._abort_transport()
+
+    async def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake and go on receiving (Node's
+        ``ws.close()``): the messages the peer sent before its close frame
+        are still delivered, and ``async for`` ends cleanly when that frame
+        arrives. It must arrive within ``close_timeout``, else the loop raises
+        :class:`ConnectionClosed` with 1006. Sending is over at once
+        (``send`` raises ``trio.ClosedResourceError``). :meth:`aclose` still
+        closes the transport (``async with`` does it for you).
+
+        Args:
+            code: The close code, as for :meth:`aclose`.
+            reason: A short reason (at most 123 bytes of UTF-8).
+
+        Raises:
+            ValueError: The code may not be sent, or the reason is too long.
+        """
+        _check_close(code, reason)
+        await self._send_close_frame(code, reason)
+
+    async def _send_close_frame(self, code: int, reason: str) -> bool | None:
+        """Send our close frame unless a close is under way; ``True`` once
+        sent, ``False`` if the connection broke instead, ``None`` if there
+        was nothing to send."""
+        if self._ended or self._local_close or self._proto.state is not _OPEN:
+            await trio.lowlevel.checkpoint()
+            return None
+        self._local_close = True
+        self._close_deadline = trio.current_time() + self._close_timeout
+        with trio.move_on_at(self._close_deadline):
+            try:
+                await self._write(self._proto.send(CloseConnection(code, reason)))
+            except ConnectionClosed:
+                return False
+            return True
+        return False
 
     async def _abort(self, code: int, reason: str) -> None:
         """End at once with ``code``, without a close handshake (the peer is
@@ -1011,6 +1048,13 @@ def _whole_masked_frame(data: bytes) -> _WsText | BytesMessage | None:
         return _WsText(payload.decode("utf-8"))
     except UnicodeDecodeError:
         return None
+
+
+def _check_close(code: int, reason: str) -> None:
+    if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
+        raise ValueError(f"close code {code} may not be sent (RFC 6455 section 7.4)")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("a close reason is at most 123 bytes of UTF-8")
 
 
 async def _acquire(lock: trio.Lock) -> None:
