@@ -10,22 +10,21 @@ head, the time to the first byte, and the total.
 from __future__ import annotations
 
 import argparse
-import ssl
 import sys
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import trio
 
 from . import http
-from .tls import client_context
+from ._cli_io import USAGE_ERROR, Failure, run_command, say, tls_context
 
 __all__ = ["add_command"]
 
-_PROG = "trionet get"
-
-_USAGE_ERROR = 2
+# The exit status of --fail for a status of 400 or more: curl's.
+_FAILED_STATUS = 22
 
 # A progress bar is shown for downloads to a file that pass this size.
 _PROGRESS_FROM = 1024 * 1024
@@ -142,26 +141,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run(args: argparse.Namespace) -> int:
     """Run ``trionet get``; return the exit status."""
-    try:
-        return trio.run(_get, args)
-    except KeyboardInterrupt:
-        return 130
-
-
-def _fail(message: str, status: int = 1) -> int:
-    print(f"{_PROG}: {message}", file=sys.stderr, flush=True)
-    return status
-
-
-def _context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if args.insecure:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if args.cafile:
-        return client_context(cafile=args.cafile, alpn=["http/1.1"])
-    return None
+    return run_command("get", partial(_get, args))
 
 
 def _body(data: str | None) -> bytes | None:
@@ -188,7 +168,7 @@ async def _get(args: argparse.Namespace) -> int:
     try:
         headers = _headers(args.header)
         body = _body(args.data)
-        context = _context(args)
+        context = tls_context(args, alpn=["http/1.1"]) if args.cafile or args.insecure else None
         tracer = _Tracer() if args.trace else None
         client = http.Client(
             ssl_context=context,
@@ -202,36 +182,30 @@ async def _get(args: argparse.Namespace) -> int:
         )
         method = args.method or ("POST" if body is not None else "GET")
     except (ValueError, TypeError) as exc:  # a bad header, timeout or proxy URL
-        return _fail(str(exc), _USAGE_ERROR)
-    except (OSError, ssl.SSLError) as exc:  # a file that cannot be read
-        return _fail(
-            f"{exc.strerror or exc}: {exc.filename}"
-            if isinstance(exc, OSError) and exc.filename
-            else str(exc)
-        )
+        raise Failure(str(exc), USAGE_ERROR) from None
+    except OSError as exc:  # a file that cannot be read (or a CA file loaded)
+        raise Failure(
+            f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+        ) from None
     try:
         async with (
             client,
             client.stream(method, args.url, headers=headers, content=body) as response,
         ):
             if args.fail and response.status >= 400:
-                print(
-                    f"{_PROG}: the server answered {response.status} {response.reason}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return 22
+                say("get", f"the server answered {response.status} {response.reason}")
+                return _FAILED_STATUS
             if args.include:
                 _print_head(response)
             received = await _write_body(response, args.output)
             if tracer is not None:
                 tracer.body(received)
     except http.HTTPError as exc:
-        return _fail(str(exc))
+        raise Failure(str(exc)) from None
     except (ValueError, TypeError) as exc:  # a URL that is not http(s)
-        return _fail(str(exc), _USAGE_ERROR)
-    except OSError as exc:
-        return _fail(f"{exc.strerror or exc}: {exc.filename or args.output}")
+        raise Failure(str(exc), USAGE_ERROR) from None
+    except OSError as exc:  # the output file
+        raise Failure(f"{exc.strerror or exc}: {exc.filename or args.output}") from None
     if tracer is not None:
         tracer.finish()
     return 0

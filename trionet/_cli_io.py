@@ -18,15 +18,18 @@ shell's convention, without a traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import signal
+import ssl
 import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from . import tls
 from ._errors import ConnectionClosed
 
 # Bytes asked of stdin per read: the size trionet's connections read too.
@@ -37,11 +40,14 @@ READ_SIZE = 65536
 MAX_LINE = 16 * 1024 * 1024
 # The exit status of a command ended by Ctrl-C: 128 + SIGINT, as shells report.
 INTERRUPTED = 128 + signal.SIGINT
+# The exit status of a usage error, as argparse gives.
+USAGE_ERROR = 2
 
 __all__ = [
     "INTERRUPTED",
     "MAX_LINE",
     "READ_SIZE",
+    "USAGE_ERROR",
     "Ending",
     "Failure",
     "Lines",
@@ -50,6 +56,7 @@ __all__ = [
     "describe",
     "run_command",
     "say",
+    "tls_context",
     "write_stdout",
 ]
 
@@ -242,3 +249,16 @@ def run_command(command: str, main: Callable[[], Awaitable[int]]) -> int:
         return trio.run(_guarded, command, main)
     except KeyboardInterrupt:  # before or after the SIGINT receiver was in place
         return INTERRUPTED
+
+
+def tls_context(args: argparse.Namespace, alpn: Sequence[str] | None = None) -> ssl.SSLContext:
+    """The client context of the ``--cafile`` and ``--insecure`` flags.
+
+    Raises:
+        OSError: The CA file cannot be read (``ssl.SSLError``: or loaded).
+    """
+    context = tls.client_context(cafile=args.cafile, alpn=alpn)
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -16,14 +16,13 @@ one line by :func:`run_command`.
 from __future__ import annotations
 
 import argparse
-import ssl
 import sys
 from functools import partial
 
 import trio
 
-from . import tls
 from ._cli_io import (
+    USAGE_ERROR,
     Ending,
     Failure,
     Lines,
@@ -31,6 +30,7 @@ from ._cli_io import (
     StdoutClosed,
     describe,
     run_command,
+    tls_context,
     write_stdout,
 )
 from ._errors import ConnectionClosed, TLSError
@@ -54,7 +54,6 @@ __all__ = ["add_commands"]
 
 # Bytes of a binary WebSocket message shown in hex; the length is always shown.
 BINARY_PREVIEW = 64
-USAGE_ERROR = 2
 
 
 def _tls_failure(what: str, exc: TLSError) -> Failure:
@@ -72,19 +71,6 @@ def _check_tls_options(
     if not use_tls and (args.cafile is not None or args.insecure):
         given = "--cafile" if args.cafile is not None else "--insecure"
         parser.error(f"{given} applies to TLS connections only")
-
-
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext:
-    """The client context of ``--cafile`` and ``--insecure``.
-
-    Raises:
-        OSError: The CA file cannot be read (``ssl.SSLError``: or loaded).
-    """
-    context = tls.client_context(cafile=args.cafile)
-    if args.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 # -- trionet tcp --------------------------------------------------------------------
@@ -120,7 +106,7 @@ async def _tcp_receive(conn: TCPConnection, ending: Ending) -> None:
 
 async def _tcp(args: argparse.Namespace) -> int:
     what = format_address((args.host, args.port))
-    context = _tls_context(args) if args.tls else None
+    context = tls_context(args) if args.tls else None
     try:
         conn = await connect_tcp(
             args.host, args.port, ssl_context=context, connect_timeout=args.connect_timeout
@@ -284,7 +270,7 @@ class _WebSocketSession:
 
 async def _ws(args: argparse.Namespace) -> int:
     # Without options, connect() verifies wss:// against the system's store.
-    context = _tls_context(args) if args.cafile is not None or args.insecure else None
+    context = tls_context(args) if args.cafile is not None or args.insecure else None
     connected = False
     try:
         async with connect(
