@@ -70,6 +70,7 @@ from ._client_limits import (
     Timeouts,
     TimeoutsInput,
     check_count,
+    check_seconds,
 )
 from ._client_response import ClientResponse
 from ._headers import Headers, HeadersInput
@@ -178,9 +179,7 @@ def _parse_str_url(url: str) -> _Target:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
     origin = Origin(scheme, host, port)
-    name = f"[{host}]" if ":" in host else host
-    netloc = name if origin.default_port else f"{name}:{port}"
-    clean = urlunsplit((scheme, netloc, path, query, ""))
+    clean = urlunsplit((scheme, origin.host_header, path, query, ""))
     return _Target(clean, origin, target, authorization)
 
 
@@ -314,14 +313,8 @@ class Client(trio.abc.AsyncResource):
             raise TypeError(f"max_redirects must be an int, not {max_redirects!r}")
         if max_redirects < 0:
             raise ValueError(f"max_redirects must be >= 0, not {max_redirects!r}")
-        for name, seconds in (
-            ("keepalive_expiry", keepalive_expiry),
-            ("continue_timeout", continue_timeout),
-        ):
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-                raise TypeError(f"{name} is a number of seconds, not {seconds!r}")
-            if not seconds > 0:
-                raise ValueError(f"{name} must be > 0 seconds, not {seconds!r}")
+        check_seconds("keepalive_expiry", keepalive_expiry)
+        check_seconds("continue_timeout", continue_timeout)
         if base_url is not None:
             _parse_url(base_url)
         self._base_url = base_url

@@ -17,6 +17,7 @@ __all__ = [
     "Timeouts",
     "TimeoutsInput",
     "check_count",
+    "check_seconds",
 ]
 
 # Connections open at once, over all hosts: httpx's and aiohttp's default.
@@ -55,13 +56,22 @@ DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 DEFAULT_CONTINUE_TIMEOUT = 1.0
 
 
-def _check_timeout(name: str, value: float | None) -> float | None:
-    if value is None:
+def check_seconds(name: str, value: float | None, *, allow_none: bool = False) -> float | None:
+    """Check a duration: a number of seconds > 0 (or ``None``, where
+    ``allow_none``); return it as a float.
+
+    Raises:
+        ValueError: It is 0, negative or NaN.
+        TypeError: It is not a number.
+    """
+    if value is None and allow_none:
         return None
+    what = "a number of seconds or None" if allow_none else "a number of seconds"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"the {name} timeout is a number of seconds or None, not {value!r}")
+        raise TypeError(f"{name} is {what}, not {value!r}")
+    bound = "> 0 seconds or None" if allow_none else "> 0 seconds"
     if math.isnan(value) or value <= 0:
-        raise ValueError(f"the {name} timeout must be > 0 seconds or None, not {value!r}")
+        raise ValueError(f"{name} must be {bound}, not {value!r}")
     return float(value)
 
 
@@ -94,7 +104,8 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for name in ("connect", "read", "write", "pool"):
-            object.__setattr__(self, name, _check_timeout(name, getattr(self, name)))
+            seconds = check_seconds(f"the {name} timeout", getattr(self, name), allow_none=True)
+            object.__setattr__(self, name, seconds)
 
     @classmethod
     def of(cls, value: TimeoutsInput) -> Timeouts:
