@@ -35,7 +35,7 @@ import trio
 from ._devcert import DevCertificateError, cache_directory, dev_certificate
 from ._errors import BindError, ConnectionClosed
 from ._events import Data, EndOfStream
-from ._listeners import format_address
+from ._listeners import format_address, url_host
 from ._server import Server, SocketAddress
 from ._stream import TCPConnection
 from ._tcp import serve_tcp
@@ -304,10 +304,6 @@ def _client_host(host: str) -> str:
     return host
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def banner(
     host: str,
     addresses: Mapping[str, SocketAddress],
@@ -325,12 +321,12 @@ def banner(
         cli: How to run ``trionet`` (:func:`cli_command`).
     """
     client = _client_host(host)
-    url_host = _url_host(client)
+    name = url_host(client)
     # The development certificate names localhost: TLS clients use that name
     # when the demo listens on loopback, so the name check is shown working.
-    tls_host = "localhost" if client in ("127.0.0.1", "::1", "localhost") else url_host
+    tls_host = "localhost" if client in ("127.0.0.1", "::1", "localhost") else name
     port = {kind: int(address[1]) for kind, address in addresses.items()}
-    http = f"{url_host}:{port['http']}"
+    http = f"{name}:{port['http']}"
     rows: list[tuple[str, str, str, list[str]]] = [
         (
             "TCP",
@@ -362,7 +358,7 @@ def banner(
                 "https",
                 "HTTP, WS and the page over TLS, with the development certificate",
                 [
-                    f"curl --cacert {cafile} https://{url_host}:{port['https']}/hello",
+                    f"curl --cacert {cafile} https://{name}:{port['https']}/hello",
                     f"{cli} get --cafile {cafile} https://{https}/hello",
                     f"{cli} ws --cafile {cafile} wss://{https}/updates",
                     f"https://{https}/",

@@ -27,7 +27,6 @@ Three rules shape what happens next:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import inspect
@@ -37,7 +36,7 @@ import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final, Self, TypedDict, Unpack
-from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import h11
 import trio
@@ -49,6 +48,7 @@ from ._client_connection import (
     PoolKey,
     Proxy,
     Trace,
+    basic_credentials,
     open_connection,
 )
 from ._client_errors import (
@@ -174,10 +174,7 @@ def _parse_str_url(url: str) -> _Target:
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
     query = quote(parts.query, safe="/%:@!$&'()*+,;=~?")
     target = f"{path}?{query}" if query else path
-    authorization = None
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+    authorization = basic_credentials(parts)
     origin = Origin(scheme, host, port)
     clean = urlunsplit((scheme, origin.host_header, path, query, ""))
     return _Target(clean, origin, target, authorization)

@@ -41,13 +41,14 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import h11
 import trio
 
 from .._errors import ConnectionReset, connect_error
 from .._errors import TLSError as _TLSError
+from .._listeners import format_address, host_header
 from .._tls import TLSInfo, client_handshake, tls_info
 from .._transport import Transport
 from ._client_errors import (
@@ -68,6 +69,7 @@ __all__ = [
     "PoolKey",
     "Proxy",
     "Trace",
+    "basic_credentials",
     "open_connection",
 ]
 
@@ -94,19 +96,12 @@ class Origin:
     port: int
 
     @property
-    def default_port(self) -> bool:
-        return self.port == (443 if self.scheme == "https" else 80)
-
-    @property
     def host_header(self) -> str:
-        """The ``Host`` field (RFC 9110 section 7.2): the port only when it
-        is not the scheme's default, an IPv6 address in brackets."""
-        name = f"[{self.host}]" if ":" in self.host else self.host
-        return name if self.default_port else f"{name}:{self.port}"
+        """The ``Host`` field, which is also the URL's authority."""
+        return host_header(self.host, self.port, 443 if self.scheme == "https" else 80)
 
     def __str__(self) -> str:
-        name = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{name}:{self.port}"
+        return f"{self.scheme}://{format_address((self.host, self.port))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +129,18 @@ class Proxy:
             port = parts.port or 80
         except ValueError:
             raise ValueError(f"a bad port in the proxy URL {url!r}") from None
-        authorization = None
-        if parts.username is not None:
-            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            token = base64.b64encode(credentials.encode()).decode("ascii")
-            authorization = f"Basic {token}"
+        authorization = basic_credentials(parts)
         shown = f"http://{parts.hostname}:{port}"
         return cls(shown, parts.hostname, port, authorization)
+
+
+def basic_credentials(parts: SplitResult) -> str | None:
+    """The ``Authorization`` value (RFC 7617 Basic) for the ``user:password@``
+    of a URL, or ``None`` when it has none."""
+    if parts.username is None:
+        return None
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
 
 
 #: A pool key: the origin, and the proxy it is reached through. Plain
@@ -505,8 +505,7 @@ async def _open_tunnel(
     section 9.3.6)."""
     started = trio.current_time()
     # The target of CONNECT is always host and port (RFC 9110 section 9.3.6).
-    name = f"[{origin.host}]" if ":" in origin.host else origin.host
-    authority = f"{name}:{origin.port}"
+    authority = format_address((origin.host, origin.port))
     headers = [("Host", authority)]
     if proxy.authorization is not None:
         headers.append(("Proxy-Authorization", proxy.authorization))

@@ -30,6 +30,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from .._errors import ConnectionClosed as _ConnectionClosed
 from .._errors import ConnectTimeout
+from .._listeners import host_header
 from .._tcp import connect_tcp
 from .._tls import tls_info
 from .._transport import Transport
@@ -182,10 +183,7 @@ def parse_url(url: str) -> tuple[bool, str, int, str, str]:
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    name = f"[{host}]" if ":" in host else host
-    default = 443 if secure else 80
-    host_header = name if port == default else f"{name}:{port}"
-    return secure, host, port, target, host_header
+    return secure, host, port, target, host_header(host, port, 443 if secure else 80)
 
 
 async def open_client(
