@@ -117,6 +117,11 @@ class UnixListener(trio.abc.Listener[trio.SocketStream]):
     async def accept(self) -> trio.SocketStream:
         return await self._listener.accept()
 
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        """The listening socket."""
+        return self._listener.socket
+
     async def aclose(self) -> None:
         if self._inode is not None and _inode(self._path) == self._inode:
             self._inode = None

@@ -8,32 +8,49 @@ accepted resource into a connection object (a TLS handshake happens here), and
 the user's handler. The core owns everything else, written once:
 
 * one accept loop per listener, in a cancel scope that ``shutdown`` cancels;
-* the ``max_connections`` cap, checked at accept time: a resource beyond the
-  cap is closed at once and counted as dropped (Node's ``maxConnections``);
+* the ``max_connections`` cap, checked at accept time. At the cap, the
+  connection that has idled longest (an HTTP keep-alive connection between
+  requests: a protocol says so through ``_idle_since``) is asked to close to
+  make room, as nginx does when it runs out of connections; only when none is
+  idle is the new resource closed at once and counted as dropped (Node's
+  ``maxConnections``). Either is logged at WARNING, at most once per
+  ``_PRESSURE_LOG_INTERVAL``;
 * one supervised task per connection, all in one nursery: the opener runs
-  under a cancel scope (so shutdown abandons unfinished handshakes at once),
-  then the handler runs; whatever happens, the connection is closed;
+  (a TLS handshake, bounded by its own timeout; a shutdown lets it finish,
+  within the grace period, since the client was accepted), then the handler
+  runs; whatever happens, the connection is closed;
 * the error policy: an ``Exception`` escaping a handler is logged with its
   traceback and counted (``handler_errors="log"``), or ends the whole server
   with that very exception (``handler_errors="raise"``, for tests). A
   :class:`~trionet.ConnectionClosed` escaping a handler is the peer's doing, not
   a bug: it is logged at debug level and counted as a connection error.
   ``trio.Cancelled`` is a ``BaseException`` and is never caught;
-* graceful shutdown: stop accepting, ask every connection to finish (each
-  protocol's own goodbye, through ``_request_shutdown``), wait up to the grace
-  period, cancel what is left, and return only when the server task is gone;
+* graceful shutdown: stop accepting *first* (take what is already in the
+  kernel's accept queue, then close the listening sockets, so that a client
+  connecting from then on is refused rather than accepted and reset), then ask
+  every connection to finish (each protocol's own goodbye, through
+  ``_request_shutdown``; connections taken from the accept queue are served
+  like the others), wait up to the grace period, cancel what is left, and
+  return only when the server task is gone;
 * statistics, with byte counts read from the connections when asked for, so
   the data path pays nothing for them.
 
 A connection object only has to provide ``_request_shutdown()``,
 ``statistics()`` (with ``bytes_received`` and ``bytes_sent``) and ``aclose()``:
-that is the whole contract between a protocol and this module.
+that is the whole contract between a protocol and this module. Two optional
+attributes refine it: ``_idle_since`` (the time a connection went idle, or
+``None`` while it is busy: idle connections may be closed to make room) and
+``_log_context()`` (what to say of the connection when its handler fails:
+the peer, and for HTTP the request).
 """
 
 from __future__ import annotations
 
 import errno
+import inspect
 import logging
+import os
+import socket as stdlib_socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -70,6 +87,11 @@ DEFAULT_SHUTDOWN_GRACE = 10.0
 # broken": trio's own serve_listeners sleeps and retries on the same list.
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_CAPACITY_SLEEP = 0.1
+
+# At most one WARNING per this many seconds about connections closed or
+# dropped at max_connections: a flood must not become a flood of log records
+# too. Each record counts what happened since the previous one.
+_PRESSURE_LOG_INTERVAL = 10.0
 
 #: An address as the socket module reports it: ``(host, port)`` for IPv4,
 #: ``(host, port, flowinfo, scope_id)`` for IPv6, a path for Unix sockets.
@@ -112,7 +134,9 @@ class ServerStatistics:
         accepted: Connections accepted since the server started, dropped ones
             included.
         dropped: Connections closed at once because ``max_connections`` were
-            already open.
+            already open and none of them was idle.
+        evicted_idle: Idle keep-alive connections closed to make room for a
+            new connection at ``max_connections``.
         handler_errors: Handlers that raised an exception (other than
             :class:`~trionet.ConnectionClosed`).
         connection_errors: Handlers ended by a :class:`~trionet.ConnectionClosed`
@@ -126,6 +150,7 @@ class ServerStatistics:
     active: int
     accepted: int
     dropped: int
+    evicted_idle: int
     handler_errors: int
     connection_errors: int
     handshake_failures: int
@@ -136,11 +161,10 @@ class ServerStatistics:
 class _Slot(Generic[C]):
     """The core's record of one connection task."""
 
-    __slots__ = ("conn", "setup_scope", "task")
+    __slots__ = ("conn", "task")
 
     def __init__(self, task: trio.lowlevel.Task) -> None:
         self.task = task
-        self.setup_scope = trio.CancelScope()
         self.conn: C | None = None
 
 
@@ -229,6 +253,7 @@ class ServerCore(Generic[R, C]):
         max_connections: int,
         handler_errors: HandlerErrors,
         logger: logging.Logger,
+        handler_name: str | None = None,
         make_server: Callable[[ServerCore[Any, Any]], Server] = Server,
         resources: Sequence[trio.abc.AsyncResource] = (),
     ) -> None:
@@ -239,6 +264,7 @@ class ServerCore(Generic[R, C]):
         self.addresses = list(addresses)
         self.opener = opener
         self.handler = handler
+        self.handler_name = handler_name or describe_callable(handler)
         self.max_connections = max_connections
         self.handler_errors = handler_errors
         self.logger = logger
@@ -254,11 +280,16 @@ class ServerCore(Generic[R, C]):
         self.active = 0
         self.accepted = 0
         self.dropped = 0
+        self.evicted = 0
         self.handler_error_count = 0
         self.connection_error_count = 0
         self.handshake_failure_count = 0
         self.closed_bytes_received = 0
         self.closed_bytes_sent = 0
+        # connections closed or dropped at the cap since the last WARNING
+        self.pressure_evicted = 0
+        self.pressure_dropped = 0
+        self.pressure_logged_at: float | None = None
 
     def statistics(self) -> ServerStatistics:
         received = self.closed_bytes_received
@@ -272,6 +303,7 @@ class ServerCore(Generic[R, C]):
             active=self.active,
             accepted=self.accepted,
             dropped=self.dropped,
+            evicted_idle=self.evicted,
             handler_errors=self.handler_error_count,
             connection_errors=self.connection_error_count,
             handshake_failures=self.handshake_failure_count,
@@ -325,40 +357,82 @@ class ServerCore(Generic[R, C]):
                 continue
             except trio.ClosedResourceError:
                 return
-            self.accepted += 1
-            if self.active >= self.max_connections:
-                self.dropped += 1
-                self.logger.debug(
-                    "%s: dropped a connection: max_connections=%d reached",
-                    self.name,
-                    self.max_connections,
-                )
+            if not self._admit(resource):
                 await trio.aclose_forcefully(resource)
-                continue
-            # Counted here, not in the task, so a burst of accepts cannot
-            # overshoot the cap before the tasks start.
-            self.active += 1
-            self.nursery.start_soon(self._serve_one, resource)
+
+    def _admit(self, resource: R) -> bool:
+        """Start serving ``resource`` if there is room (made by closing the
+        longest-idle connection if need be); False if it must be dropped."""
+        assert self.nursery is not None
+        self.accepted += 1
+        if self.active >= self.max_connections:
+            if self._evict_idle():
+                self.evicted += 1
+                self.pressure_evicted += 1
+                self._log_pressure()
+            else:
+                self.dropped += 1
+                self.pressure_dropped += 1
+                self._log_pressure()
+                return False
+        # Counted here, not in the task, so a burst of accepts cannot
+        # overshoot the cap before the tasks start.
+        self.active += 1
+        self.nursery.start_soon(self._serve_one, resource)
+        return True
+
+    def _evict_idle(self) -> bool:
+        """Ask the connection idle the longest to close; False if none is idle.
+
+        The evicted connection still counts as active until its task has
+        closed it, so the count may pass the cap by the connections being
+        closed this way (each is already on its way out)."""
+        oldest: _Supervised | None = None
+        oldest_since = 0.0
+        for slot in self.slots:
+            conn = slot.conn
+            since = getattr(conn, "_idle_since", None)
+            if since is not None and (oldest is None or since < oldest_since):
+                oldest, oldest_since = conn, since
+        if oldest is None:
+            return False
+        # Its goodbye is the graceful one: a request that has just arrived is
+        # still answered (with Connection: close); an idle connection closes.
+        oldest._request_shutdown()
+        return True
+
+    def _log_pressure(self) -> None:
+        now = trio.current_time()
+        last = self.pressure_logged_at
+        if last is not None and now - last < _PRESSURE_LOG_INTERVAL:
+            return
+        self.logger.warning(
+            "%s: max_connections=%d reached: closed %d idle connection(s) to make room "
+            "and dropped %d new one(s) %s",
+            self.name,
+            self.max_connections,
+            self.pressure_evicted,
+            self.pressure_dropped,
+            "since the last report" if last is not None else "so far",
+        )
+        self.pressure_logged_at = now
+        self.pressure_evicted = 0
+        self.pressure_dropped = 0
 
     async def _serve_one(self, resource: R) -> None:
         slot: _Slot[C] = _Slot(trio.lowlevel.current_task())
         self.slots.add(slot)
         conn: C | None = None
         try:
-            with slot.setup_scope:
-                if self.stopping:
-                    slot.setup_scope.cancel()
-                try:
-                    conn = await self.opener(resource)
-                except HandshakeFailed as exc:
-                    self.handshake_failure_count += 1
-                    self.logger.debug(
-                        "%s: connection failed before its handler: %s", self.name, exc
-                    )
-                except Exception as exc:
-                    # A bug in setting the connection up: that connection's
-                    # problem, handled like a handler's, never the server's end.
-                    self._handler_failed(exc)
+            try:
+                conn = await self.opener(resource)
+            except HandshakeFailed as exc:
+                self.handshake_failure_count += 1
+                self.logger.debug("%s: connection failed before its handler: %s", self.name, exc)
+            except Exception as exc:
+                # A bug in setting the connection up: that connection's
+                # problem, handled like a handler's, never the server's end.
+                self._handler_failed(exc, None)
             if conn is None:
                 return
             slot.conn = conn
@@ -375,7 +449,7 @@ class ServerCore(Generic[R, C]):
                     self.connection_error_count += 1
                     self.logger.debug("%s: connection ended abnormally: %r", self.name, exc)
                     return
-                self._handler_failed(exc)
+                self._handler_failed(exc, conn)
             finally:
                 if slot in self.waiting_slots:
                     # This handler shut the server down and is cancelled with
@@ -398,12 +472,33 @@ class ServerCore(Generic[R, C]):
             else:
                 await trio.aclose_forcefully(resource)
 
-    def _handler_failed(self, exc: Exception) -> None:
+    def _handler_failed(self, exc: Exception, conn: C | None) -> None:
         self.handler_error_count += 1
         if self.handler_errors == "raise" and self.fatal is None:
             self._fail(exc)
-        else:  # logged, or a second error while "raise" stops the server
-            self.logger.error("%s: handler %r raised", self.name, self.handler, exc_info=exc)
+            return
+        # Logged (or a second error while "raise" stops the server), with
+        # what an operator needs to find the request again: the user's
+        # handler, the peer and, for HTTP, the request line. The same facts
+        # go into the record as attributes, for structured logging.
+        context: dict[str, Any] = {"server": self.name, "handler": self.handler_name}
+        if conn is not None:
+            log_context = getattr(conn, "_log_context", None)
+            if log_context is not None:
+                context.update(log_context())
+        where = " ".join(
+            f"{key}={context[key]}"
+            for key in ("method", "target", "path", "peer")
+            if context.get(key) is not None
+        )
+        self.logger.error(
+            "%s: handler %s raised%s",
+            self.name,
+            self.handler_name,
+            f" ({where})" if where else "",
+            exc_info=exc,
+            extra=context,
+        )
 
     def _fail(self, exc: BaseException) -> None:
         self.fatal = exc
@@ -414,11 +509,26 @@ class ServerCore(Generic[R, C]):
     def _begin_shutdown(self) -> None:
         self.stopping = True
         self.accept_scope.cancel()
+        # Stop accepting before any goodbye goes out: a client told
+        # "Connection: close" may reconnect at once, and must then be refused
+        # by the kernel, not accepted into a queue nobody reads and reset.
+        # What is already queued is taken out first and served.
+        pending: list[Any] = []
+        for listener in self.listeners:
+            pending.extend(accept_pending(listener))
+            sock = getattr(listener, "socket", None)
+            if isinstance(sock, trio.socket.SocketType):
+                sock.close()  # aclose() still runs later, for the rest of its cleanup
         for slot in list(self.slots):
-            if slot.conn is None:
-                slot.setup_scope.cancel()
-            else:
+            if slot.conn is not None:
                 slot.conn._request_shutdown()
+            # A connection still in its TLS handshake is left to finish it
+            # (bounded by its handshake timeout and the grace period): it was
+            # accepted, so it is owed an answer too. It learns of the shutdown
+            # as soon as its handler starts.
+        for resource in pending:
+            if not self._admit(resource):
+                resource.socket.close()
 
     def _enclosing_slot(self, task: trio.lowlevel.Task) -> _Slot[C] | None:
         by_task = {slot.task: slot for slot in self.slots}
@@ -457,6 +567,56 @@ class ServerCore(Generic[R, C]):
                 # The caller gave up on its shutdown (its own timeout, say): it
                 # is an ordinary handler again and gets the grace of the next.
                 self.waiting_slots.discard(mine)
+
+
+def accept_pending(listener: object) -> list[trio.SocketStream]:
+    """Accept, without waiting, every connection the kernel has already
+    completed on ``listener``'s socket (its accept queue).
+
+    Closing a listening socket resets every connection still in its accept
+    queue, and to such a client a reset after a successful connect looks like
+    a server that took its request and crashed. A server that stops takes them
+    out first and serves them (their first request is answered, with
+    ``Connection: close``). A listener without a ``socket`` attribute has
+    nothing to take.
+
+    Returns:
+        The accepted connections, as trio streams.
+    """
+    sock = getattr(listener, "socket", None)
+    if not isinstance(sock, trio.socket.SocketType) or sock.fileno() < 0:
+        return []
+    accepted: list[trio.SocketStream] = []
+    # A duplicate descriptor, so that these accepts leave the trio socket (and
+    # the waits trio registered on it) alone.
+    dup = stdlib_socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        dup.setblocking(False)
+        while True:
+            try:
+                conn, _ = dup.accept()
+            except OSError:
+                # Empty (EAGAIN), or out of descriptors: nothing more to take.
+                break
+            conn.setblocking(False)
+            accepted.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+    finally:
+        dup.close()
+    return accepted
+
+
+def describe_callable(function: object) -> str:
+    """``module.qualname`` of a function, looking through
+    ``functools.partial`` and ``__wrapped__`` to the user's own code."""
+    while True:
+        function = inspect.unwrap(function)  # type: ignore[arg-type]
+        inner = getattr(function, "func", None)
+        if inner is None:
+            break
+        function = inner
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or repr(function)
+    return f"{module}.{name}" if module else name
 
 
 def check_timeouts(**timeouts: float | None) -> None:

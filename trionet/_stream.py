@@ -43,6 +43,7 @@ import trio
 
 from ._errors import ConnectionReset, TLSError
 from ._events import Data, EndOfStream, StreamEvent, Timeout
+from ._listeners import format_address
 from ._server import SocketAddress
 from ._tls import TLSInfo, describe_tls_failure, tls_info
 
@@ -469,6 +470,11 @@ class TCPConnection(trio.abc.AsyncResource):
         Reading or writing it directly bypasses this object's events and
         counters."""
         return self._stream
+
+    def _log_context(self) -> dict[str, object]:
+        """What the server logs of this connection when its handler fails."""
+        address = self._remote_address
+        return {"peer": format_address(address) if address else None}
 
     def statistics(self) -> ConnectionStatistics:
         """Return the connection's byte counters.

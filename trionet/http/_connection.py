@@ -65,6 +65,7 @@ import h11
 import trio
 
 from .._errors import ConnectionReset
+from .._listeners import format_address
 from .._server import SocketAddress
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import TLSInfo, tls_info
@@ -240,6 +241,9 @@ class HTTPConnection(trio.abc.AsyncResource):
         self.last_response_bytes = 0
         # the connection
         self._idle_scope: trio.CancelScope | None = None
+        # When the connection went idle between two requests (read by the
+        # server core, which may close it to make room); None while busy.
+        self._idle_since: float | None = None
         self._receiving = False
         self._shutdown_requested = False
         # Set by serve(): where an upgraded connection's tasks run.
@@ -275,10 +279,16 @@ class HTTPConnection(trio.abc.AsyncResource):
             try:
                 if self._current is not None:
                     await self._next_cycle()
-                if self._shutdown_requested and not self._pipelined():
+                if self._shutdown_requested and not await self._next_request_arrived():
                     raise _Ended
                 return await self._read_request()
             except _Ended:
+                if self._shutdown_requested and self._requests:
+                    # A keep-alive connection closed by the server: a request
+                    # the client sends as our FIN travels must meet a read,
+                    # not a reset, so the client can tell it went unread and
+                    # retry it (RFC 9112 section 9.3.1).
+                    await self._linger()
                 await self.aclose()
                 raise StopAsyncIteration from None
             except ProtocolError as exc:
@@ -349,14 +359,23 @@ class HTTPConnection(trio.abc.AsyncResource):
                     else:
                         with trio.move_on_at(idle_deadline) as scope:
                             self._idle_scope = scope
-                            if self._shutdown_requested:
+                            self._idle_since = trio.current_time() if self._requests else None
+                            if self._shutdown_requested and self._requests:
                                 scope.cancel()
                             try:
                                 data = await self._receive()
                             finally:
                                 self._idle_scope = None
+                                self._idle_since = None
                         if scope.cancelled_caught:
-                            raise _Ended  # idle: close without a word
+                            # Idle: close without a word, unless the next
+                            # request arrived as the shutdown came.
+                            ready = None
+                            if self._shutdown_requested:
+                                ready = await self._receive_ready()
+                            if not ready:
+                                raise _Ended
+                            data = ready
                     if not data:
                         raise _Ended  # closed before sending anything
                     data = data.lstrip(b"\r\n")  # empty lines first: ignored
@@ -591,6 +610,22 @@ class HTTPConnection(trio.abc.AsyncResource):
             )
         )
 
+    async def _next_request_arrived(self) -> bool:
+        """On shutdown, between requests: whether the client already sent
+        more (pipelined, or in the socket's buffer). Such a request was sent
+        before the client could know of the shutdown, so it is answered (with
+        ``Connection: close``) rather than reset with the connection."""
+        if self._pipelined():
+            return True
+        if not self._body_done:
+            return False
+        ready = await self._receive_ready()
+        if not ready:
+            return False
+        self._pending_head += ready
+        self._h11.receive_data(ready)
+        return True
+
     def _pipelined(self) -> bool:
         """Whether the next request's whole head has already arrived
         (pipelined behind this one): on shutdown it is answered too, rather
@@ -755,8 +790,23 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._shutdown_requested = True
         if self._upgraded is not None:
             self._upgraded._request_shutdown()
-        if self._idle_scope is not None:
+        # A keep-alive connection waiting for its next request closes now; a
+        # new one waits for its first request (bounded by
+        # request_head_timeout and the shutdown's grace), which is answered
+        # with Connection: close: its client connected before the listener
+        # closed, so it is owed an answer.
+        if self._idle_scope is not None and self._requests:
             self._idle_scope.cancel()
+
+    def _log_context(self) -> dict[str, object]:
+        """What the server logs of this connection when its handler fails."""
+        context: dict[str, object] = {"peer": _peer_text(self._transport.remote_address)}
+        request = self._current
+        if request is not None:
+            context.update(
+                method=request.method, target=request.target, http_version=request.http_version
+            )
+        return context
 
     @property
     def shutdown_requested(self) -> bool:
@@ -779,3 +829,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         """Close the connection (idempotent). Over TLS the close is graceful
         (``close_notify``) within ``close_timeout``."""
         await self._transport.aclose()
+
+
+def _peer_text(address: SocketAddress) -> str | None:
+    return format_address(address) if address else None

@@ -29,6 +29,7 @@ from .._server import (
     ServerCore,
     check_server_options,
     check_timeouts,
+    describe_callable,
 )
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
@@ -255,6 +256,7 @@ async def serve(
             make=make,
         ),
         handler=partial(_serve_connection, handler, access_log),
+        handler_name=describe_callable(handler),
         max_connections=max_connections,
         handler_errors=handler_errors,
         logger=logger,

@@ -148,6 +148,8 @@ async def serve(
         await handler(ws)
         return None
 
+    upgrade.__wrapped__ = handler  # type: ignore[attr-defined]  # logs name the user's handler
+
     await http_serve.serve(
         upgrade,
         port,
