@@ -1340,6 +1340,36 @@ async def test_malformed_response_is_a_remote_protocol_error(
     assert "not valid HTTP/1.1" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+    ],
+    ids=["length-first", "chunked-first"],
+)
+async def test_response_with_both_length_and_chunked_is_refused_and_not_reused(
+    nursery: trio.Nursery, head: bytes
+) -> None:
+    # RFC 9112 section 6.3: a smuggling shape. The first connection answers
+    # with it (a chunked body that also fits the length), then would answer
+    # a second request on the same connection if the client kept it.
+    async def behave(wire: Wire, index: int) -> None:
+        if index == 0:
+            await wire.read_request()
+            await wire.send(head + b"5\r\nhello\r\n0\r\n\r\n")
+        await answer_all(wire, index)
+
+    server = await raw_server(nursery, behave)
+    async with Client() as client:
+        with trio.fail_after(BOUND):
+            with pytest.raises(RemoteProtocolError, match="both Transfer-Encoding and Content"):
+                await client.get(url(server.port, "/first"))
+            response = await client.get(url(server.port, "/second"))
+        assert await response.text() == "conn 1: /second"  # a new connection
+    assert server.connections == 2
+
+
 async def test_half_a_head_then_close_is_server_disconnected(nursery: trio.Nursery) -> None:
     server = await raw_server(
         nursery, answer_with(b"HTTP/1.1 200 OK\r\nContent-Le", then_close=True)

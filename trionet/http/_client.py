@@ -874,15 +874,34 @@ class Client(trio.abc.AsyncResource):
             raise RemoteProtocolError(f"unexpected {type(event).__name__} before the response")
 
     def _checked(self, event: h11.Response) -> h11.Response:
-        """A response head within ``max_header_size``: h11 bounds a head
+        """A response head within ``max_header_size`` (h11 bounds a head
         only while it is incomplete, so one that arrived in a single read is
-        measured here."""
+        measured here), and framed one way only.
+
+        A response with both ``Transfer-Encoding`` and ``Content-Length`` is
+        refused, as the server refuses such a request: RFC 9112 section 6.3
+        says it "ought to be handled as an error", since two parties that
+        frame it differently disagree on where the next response starts
+        (response splitting, cache poisoning). The error makes the
+        connection unusable, so it is closed, never pooled.
+        """
         size = len(event.reason) + 15
-        for name, value in event.headers.raw_items():
+        chunked = False
+        length = False
+        for name, value in event.headers:  # names lowercased by h11
             size += len(name) + len(value) + 4
+            if name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-length":
+                length = True
         if size > self._max_header_size:
             raise RemoteProtocolError(
                 f"the response head is larger than max_header_size ({self._max_header_size} bytes)"
+            )
+        if chunked and length:
+            raise RemoteProtocolError(
+                "the response has both Transfer-Encoding and Content-Length"
+                " (RFC 9112 section 6.3): refused, and the connection closed"
             )
         return event
 
