@@ -70,6 +70,7 @@ from wsproto.events import TextMessage as _WsText
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 
+from .._errors import ConnectionClosed as _AnyConnectionClosed
 from .._errors import ConnectionReset
 from .._server import SocketAddress
 from .._tls import TLSInfo
@@ -516,6 +517,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
                     await self._finish_transport()
         except ConnectionReset as exc:
             self._broken(exc.reason)
+        except _AnyConnectionClosed as exc:
+            # The reader's own writes (a pong, the close echo) found the
+            # connection broken (_write already recorded it), or TLS failed:
+            # either way it ends as every ending does, with a code for
+            # whoever reads next, never as an error out of this task.
+            self._broken(str(exc))
         except (trio.ClosedResourceError, trio.BusyResourceError):
             self._broken("the connection was closed")
         finally:
