@@ -18,6 +18,7 @@ from functools import partial
 
 import trio
 
+import trionet
 import trionet.http
 
 HELLO = trionet.http.Response(200, {"content-type": "text/plain"}, b"Hello World\n")
@@ -40,10 +41,9 @@ def cli() -> None:
     parser.add_argument("--port", type=int, default=12010)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    try:
-        trio.run(main, args.host, args.port)
-    except KeyboardInterrupt:
-        pass
+    # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
+    # signal stops it at once. Either way the exit status is 0.
+    trionet.run(main, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from functools import partial
 
 import trio
 
+import trionet
 import trionet.http
 import trionet.tls
 
@@ -56,10 +57,9 @@ def cli() -> None:
         context = trionet.tls.server_context(args.cert, args.key)
     except (OSError, ssl.SSLError, ValueError) as exc:
         parser.error(str(exc))
-    try:
-        trio.run(main, args.host, args.port, context)
-    except KeyboardInterrupt:
-        pass
+    # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
+    # signal stops it at once. Either way the exit status is 0.
+    trionet.run(main, args.host, args.port, context)
 
 
 if __name__ == "__main__":

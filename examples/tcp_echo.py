@@ -18,13 +18,19 @@ async def echo(conn: trionet.TCPConnection) -> None:
             await conn.send(event.data)
 
 
-def main() -> None:
+async def main(host: str, port: int) -> None:
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trionet.serve_tcp, echo, port, host))
+        print(f"TCP echo on {host}:{server.port}", flush=True)
+
+
+def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    trio.run(partial(trionet.serve_tcp, echo, args.port, args.host))
+    trionet.run(main, args.host, args.port)
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -45,10 +45,9 @@ def cli() -> None:
     parser.add_argument("--port", type=int, default=8124)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    try:
-        trio.run(main, args.host, args.port)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C stops the server, quietly as node does
+    # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
+    # signal stops it at once. Either way the exit status is 0.
+    trionet.run(main, args.host, args.port)
 
 
 if __name__ == "__main__":

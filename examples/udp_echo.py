@@ -5,15 +5,13 @@ benchmark contender for UDP.
 """
 
 import argparse
-from functools import partial
-
-import trio
 
 import trionet
 
 
 async def main(host: str, port: int) -> None:
     async with trionet.open_udp_socket(host, port) as sock:
+        print(f"UDP echo on {host}:{sock.local_address[1]}", flush=True)
         async for dgram in sock:
             await sock.send(dgram.data, dgram.address)
 
@@ -23,7 +21,7 @@ def cli() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    trio.run(partial(main, args.host, args.port))
+    trionet.run(main, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ Try it with ``examples/udp_client.py``. The Node original::
 
 import argparse
 
-import trio
-
 import trionet
 
 
@@ -40,10 +38,9 @@ def cli() -> None:
     parser.add_argument("--port", type=int, default=41234)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    try:
-        trio.run(main, args.host, args.port)
-    except KeyboardInterrupt:
-        pass
+    # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
+    # signal stops it at once. Either way the exit status is 0.
+    trionet.run(main, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ closes or Ctrl-C).
 
 import argparse
 
-import trio
-
 import trionet
 
 
@@ -42,10 +40,8 @@ def cli() -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:12010/updates")
     parser.add_argument("--count", type=int, default=None)
     args = parser.parse_args()
-    try:
-        trio.run(main, args.url, args.count)
-    except KeyboardInterrupt:
-        pass
+    # Ctrl-C or SIGTERM ends it quietly, with exit status 0.
+    trionet.run(main, args.url, args.count)
 
 
 if __name__ == "__main__":

@@ -47,10 +47,9 @@ def cli() -> None:
         "--max-message-size", type=int, default=trionet.websocket.DEFAULT_MAX_MESSAGE_SIZE
     )
     args = parser.parse_args()
-    try:
-        trio.run(main, args.host, args.port, args.max_message_size)
-    except KeyboardInterrupt:
-        pass
+    # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
+    # signal stops it at once. Either way the exit status is 0.
+    trionet.run(main, args.host, args.port, args.max_message_size)
 
 
 if __name__ == "__main__":

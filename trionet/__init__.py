@@ -21,6 +21,7 @@ from ._events import Data as Data
 from ._events import EndOfStream as EndOfStream
 from ._events import StreamEvent as StreamEvent
 from ._events import Timeout as Timeout
+from ._run import run as run
 from ._server import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS
 from ._server import DEFAULT_SHUTDOWN_GRACE as DEFAULT_SHUTDOWN_GRACE
 from ._server import Server as Server
@@ -88,6 +89,7 @@ __all__ = [
     "connect_udp",
     "connect_unix",
     "open_udp_socket",
+    "run",
     "serve_tcp",
     "serve_udp",
     "serve_unix",

@@ -36,6 +36,7 @@ from ._devcert import DevCertificateError, cache_directory, dev_certificate
 from ._errors import BindError, ConnectionClosed
 from ._events import Data, EndOfStream
 from ._listeners import format_address, url_host
+from ._run import run as trionet_run
 from ._server import Server, SocketAddress
 from ._stream import TCPConnection
 from ._tcp import serve_tcp
@@ -407,53 +408,54 @@ def _fail(message: str) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    # From the start, so that a Ctrl-C while starting stops the demo too
-    # (once it started), never with a KeyboardInterrupt traceback.
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        services = [s for s in SERVICES if not (s.tls and args.no_tls)]
-        cert: Path | None = None
-        context: ssl.SSLContext | None = None
-        if not args.no_tls:
+    # Run by trionet.run, which watches SIGINT and SIGTERM from the start: a
+    # signal while starting stops the demo too, and once it serves, the
+    # first signal shuts every server down at once (each stops accepting,
+    # says goodbye in its protocol: WebSocket close 1001, Connection: close,
+    # and waits for its handlers up to the grace period), then this is
+    # cancelled. It returns only for a failure.
+    services = [s for s in SERVICES if not (s.tls and args.no_tls)]
+    cert: Path | None = None
+    context: ssl.SSLContext | None = None
+    if not args.no_tls:
+        try:
+            certfile, keyfile = await trio.to_thread.run_sync(dev_certificate)
+        except DevCertificateError as exc:
+            return _fail(f"{exc}; or run with --no-tls")
+        except OSError as exc:  # the cache directory is not writable...
+            return _fail(
+                f"cannot make the development certificate in {cache_directory()}:"
+                f" {exc.strerror or exc}; or run with --no-tls"
+            )
+        cert, context = certfile, server_context(certfile, keyfile)
+    servers: dict[str, Server] = {}
+    async with trio.open_nursery() as nursery:
+        for service in services:
+            port = getattr(args, service.dest)
             try:
-                certfile, keyfile = await trio.to_thread.run_sync(dev_certificate)
-            except DevCertificateError as exc:
-                return _fail(f"{exc}; or run with --no-tls")
-            except OSError as exc:  # the cache directory is not writable...
-                return _fail(
-                    f"cannot make the development certificate in {cache_directory()}:"
-                    f" {exc.strerror or exc}; or run with --no-tls"
-                )
-            cert, context = certfile, server_context(certfile, keyfile)
-        servers: dict[str, Server] = {}
-        async with trio.open_nursery() as nursery:
-            for service in services:
-                port = getattr(args, service.dest)
-                try:
-                    servers[service.kind] = await _start(service, nursery, args.host, port, context)
-                except BindError as exc:
-                    nursery.cancel_scope.cancel()
-                    if exc.errno == errno.EADDRINUSE:
-                        hint = f"choose another port with {service.flag} PORT"
-                    else:
-                        hint = "check --host"
-                    return _fail(f"cannot start the {service.name}: {exc.strerror}; {hint}")
-            addresses = {kind: server.addresses[0] for kind, server in servers.items()}
-            for line in banner(args.host, addresses, cert, cli_command()):
-                say(line)
-            async for signum in signals:
-                say(f"{signal.Signals(signum).name}: shutting down...")
-                break
-            # Every server at once: each stops accepting, says goodbye in its
-            # protocol (WebSocket close 1001, Connection: close), and waits
-            # for its handlers up to the grace period.
-            with trio.CancelScope(shield=True):
-                async with trio.open_nursery() as stopping:
-                    for server in servers.values():
-                        stopping.start_soon(server.shutdown, SHUTDOWN_GRACE)
-    say("stopped.")
-    return 0
+                servers[service.kind] = await _start(service, nursery, args.host, port, context)
+            except BindError as exc:
+                nursery.cancel_scope.cancel()
+                if exc.errno == errno.EADDRINUSE:
+                    hint = f"choose another port with {service.flag} PORT"
+                else:
+                    hint = "check --host"
+                return _fail(f"cannot start the {service.name}: {exc.strerror}; {hint}")
+        addresses = {kind: server.addresses[0] for kind, server in servers.items()}
+        for line in banner(args.host, addresses, cert, cli_command()):
+            say(line)
+        await trio.sleep_forever()
+    raise AssertionError("unreachable: trionet.run cancels the demo")
+
+
+def _on_signal(signum: signal.Signals, forced: bool) -> None:
+    say(f"{signum.name}: stopping now" if forced else f"{signum.name}: shutting down...")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo until Ctrl-C; return the exit status."""
-    return trio.run(_main, args)
+    """Run the demo until SIGINT or SIGTERM; return the exit status."""
+    status = trionet_run(_main, args, grace=SHUTDOWN_GRACE, on_signal=_on_signal)
+    if status is not None:
+        return status  # it could not start
+    say("stopped.")
+    return 0

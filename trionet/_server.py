@@ -52,6 +52,7 @@ import logging
 import os
 import socket as stdlib_socket
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -101,6 +102,24 @@ HandlerErrors = Literal["log", "raise"]
 
 R = TypeVar("R", bound=trio.abc.AsyncResource)
 C = TypeVar("C", bound="_Supervised")
+
+
+class ServerRegistry:
+    """The servers started inside one :func:`trionet.run`, so that a signal
+    can shut them all down. Every ``serve_*`` registers its server with the
+    registry of the context it runs in (tasks inherit it), and one started
+    after the shutdown began is shut down at once."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.servers: set[Server] = set()
+        self.stopping = False
+
+
+#: The registry of the trionet.run() this task runs under, if any.
+current_registry: ContextVar[ServerRegistry | None] = ContextVar(
+    "trionet_server_registry", default=None
+)
 
 
 class HandshakeFailed(Exception):
@@ -312,12 +331,20 @@ class ServerCore(Generic[R, C]):
         )
 
     async def run(self, task_status: trio.TaskStatus[Server]) -> None:
+        registry = current_registry.get()
+        server = self.make_server(self)
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 nursery.start_soon(self._accept_all)
-                task_status.started(self.make_server(self))
+                if registry is not None:
+                    registry.servers.add(server)
+                    if registry.stopping:
+                        nursery.start_soon(server.shutdown, registry.grace)
+                task_status.started(server)
         finally:
+            if registry is not None:
+                registry.servers.discard(server)
             with trio.CancelScope(shield=True):
                 await self._close_listeners()
                 for resource in self.resources:
