@@ -4,15 +4,19 @@ importing it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import trio
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_MAX_TOTAL_QUEUED_BYTES",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "ConnectionOptions",
+    "QueueBudget",
     "check_positive",
 ]
 
@@ -25,6 +29,15 @@ DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 # connection stops reading the socket (TCP backpressure reaches the peer); one
 # message is always admitted, however large, up to max_message_size.
 DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+
+# Bytes of received messages waiting for the application across all the
+# WebSockets of one server. max_queued_bytes bounds one connection, but 10 000
+# slow readers at 4 MiB each would be 40 GiB: this bounds them together. Past
+# it, readers stop reading their sockets (TCP backpressure again) until the
+# applications consume; a connection with nothing queued may always take one
+# message, so no reader starves. 64 MiB is sixteen connections' worth of full
+# queues, small beside the memory a 10 000-connection server needs anyway.
+DEFAULT_MAX_TOTAL_QUEUED_BYTES = 64 * 1024 * 1024
 
 # Keepalive: a ping every 20 s, and a peer that has not answered within 20 s
 # is gone (websockets' defaults; a NAT or proxy typically drops idle flows
@@ -42,6 +55,31 @@ def check_positive(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be > 0 or None, not {value!r}")
 
 
+class QueueBudget:
+    """Received message bytes queued for the applications of all the
+    WebSockets of one server, against ``max_total_queued_bytes``. Readers
+    that find it spent wait in ``room`` until a consumer frees some."""
+
+    __slots__ = ("limit", "room", "used", "waits")
+
+    def __init__(self, limit: int) -> None:
+        if not limit >= 1:  # NaN too
+            raise ValueError(f"max_total_queued_bytes must be >= 1, not {limit!r}")
+        self.limit = limit
+        self.used = 0
+        self.waits = 0  # times a reader stopped reading because it was spent
+        self.room = trio.lowlevel.ParkingLot()
+
+    @property
+    def spent(self) -> bool:
+        return self.used >= self.limit
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        if self.room and self.used < self.limit:
+            self.room.unpark_all()
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionOptions:
     """A WebSocket connection's limits and behaviour, as the public
@@ -53,6 +91,8 @@ class ConnectionOptions:
     ping_timeout: float | None
     close_timeout: float
     control_events: bool
+    # Shared by the connections of one server; None for a lone connection.
+    budget: QueueBudget | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         size = self.max_message_size

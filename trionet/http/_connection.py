@@ -70,6 +70,7 @@ from .._server import SocketAddress
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import TLSInfo, tls_info
 from .._transport import Transport
+from .._websocket_limits import QueueBudget
 from ._headers import Headers
 from ._limits import (
     DEFAULT_BODY_TIMEOUT,
@@ -249,6 +250,8 @@ class HTTPConnection(trio.abc.AsyncResource):
         # Set by serve(): where an upgraded connection's tasks run.
         self._nursery: trio.Nursery | None = None
         self._upgraded: WebSocketConnection | None = None
+        # Set by serve(): the budget of queued bytes its WebSockets share.
+        self._ws_budget: QueueBudget | None = None
         self._requests = 0
 
     def __repr__(self) -> str:

@@ -33,6 +33,7 @@ from .._server import (
 )
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
+from .._websocket_limits import DEFAULT_MAX_TOTAL_QUEUED_BYTES, QueueBudget
 from ._connection import HTTPConnection
 from ._headers import Headers
 from ._limits import (
@@ -132,11 +133,14 @@ async def _open_http(
     ssl_context: ssl.SSLContext | None,
     tls_handshake_timeout: float,
     make: Callable[[trio.abc.Stream], HTTPConnection],
+    budget: QueueBudget,
 ) -> HTTPConnection:
     transport: trio.abc.Stream = stream
     if ssl_context is not None:
         transport = await server_handshake(stream, ssl_context, tls_handshake_timeout)
-    return make(transport)
+    conn = make(transport)
+    conn._ws_budget = budget
+    return conn
 
 
 async def serve(
@@ -160,6 +164,7 @@ async def serve(
     handler_errors: HandlerErrors = "log",
     backlog: int | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    max_total_queued_bytes: int = DEFAULT_MAX_TOTAL_QUEUED_BYTES,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP/1.1 (Node's ``http.createServer``), or HTTPS with
@@ -208,6 +213,11 @@ async def serve(
             :func:`trionet.serve_tcp`.
         backlog: The listen queue length; ``None`` for the system's maximum.
         close_timeout: Seconds a graceful close (TLS) may take (default 5).
+        max_total_queued_bytes: Bytes of received WebSocket messages waiting
+            for the handlers of all the WebSockets this server accepted,
+            together (default 64 MiB). Past it their readers stop reading
+            until the handlers consume; a WebSocket with nothing queued may
+            always take one message.
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -216,6 +226,7 @@ async def serve(
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
+    budget = QueueBudget(max_total_queued_bytes)
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
     make = partial(
         HTTPConnection,
@@ -254,6 +265,7 @@ async def serve(
             ssl_context=ssl_context,
             tls_handshake_timeout=tls_handshake_timeout,
             make=make,
+            budget=budget,
         ),
         handler=partial(_serve_connection, handler, access_log),
         handler_name=describe_callable(handler),

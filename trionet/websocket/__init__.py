@@ -15,6 +15,9 @@ any other end raises :exc:`ConnectionClosed` with the close code.
 from .._websocket_limits import DEFAULT_HANDSHAKE_TIMEOUT as DEFAULT_HANDSHAKE_TIMEOUT
 from .._websocket_limits import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from .._websocket_limits import DEFAULT_MAX_QUEUED_BYTES as DEFAULT_MAX_QUEUED_BYTES
+from .._websocket_limits import (
+    DEFAULT_MAX_TOTAL_QUEUED_BYTES as DEFAULT_MAX_TOTAL_QUEUED_BYTES,
+)
 from .._websocket_limits import DEFAULT_PING_INTERVAL as DEFAULT_PING_INTERVAL
 from .._websocket_limits import DEFAULT_PING_TIMEOUT as DEFAULT_PING_TIMEOUT
 from ._connection import MessageFragments as MessageFragments
@@ -40,6 +43,7 @@ __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_MAX_TOTAL_QUEUED_BYTES",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "BinaryMessage",

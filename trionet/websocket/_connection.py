@@ -222,6 +222,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         # Read on every frame: kept as attributes of their own.
         self._max_message_size = options.max_message_size
         self._max_queued_bytes = options.max_queued_bytes
+        self._budget = options.budget
         self._ping_interval = options.ping_interval
         self._ping_timeout = options.ping_timeout
         self._close_timeout = options.close_timeout
@@ -422,7 +423,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
             await self._wait_for_items()
         item = queue.popleft()
         if not isinstance(item, Ping | Pong):
-            self._queued_bytes -= _data_size(item.data)
+            size = _data_size(item.data)
+            self._queued_bytes -= size
+            if self._budget is not None:
+                self._budget.release(size)
             if self._space and self._queued_bytes < self._max_queued_bytes:
                 self._space.unpark_all()
         return item
@@ -478,19 +482,26 @@ class WebSocketConnection(trio.abc.AsyncResource):
         try:
             with self._reader_scope:
                 await self._handle_events()
+                budget = self._budget
                 while not self._ended:
-                    if (
-                        self._queued_bytes >= self._max_queued_bytes
-                        and self._queue
-                        and not self._discarding
-                    ):
-                        self._pauses += 1
-                        self._paused = True
-                        try:
-                            await self._space.park()
-                        finally:
-                            self._paused = False
-                        continue
+                    if self._queue and not self._discarding:
+                        # Full: this connection's queue, or all of the
+                        # server's together (a connection with nothing queued
+                        # may always take a message, so none starves).
+                        lot = None
+                        if self._queued_bytes >= self._max_queued_bytes:
+                            lot = self._space
+                        elif budget is not None and budget.spent:
+                            lot = budget.room
+                            budget.waits += 1
+                        if lot is not None:
+                            self._pauses += 1
+                            self._paused = True
+                            try:
+                                await lot.park()
+                            finally:
+                                self._paused = False
+                            continue
                     if self._close_deadline is None:
                         data = await transport.receive()
                     else:
@@ -581,6 +592,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._incoming = 0
         self._queue.append(event)
         self._queued_bytes += size
+        if self._budget is not None:
+            self._budget.used += size
         return True
 
     def _parser_idle(self) -> bool:
@@ -656,8 +669,15 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._discarding = True
         if not keep_queued:
             self._queue.clear()
+            if self._budget is not None:
+                self._budget.release(self._queued_bytes)
             self._queued_bytes = 0
         self._space.unpark_all()
+        if self._budget is not None:
+            # This reader may be among those waiting for the server's budget:
+            # it must see that it keeps nothing now (the others look again
+            # and wait on).
+            self._budget.room.unpark_all()
 
     async def _finish_transport(self) -> None:
         """After the close handshake: the server closes TCP at once; the

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import ssl
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -89,6 +90,9 @@ async def accept(
 ) -> WebSocketConnection:
     """Complete the server side of the handshake for ``request``."""
     conn: HTTPConnection = request._conn
+    if options.budget is None and conn._ws_budget is not None:
+        # The server's budget for the messages all its WebSockets queue.
+        options = replace(options, budget=conn._ws_budget)
     if request.responded:
         raise RuntimeError("a response to this request was already sent")
     if not request.is_websocket_upgrade:

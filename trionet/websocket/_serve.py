@@ -17,6 +17,7 @@ from .._websocket_limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_TOTAL_QUEUED_BYTES,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     ConnectionOptions,
@@ -53,6 +54,7 @@ async def serve(
     compression: bool = True,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    max_total_queued_bytes: int = DEFAULT_MAX_TOTAL_QUEUED_BYTES,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
     ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
@@ -93,6 +95,11 @@ async def serve(
             close 1009 beyond); ``None`` for no limit.
         max_queued_bytes: Bytes of received messages waiting to be read
             (default 4 MiB).
+        max_total_queued_bytes: Bytes of received messages waiting to be
+            read on all of this server's connections together (default 64
+            MiB). Past it the readers stop reading their sockets until the
+            handlers consume; a connection with nothing queued may always
+            take one message.
         ping_interval: Seconds between keepalive pings (default 20); ``None``
             for none.
         ping_timeout: Seconds a keepalive ping may wait for its pong (default
@@ -161,6 +168,7 @@ async def serve(
         handler_errors=handler_errors,
         backlog=backlog,
         close_timeout=close_timeout,
+        max_total_queued_bytes=max_total_queued_bytes,
         task_status=task_status,
     )
 
