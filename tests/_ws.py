@@ -186,9 +186,12 @@ class RawPeer:
         headers: Sequence[tuple[bytes, bytes]] = (),
         glued: bytes = b"",
         expect_accept: bool = True,
+        extension: PerMessageDeflate | None = None,
     ) -> AsyncIterator[RawPeer]:
         """Open TCP, send the upgrade request (with ``glued`` bytes in the
-        same write), and read the answer. The socket is closed on exit."""
+        same write), and read the answer. The socket is closed on exit.
+        ``extension`` is the permessage-deflate offer (with its parameters)
+        when ``compression`` is on; wsproto's defaults otherwise."""
         stream = await trio.open_tcp_stream(LOOPBACK, port)
         try:
             ws = WSConnection(ConnectionType.CLIENT)
@@ -197,7 +200,7 @@ class RawPeer:
                 Request(
                     host=f"{LOOPBACK}:{port}",
                     target=target,
-                    extensions=[PerMessageDeflate()] if compression else [],
+                    extensions=[extension or PerMessageDeflate()] if compression else [],
                     subprotocols=list(subprotocols),
                     extra_headers=list(headers),
                 )
