@@ -6,13 +6,13 @@ object per line."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+
+from tests._peers import NODE_MODULES, require_executable, require_file
 
 NODE_SCRIPTS = Path(__file__).resolve().parent / "node"
 
@@ -25,12 +25,7 @@ def node_executable() -> str:
     """The path of ``node``. Without it, the test is skipped; on CI
     (``CI=true``) it fails instead, so that interop tests never silently
     stop running."""
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node is not installed, and CI must run the Node interop tests")
-        pytest.skip("node not installed")
-    return node
+    return require_executable("node", "install Node.js")
 
 
 def node_command(script: str, *args: object) -> list[str]:
@@ -67,18 +62,12 @@ async def run_node(script: str, *args: object) -> dict[str, Any]:
     return parse_report(lines[-1] if lines else None, f"from {script}")
 
 
-NODE_MODULES = NODE_SCRIPTS.parent.parent / "node_modules"
-
-
 def node_package(name: str) -> Path:
     """The directory of the npm package ``name`` in the repository's
     ``node_modules`` (``npm ci`` installs them from ``package-lock.json``).
     Without it, the test is skipped; on CI (``CI=true``) it fails instead."""
     path = NODE_MODULES / name
-    if not (path / "package.json").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing (run `npm ci`), and CI must run the tests needing it")
-        pytest.skip(f"the npm package {name} is not installed (run `npm ci`)")
+    require_file(f"the npm package {name}", path / "package.json", "npm ci")
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Sequence
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import trio
+
+from tests._leaks import SESSIONS
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -97,10 +100,21 @@ async def running(
     is ``subprocess.PIPE`` to write to it (``process.stdin``), or
     ``subprocess.DEVNULL``; by default the child shares ours. On exit the
     process is killed if it still runs, always waited for, and its pipes
-    closed; the lines read are printed for pytest's report of a failed test."""
+    closed; the lines read are printed for pytest's report of a failed test.
+
+    The child runs in a session (and process group) of its own, and on exit
+    the whole group is killed, not just the child: a command run through a
+    shell (``bash -c``) has the program under the shell, which killing the
+    shell alone would leave running, and listening, after the suite."""
     process = await trio.lowlevel.open_process(
-        list(command), stdin=stdin, stdout=subprocess.PIPE, cwd=REPO, env=env or child_env()
+        list(command),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env=env or child_env(),
+        start_new_session=True,
     )
+    SESSIONS.add(process.pid)
     assert process.stdout is not None
     output = OutputReader(process.stdout)
     try:
@@ -109,12 +123,20 @@ async def running(
         # Shown by pytest when the test fails (a timeout says nothing else).
         print(f"stdout lines read from {command!r}:", *output.lines, sep="\n  ")
         with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
+            kill_group(process.pid)
             await process.wait()
+            kill_group(process.pid)  # what the child left in its group
             await process.stdout.aclose()
             if process.stdin is not None:
                 await process.stdin.aclose()
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of the group ``pgid`` (if any is left)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 async def wait_until_accepting(port: int, process: trio.Process) -> None:

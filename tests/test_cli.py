@@ -10,7 +10,6 @@ import html.parser
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -35,6 +34,7 @@ from tests._node import (
     node_package,
     run_node_lines,
 )
+from tests._peers import require_executable
 from tests._process import REPO, STARTUP_TIMEOUT, OutputReader, child_env, running
 from trionet._cli import build_parser
 from trionet._demo import SERVICES, Service, banner, cli_command
@@ -131,12 +131,7 @@ def curl_executable() -> str:
     """The path of ``curl``. Without it, the test is skipped; on CI
     (``CI=true``) it fails instead, so that the test never silently stops
     running."""
-    path = shutil.which("curl")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("curl is not installed, and CI must run the demo's curl tests")
-        pytest.skip("curl not installed")
-    return path
+    return require_executable("curl", "apt-get install curl")
 
 
 @pytest.fixture

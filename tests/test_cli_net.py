@@ -21,8 +21,9 @@ import trio
 import trionet
 import trionet.http
 import trionet.websocket
+from tests._leaks import SESSIONS
 from tests._node import NODE_TIMEOUT, node_command, node_executable, node_package, parse_report
-from tests._process import OutputReader, child_env, free_port, running
+from tests._process import OutputReader, child_env, free_port, kill_group, running
 from tests._ws import TEXT, frame, raw_listener
 from tests.test_cli import RUN_TIMEOUT, STEP_TIMEOUT, trionet_command
 from tests.test_ws_node import node_ws_server, summary
@@ -117,7 +118,9 @@ async def typing_into(*args: str) -> AsyncIterator[Client]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=child_env(),
+        start_new_session=True,
     )
+    SESSIONS.add(process.pid)
     assert process.stdin is not None
     assert process.stdout is not None
     assert process.stderr is not None
@@ -125,8 +128,7 @@ async def typing_into(*args: str) -> AsyncIterator[Client]:
         yield Client(process, process.stdin, process.stdout, process.stderr)
     finally:
         with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
+            kill_group(process.pid)
             await process.wait()
             for pipe in (process.stdin, process.stdout, process.stderr):
                 await pipe.aclose()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import re
-import shutil
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import trionet
 import trionet.http
 import trionet.tls
 from tests._node import NODE_TIMEOUT, node_executable, parse_report
+from tests._peers import require_executable
 from tests._wait import wait_until
 from trionet.http import Request, Response
 
@@ -55,12 +54,7 @@ def curl_executable() -> str:
     """The path of ``curl``. Without it, the test is skipped; on CI
     (``CI=true``) it fails instead, so that interop tests never silently stop
     running."""
-    curl = shutil.which("curl")
-    if curl is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("curl is not installed, and CI must run the curl interop tests")
-        pytest.skip("curl not installed")
-    return curl
+    return require_executable("curl", "apt-get install curl")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -26,6 +25,7 @@ import pytest
 import trio
 
 import trionet
+from tests._peers import missing
 from tests._process import EXAMPLES, STARTUP_TIMEOUT, free_port, running
 
 # Seconds a REDbot run may take: about two on loopback (mostly starting
@@ -46,9 +46,7 @@ def redbot() -> list[str]:
     except ModuleNotFoundError:
         found = False
     if not found:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redbot is not installed, and CI must run it (uv sync --group dev)")
-        pytest.skip("redbot not installed (it is in the dev dependency group)")
+        missing("redbot", "uv sync --group dev")
     return [sys.executable, "-m", "redbot.cli"]
 
 

@@ -6,9 +6,7 @@ as browsers do; the server must choose ``http/1.1``, the protocol it speaks."""
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import shutil
 import ssl
 import sys
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import pytest
 import trio
 import trustme
 
+from tests._peers import require_executable
 from tests._process import EXAMPLES, STARTUP_TIMEOUT, child_env, free_port, running
 
 # Seconds a curl run may take (one request over loopback takes milliseconds;
@@ -56,12 +55,7 @@ def curl() -> str:
     """The path of ``curl``. Without it, the test is skipped; on CI
     (``CI=true``) it fails instead, so that the test never silently stops
     running."""
-    path = shutil.which("curl")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("curl is not installed, and CI must run the HTTPS example test")
-        pytest.skip("curl not installed")
-    return path
+    return require_executable("curl", "apt-get install curl")
 
 
 def example(port: int, files: TLSFiles) -> list[str]:

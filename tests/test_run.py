@@ -22,7 +22,15 @@ import trio
 import trustme
 
 import trionet
-from tests._process import EXAMPLES, REPO, STARTUP_TIMEOUT, OutputReader, child_env
+from tests._leaks import SESSIONS
+from tests._process import (
+    EXAMPLES,
+    REPO,
+    STARTUP_TIMEOUT,
+    OutputReader,
+    child_env,
+    kill_group,
+)
 
 PROGRAM = Path(__file__).resolve().parent / "programs" / "run_server.py"
 
@@ -44,6 +52,7 @@ async def child(command: list[str]) -> AsyncIterator[tuple[trio.Process, OutputR
         env=child_env(),
         start_new_session=True,
     )
+    SESSIONS.add(process.pid)
     assert process.stdout is not None
     output = OutputReader(process.stdout)
     try:
@@ -51,8 +60,7 @@ async def child(command: list[str]) -> AsyncIterator[tuple[trio.Process, OutputR
     finally:
         print(f"output of {command!r}:", *output.lines, sep="\n  ")
         with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
+            kill_group(process.pid)
             await process.wait()
             await process.stdout.aclose()
 

@@ -6,9 +6,7 @@ servers are trionet.serve_tcp with the context under test."""
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 import trionet
 import trionet.tls
 from tests._net import receive_exactly
+from tests._peers import require_executable
 from tests._wait import wait_until
 
 LOOPBACK = "127.0.0.1"
@@ -459,12 +458,7 @@ def openssl() -> str:
     """The path of ``openssl``; skipped without it, failed under ``CI=true``
     so that the interop test never silently stops running. (A sync fixture, so
     that the skip happens before trio runs and keeps its reason.)"""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("openssl is not installed, and CI must run the s_client interop test")
-        pytest.skip("openssl not installed")
-    return openssl
+    return require_executable("openssl", "apt-get install openssl")
 
 
 async def s_client(openssl: str, port: int, *args: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import shutil
 import sys
 import warnings
@@ -34,6 +33,7 @@ import trionet
 import trionet.http
 import trionet.websocket
 from tests._http import exchange, parse, request
+from tests._peers import missing
 from tests._process import free_port, running, wait_until_accepting
 from tests._wait import wait_until
 from tests._ws import (
@@ -1184,9 +1184,7 @@ def websocat() -> str:
         beside = Path(sys.executable).parent / "websocat"
         found = str(beside) if beside.exists() else None
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("websocat is not installed, and CI must run the websocat interop tests")
-        pytest.skip("websocat is not installed (uv run --with websocat pytest ...)")
+        missing("websocat", "uv sync --group dev")
     return found
 
 

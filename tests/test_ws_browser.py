@@ -31,6 +31,7 @@ import trionet.http
 import trionet.tls
 import trionet.websocket
 from tests._node import node_executable, node_package, run_node_lines
+from tests._peers import missing
 
 pytestmark = pytest.mark.node
 
@@ -63,9 +64,7 @@ def require_browser() -> None:
     node_executable()
     node_package("playwright-core")
     if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium), and CI must run it")
-        pytest.skip(f"{CHROMIUM} is not installed")
+        missing("chromium", "apt-get install chromium")
 
 
 @pytest.fixture(autouse=True)
