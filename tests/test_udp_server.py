@@ -73,8 +73,10 @@ async def test_max_peers_drops_new_addresses(nursery: trio.Nursery) -> None:
         trionet.open_udp_socket(LOOPBACK) as first,
         trionet.open_udp_socket(LOOPBACK) as second,
     ):
-        await first.send(b"1", (LOOPBACK, server.port))
-        assert (await first.__anext__()).data == b"1"
+        # Two exchanges: a peer that came back is never made room with.
+        for data in (b"1", b"1 once more"):
+            await first.send(data, (LOOPBACK, server.port))
+            assert (await first.__anext__()).data == data
         await second.send(b"2", (LOOPBACK, server.port))
         await second.send(b"2", (LOOPBACK, server.port))
         await wait_until(lambda: server.statistics().dropped == 2)
@@ -213,3 +215,43 @@ async def test_bad_udp_server_options() -> None:
         await trionet.serve_udp(echo, 0, LOOPBACK, max_peers=0)
     with pytest.raises(ValueError, match="max_queued_bytes"):
         await trionet.serve_udp(echo, 0, LOOPBACK, max_queued_bytes=0)
+
+
+async def test_one_datagram_peers_make_room_for_a_real_new_peer(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A flood of spoofable one-datagram sources fills max_peers; they never
+    # send a second datagram (they never see the answers). A real new peer is
+    # served at once, not after idle_timeout, and the peers that talk stay.
+    server = await nursery.start(
+        partial(trionet.serve_udp, echo, 0, LOOPBACK, max_peers=20, idle_timeout=120)
+    )
+    target = (LOOPBACK, server.port)
+    async with trionet.open_udp_socket(LOOPBACK) as talker:
+        for data in (b"hello", b"again"):
+            await talker.send(data, target)
+            assert (await talker.__anext__()).data == data
+        flood = [trionet.open_udp_socket(LOOPBACK) for _ in range(40)]
+        sockets = [await opener.__aenter__() for opener in flood]
+        try:
+            for index, sock in enumerate(sockets):
+                await sock.send(b"spoofed %d" % index, target)
+            await wait_until(lambda: server.statistics().accepted == 41)
+            async with trionet.open_udp_socket(LOOPBACK) as real:
+                with trio.fail_after(5):
+                    await real.send(b"real", target)
+                    assert (await real.__anext__()).data == b"real"
+                    await real.send(b"real again", target)
+                    assert (await real.__anext__()).data == b"real again"
+            # The peer that talked was not pushed out by the flood.
+            await talker.send(b"still here", target)
+            assert (await talker.__anext__()).data == b"still here"
+        finally:
+            for opener in flood:
+                await opener.__aexit__(None, None, None)
+    stats = server.statistics()
+    assert stats.evicted_idle == 22  # 21 floods over the cap, then the real peer
+    assert stats.dropped == 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # rate-limited: one record for the whole burst
+    assert "max_connections=20 reached" in warnings[0].getMessage()

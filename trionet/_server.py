@@ -288,6 +288,7 @@ class ServerCore(Generic[R, C]):
         self.handler_errors = handler_errors
         self.logger = logger
         self.slots: set[_Slot[C]] = set()
+        self.evicting: set[_Slot[C]] = set()  # asked to make room, not gone yet
         self.waiting_slots: set[_Slot[C]] = set()  # handlers inside shutdown()
         self.stopping = False
         self.finished = trio.Event()
@@ -392,8 +393,13 @@ class ServerCore(Generic[R, C]):
         longest-idle connection if need be); False if it must be dropped."""
         assert self.nursery is not None
         self.accepted += 1
-        if self.active >= self.max_connections:
-            if self._evict_idle():
+        # A connection asked to make room still runs until its task ends, so
+        # it no longer counts against the cap; but at most max_connections of
+        # them at once, so a handler that ignores the request to finish (a UDP
+        # handler that never reads its loop again) cannot make the total grow
+        # without bound: it stays under twice the cap.
+        if self.active - len(self.evicting) >= self.max_connections:
+            if len(self.evicting) < self.max_connections and self._evict_idle():
                 self.evicted += 1
                 self.pressure_evicted += 1
                 self._log_pressure()
@@ -411,21 +417,21 @@ class ServerCore(Generic[R, C]):
     def _evict_idle(self) -> bool:
         """Ask the connection idle the longest to close; False if none is idle.
 
-        The evicted connection still counts as active until its task has
-        closed it, so the count may pass the cap by the connections being
-        closed this way (each is already on its way out)."""
-        oldest: _Supervised | None = None
+        The evicted connection is counted in ``evicting`` until its task has
+        closed it (see ``_admit``)."""
+        oldest: _Slot[C] | None = None
         oldest_since = 0.0
         for slot in self.slots:
-            conn = slot.conn
-            since = getattr(conn, "_idle_since", None)
+            since = getattr(slot.conn, "_idle_since", None)
             if since is not None and (oldest is None or since < oldest_since):
-                oldest, oldest_since = conn, since
+                oldest, oldest_since = slot, since
         if oldest is None:
             return False
+        assert oldest.conn is not None
+        self.evicting.add(oldest)
         # Its goodbye is the graceful one: a request that has just arrived is
         # still answered (with Connection: close); an idle connection closes.
-        oldest._request_shutdown()
+        oldest.conn._request_shutdown()
         return True
 
     def _log_pressure(self) -> None:
@@ -489,6 +495,7 @@ class ServerCore(Generic[R, C]):
         finally:
             # Bookkeeping first: under cancellation the await below raises.
             self.slots.discard(slot)
+            self.evicting.discard(slot)
             self.waiting_slots.discard(slot)
             self.active -= 1
             self.slot_done.unpark_all()

@@ -143,6 +143,7 @@ class UDPPeer(trio.abc.AsyncResource):
         self._bytes_received = 0
         self._bytes_sent = 0
         self._dropped = 0
+        self._heard = 0  # datagrams queued for this session
 
     def __repr__(self) -> str:
         return f"<trionet.UDPPeer {format_address(self._address)}>"
@@ -161,7 +162,21 @@ class UDPPeer(trio.abc.AsyncResource):
         self._pending.append(dgram)
         self._budget.used += size
         self._last_heard = trio.current_time()
+        self._heard += 1
         self._arrived.unpark_all()
+
+    @property
+    def _idle_since(self) -> float | None:
+        """For the server core at ``max_peers``: when this session may be
+        closed to make room for a new peer, the time it was last heard from;
+        otherwise None. Only a peer that sent one datagram and never came back
+        qualifies: a spoofed source address never sees our answer, so it can
+        never send a second, while a real peer in an exchange does. So a flood
+        of one-datagram (spoofable) peers cannot lock real new peers out for
+        ``idle_timeout``, and cannot push out peers that talk."""
+        if self._heard > 1 or self._shutdown_requested or self._closed:
+            return None
+        return self._last_heard
 
     def __aiter__(self) -> Self:
         return self
@@ -363,8 +378,12 @@ async def serve_udp(
         host: The local address; ``None`` binds every address (dual-stack).
         idle_timeout: Seconds of silence after which a peer's loop ends
             (default 120).
-        max_peers: Sessions at once; datagrams from further new addresses are
-            dropped and counted in ``statistics().dropped`` (default 10 000).
+        max_peers: Sessions at once (default 10 000). At the cap, the
+            session of a peer that sent one datagram and never came back (as a
+            spoofed source cannot) is ended to make room, the least recently
+            heard first, and counted in ``statistics().evicted_idle``; if every
+            session has heard twice or more, datagrams from further new
+            addresses are dropped and counted in ``statistics().dropped``.
         queue_size: Datagrams waiting for one handler; beyond, that peer's
             datagrams are dropped and counted (default 64).
         max_queued_bytes: Payload bytes waiting for all handlers together;

@@ -791,6 +791,7 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     def _request_shutdown(self) -> None:
         self._shutdown_requested = True
+        self._idle_since = None  # on its way out: not one to make room with again
         if self._upgraded is not None:
             self._upgraded._request_shutdown()
         # A keep-alive connection waiting for its next request closes now; a
