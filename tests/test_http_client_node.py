@@ -27,7 +27,7 @@ import trionet
 import trionet.http
 import trionet.tls
 from tests._node import NODE_TIMEOUT, node_command, node_executable, parse_report
-from tests._process import running
+from tests._process import OutputReader, running
 from trionet.testing import TLSCertificates
 
 pytestmark = pytest.mark.node
@@ -54,7 +54,14 @@ class NodePeer:
 
     port: int
     scheme: str
+    output: OutputReader
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    async def wait_for_event(self, kind: str) -> dict[str, Any]:
+        """Read Node's reports until one of ``kind`` (while it runs)."""
+        with trio.fail_after(NODE_TIMEOUT):
+            line = await self.output.wait_for(rf'"event": ?"{kind}"')
+        return parse_report(line.string, kind)
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}{path}"
@@ -83,14 +90,14 @@ async def node_http_server(**config: Any) -> AsyncIterator[NodePeer]:
         with trio.fail_after(NODE_TIMEOUT):
             listening = parse_report(await output.readline(), "that it listens")
         assert listening["event"] == "listening"
-        peer = NodePeer(listening["port"], "https" if "tls" in config else "http")
+        peer = NodePeer(listening["port"], "https" if "tls" in config else "http", output)
         yield peer
         process.terminate()
         with trio.fail_after(NODE_TIMEOUT):
-            rest = await output.read_rest()
+            await output.read_rest()
             status = await process.wait()
     assert status == 0
-    peer.events = [parse_report(line, "an event") for line in rest]
+    peer.events = [parse_report(line, "an event") for line in output.lines[1:]]
     # Everything Node printed before it exited has been read.
     assert peer.events[-1] == {"event": "exit"}
 
@@ -418,7 +425,9 @@ async def test_node_keep_alive_timeout_closes_idle_connection() -> None:
         with trio.fail_after(EXCHANGE_TIMEOUT):
             async with client(keepalive_expiry=10) as http:
                 first = await http.get(peer.url("/hello?first"))
-                await trio.sleep(1.6)  # real time
+                # Not a sleep: Node's own report that it closed the idle
+                # connection.
+                assert await peer.wait_for_event("close") == {"event": "close", "connection": 1}
                 second = await http.get(peer.url("/hello?second"))
                 stats = http.statistics()
     assert (first.status, second.status) == (200, 200)
