@@ -174,6 +174,53 @@ class HTTPConnection(trio.abc.AsyncResource):
         ValueError: A limit is out of range.
     """
 
+
+    # Slots, not a __dict__: a server holds one of these per idle connection.
+    __slots__ = (
+        "_body_done",
+        "_body_received",
+        "_body_timeout",
+        "_chunked_out",
+        "_close_timeout",
+        "_closing",
+        "_current",
+        "_draining",
+        "_expect_continue",
+        "_h11",
+        "_head_timeout",
+        "_http_10",
+        "_idle_scope",
+        "_idle_since",
+        "_keepalive_timeout",
+        "_length_out",
+        "_max_body_size",
+        "_max_header_count",
+        "_max_header_size",
+        "_max_requests",
+        "_max_target_length",
+        "_method",
+        "_no_body",
+        "_nursery",
+        "_pending_head",
+        "_receive",
+        "_receive_ready",
+        "_receiving",
+        "_request_length",
+        "_requests",
+        "_response",
+        "_send_all",
+        "_sent_out",
+        "_server_line",
+        "_shutdown_requested",
+        "_stash",
+        "_transport",
+        "_upgraded",
+        "_ws_budget",
+        "last_response_bytes",
+        "last_status",
+        "tls",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,
