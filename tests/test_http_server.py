@@ -643,3 +643,36 @@ async def test_https_with_client_certificates(nursery: trio.Nursery, tmp_path: P
         raw = b""
     assert raw == b""
     await wait_until(lambda: server.statistics().handshake_failures == 1)
+
+
+# Killing mutants that survived a mutation run (mutmut over trionet/http):
+# Request.text() decoded with the wrong charset and no test noticed.
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        (None, "héllo".encode(), "héllo"),  # no charset: UTF-8
+        ("text/plain", "héllo".encode(), "héllo"),
+        ("text/plain; charset=latin-1", "héllo".encode("latin-1"), "héllo"),
+        ('text/plain;charset="ISO-8859-1"', "héllo".encode("latin-1"), "héllo"),
+        ("text/plain; format=flowed; CHARSET=latin-1", "é".encode("latin-1"), "é"),
+        ("text/plain; charset=no-such-codec", "héllo".encode(), "héllo"),  # unknown: UTF-8
+        ("text/plain charset=latin-1", "héllo".encode(), "héllo"),  # not a parameter
+    ],
+)
+async def test_request_text_decodes_with_the_content_types_charset(
+    nursery: trio.Nursery, content_type: str | None, body: bytes, expected: str
+) -> None:
+    got: list[str] = []
+
+    async def handler(request: Request) -> Response:
+        got.append(await request.text())
+        return Response(204)
+
+    server = await start(nursery, handler)
+    header = f"Content-Type: {content_type}\r\n" if content_type else ""
+    raw = await exchange(
+        server.port,
+        request("POST", "/", headers=header + "Connection: close\r\n", body=body),
+    )
+    assert raw.startswith(b"HTTP/1.1 204 ")
+    assert got == [expected]
