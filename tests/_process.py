@@ -93,12 +93,17 @@ class OutputReader:
 
 @asynccontextmanager
 async def running(
-    command: Sequence[str], *, env: dict[str, str] | None = None, stdin: int | None = None
+    command: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    stdin: int | None = None,
+    stderr: int | None = None,
 ) -> AsyncIterator[tuple[trio.Process, OutputReader]]:
     """Start ``command`` with its stdout piped (stderr goes where pytest
     captures it) and yield the process and a reader of its stdout. ``stdin``
     is ``subprocess.PIPE`` to write to it (``process.stdin``), or
-    ``subprocess.DEVNULL``; by default the child shares ours. On exit the
+    ``subprocess.DEVNULL``; by default the child shares ours. ``stderr`` is
+    ``subprocess.STDOUT`` to read it with stdout (a traceback is then seen). On exit the
     process is killed if it still runs, always waited for, and its pipes
     closed; the lines read are printed for pytest's report of a failed test.
 
@@ -110,6 +115,7 @@ async def running(
         list(command),
         stdin=stdin,
         stdout=subprocess.PIPE,
+        stderr=stderr,
         cwd=REPO,
         env=env or child_env(),
         start_new_session=True,

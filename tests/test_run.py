@@ -13,8 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,7 @@ import trio
 import trustme
 
 import trionet
-from tests._leaks import SESSIONS
-from tests._process import (
-    EXAMPLES,
-    REPO,
-    STARTUP_TIMEOUT,
-    OutputReader,
-    child_env,
-    kill_group,
-)
+from tests._process import EXAMPLES, STARTUP_TIMEOUT, OutputReader, running
 
 PROGRAM = Path(__file__).resolve().parent / "programs" / "run_server.py"
 
@@ -39,30 +30,10 @@ PROGRAM = Path(__file__).resolve().parent / "programs" / "run_server.py"
 EXIT_TIMEOUT = 20.0
 
 
-@asynccontextmanager
-async def child(command: list[str]) -> AsyncIterator[tuple[trio.Process, OutputReader]]:
+def child(command: list[str]) -> AbstractAsyncContextManager[tuple[trio.Process, OutputReader]]:
     """Start ``command`` in its own process group with stdout and stderr on
-    one pipe; kill the group if the test leaves it running."""
-    process = await trio.lowlevel.open_process(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-        env=child_env(),
-        start_new_session=True,
-    )
-    SESSIONS.add(process.pid)
-    assert process.stdout is not None
-    output = OutputReader(process.stdout)
-    try:
-        yield process, output
-    finally:
-        print(f"output of {command!r}:", *output.lines, sep="\n  ")
-        with trio.CancelScope(shield=True):
-            kill_group(process.pid)
-            await process.wait()
-            await process.stdout.aclose()
+    one pipe; the group is killed if the test leaves it running."""
+    return running(command, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 async def finish(process: trio.Process, output: OutputReader) -> list[str]:
