@@ -174,7 +174,6 @@ class HTTPConnection(trio.abc.AsyncResource):
         ValueError: A limit is out of range.
     """
 
-
     # Slots, not a __dict__: a server holds one of these per idle connection.
     __slots__ = (
         "_body_done",

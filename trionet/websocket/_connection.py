@@ -278,7 +278,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         response_headers: The 101 response's header fields.
     """
 
-
     # Slots, not a __dict__: a server holds one of these per idle connection.
     __slots__ = (
         "_budget",
