@@ -6,7 +6,8 @@ malformed answers.
 The peers are trionet's own HTTP server, and raw TCP servers written here that
 misbehave precisely (stall, close at a chosen moment, answer garbage); they
 parse what the client sends with h11, a parser we did not write. Timeouts run
-under ``autojump_clock``."""
+under ``autojump_clock`` against raw servers reached over in-memory streams
+(``memory_server``): virtual time and real sockets do not mix."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ import trio.testing
 
 import trionet
 import trionet.http
+import trionet.http._client_connection as client_connection
 from tests._http import LOOPBACK
-from tests._ws import use_slow_autojump
 from trionet.http import (
     Client,
     ClientStatistics,
@@ -49,6 +50,7 @@ from trionet.http import (
     TransportError,
     WriteTimeout,
 )
+from trionet.testing import memory_stream_pair
 
 MiB = 1024 * 1024
 
@@ -93,7 +95,7 @@ class Received:
 class Wire:
     """One connection accepted by a :class:`RawServer`."""
 
-    def __init__(self, stream: trio.SocketStream, server: RawServer) -> None:
+    def __init__(self, stream: trio.abc.Stream, server: RawServer) -> None:
         self.stream = stream
         self.server = server
         self.buffer = b""
@@ -177,10 +179,8 @@ class RawServer:
 Behaviour = Callable[[Wire, int], Awaitable[None]]
 
 
-async def raw_server(nursery: trio.Nursery, behave: Behaviour) -> RawServer:
-    server = RawServer()
-
-    async def handle(stream: trio.SocketStream) -> None:
+def _handler(server: RawServer, behave: Behaviour) -> Callable[[Any], Awaitable[None]]:
+    async def handle(stream: Any) -> None:
         index = server.connections
         server.connections += 1
         async with stream:
@@ -189,8 +189,38 @@ async def raw_server(nursery: trio.Nursery, behave: Behaviour) -> RawServer:
             except (EOFError, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 
-    listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host=LOOPBACK))
+    return handle
+
+
+async def raw_server(nursery: trio.Nursery, behave: Behaviour) -> RawServer:
+    server = RawServer()
+    listeners = await nursery.start(
+        partial(trio.serve_tcp, _handler(server, behave), 0, host=LOOPBACK)
+    )
     server.port = listeners[0].socket.getsockname()[1]
+    return server
+
+
+# The port memory_server's URLs name: nothing listens there, nothing is dialled.
+MEMORY_PORT = 8008
+
+
+async def memory_server(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, behave: Behaviour
+) -> RawServer:
+    """A :class:`RawServer` reached over in-memory streams: each connection
+    the client opens, to any address, is a memory pair whose far end runs
+    ``behave``. No socket is involved, so a test on ``autojump_clock`` is
+    exact; the client's own code runs from its TCP stream up (TLS included)."""
+    server = RawServer(port=MEMORY_PORT)
+    handle = _handler(server, behave)
+
+    async def open_tcp(host: str, port: int, trace: Any) -> trio.abc.Stream:
+        client_end, server_end = memory_stream_pair(64 * 1024)
+        nursery.start_soon(handle, server_end)
+        return client_end
+
+    monkeypatch.setattr(client_connection, "_open_tcp", open_tcp)
     return server
 
 
@@ -222,10 +252,11 @@ def check_timeout(exc: BaseException, kind: type[BaseException]) -> None:
 
 
 async def test_connect_timeout_when_the_server_never_speaks_tls(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await raw_server(nursery, never_answer)  # accepts, reads the ClientHello
+    server = await memory_server(
+        nursery, monkeypatch, never_answer
+    )  # accepts, reads the ClientHello
     async with Client(timeout=Timeouts(connect=5)) as client:
         started = trio.current_time()
         with trio.fail_after(BOUND), pytest.raises(ConnectTimeout) as info:
@@ -241,15 +272,14 @@ async def test_connect_timeout_when_the_server_never_speaks_tls(
 
 
 async def test_read_timeout_when_the_server_never_answers(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
 
     async def read_then_nothing(wire: Wire, index: int) -> None:
         await wire.read_request()
         await wire.read_to_eof()
 
-    server = await raw_server(nursery, read_then_nothing)
+    server = await memory_server(nursery, monkeypatch, read_then_nothing)
     async with Client(timeout=Timeouts(read=5)) as client:
         with trio.fail_after(BOUND), pytest.raises(ReadTimeout) as info:
             await client.get(url(server.port))
@@ -269,10 +299,12 @@ async def stall_mid_body(wire: Wire, index: int) -> None:
 
 @pytest.mark.parametrize("how", ["get", "read", "iterate"])
 async def test_read_timeout_mid_body(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, how: str
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await raw_server(nursery, stall_mid_body)
+    server = await memory_server(nursery, monkeypatch, stall_mid_body)
     chunks: list[bytes] = []
 
     async def consume(client: Client) -> None:
@@ -297,9 +329,8 @@ async def test_read_timeout_mid_body(
 
 
 async def test_read_timeout_is_per_read_not_for_the_whole_response(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
 
     async def trickle(wire: Wire, index: int) -> None:
         await wire.read_request()
@@ -310,7 +341,7 @@ async def test_read_timeout_is_per_read_not_for_the_whole_response(
             await wire.send(bytes([byte]))
         await wire.read_to_eof()
 
-    server = await raw_server(nursery, trickle)
+    server = await memory_server(nursery, monkeypatch, trickle)
     async with Client(timeout=Timeouts(read=5)) as client:
         started = trio.current_time()
         with trio.fail_after(BOUND * 2):
@@ -342,15 +373,17 @@ class Upload:
 
 @pytest.mark.parametrize("body", ["bytes", "iterator"])
 async def test_write_timeout_when_the_server_never_reads(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, body: str
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
 ) -> None:
-    use_slow_autojump(autojump_clock)
 
     async def head_then_deaf(wire: Wire, index: int) -> None:
         await wire.read_head()
         await trio.sleep_forever()
 
-    server = await raw_server(nursery, head_then_deaf)
+    server = await memory_server(nursery, monkeypatch, head_then_deaf)
     content: bytes | Upload = b"u" * (32 * MiB) if body == "bytes" else Upload(256)
     async with Client(timeout=Timeouts(write=5)) as client:
         with trio.fail_after(BOUND), pytest.raises(WriteTimeout) as info:
@@ -362,10 +395,9 @@ async def test_write_timeout_when_the_server_never_reads(
 
 
 async def test_pool_timeout_then_the_freed_connection_serves(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await raw_server(nursery, answer_all)
+    server = await memory_server(nursery, monkeypatch, answer_all)
     waited: list[bytes] = []
     finished = trio.Event()
 
@@ -398,16 +430,15 @@ async def test_pool_timeout_then_the_freed_connection_serves(
 
 
 async def test_request_timeout_overrides_the_clients(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
 
     async def answer_after_5s(wire: Wire, index: int) -> None:
         while await wire.read_request() is not None:
             await trio.sleep(5)
             await wire.send(reply(b"late"))
 
-    server = await raw_server(nursery, answer_after_5s)
+    server = await memory_server(nursery, monkeypatch, answer_after_5s)
     async with Client(timeout=Timeouts(read=100)) as client:
         with trio.fail_after(BOUND), pytest.raises(ReadTimeout, match="for 2 s"):
             await client.get(url(server.port), timeout=Timeouts(read=2))
@@ -462,10 +493,13 @@ async def test_statistics_while_a_response_is_held(nursery: trio.Nursery) -> Non
 
 @pytest.mark.parametrize(("expiry", "accepted"), [(2, 2), (4, 1)])
 async def test_idle_connections_expire(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, expiry: float, accepted: int
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    expiry: float,
+    accepted: int,
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await raw_server(nursery, answer_all)
+    server = await memory_server(nursery, monkeypatch, answer_all)
     async with Client(keepalive_expiry=expiry) as client:
         with trio.fail_after(BOUND):
             assert await (await client.get(url(server.port))).read() == b"conn 0: /"
@@ -897,9 +931,8 @@ async def test_expect_continue_final_answer_means_no_body(
 
 
 async def test_expect_continue_ignored_by_the_server(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
     times: dict[str, float] = {}
 
     async def ignores_expect(wire: Wire, index: int) -> None:
@@ -910,7 +943,7 @@ async def test_expect_continue_ignored_by_the_server(
         await wire.send(reply(b"got " + received.body))
         await wire.read_to_eof()
 
-    server = await raw_server(nursery, ignores_expect)
+    server = await memory_server(nursery, monkeypatch, ignores_expect)
     async with Client(continue_timeout=1) as client:
         with trio.fail_after(BOUND):
             response = await client.post(url(server.port), content=b"data", expect_continue=True)

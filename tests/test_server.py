@@ -14,6 +14,7 @@ import trio.testing
 
 import trionet
 import trionet.http
+from tests._memory_server import MemoryListener, memory_tcp_server, serve_in_memory
 from tests._net import ipv6_loopback_available, receive_exactly
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates
@@ -286,15 +287,15 @@ async def test_shutdown_cancels_a_handler_that_ignores_it_when_grace_runs_out(
         finally:
             cancelled.set()
 
-    server = await nursery.start(trionet.serve_tcp, stubborn, 0, LOOPBACK)
-    conn = await trionet.connect_tcp(LOOPBACK, server.port)
-    await wait_until(lambda: server.statistics().active == 1)
-    before = trio.current_time()
-    await server.shutdown(grace=30)
-    assert trio.current_time() - before == pytest.approx(30, abs=0.1)
-    assert cancelled.is_set()
-    assert server.statistics().active == 0
-    await conn.aclose()
+    async with memory_tcp_server(stubborn) as (server, listener):
+        conn = listener.connect()
+        await wait_until(lambda: server.statistics().active == 1)
+        before = trio.current_time()
+        await server.shutdown(grace=30)
+        assert trio.current_time() - before == pytest.approx(30, abs=0.1)
+        assert cancelled.is_set()
+        assert server.statistics().active == 0
+        await conn.aclose()
 
 
 async def test_shutdown_called_twice_and_after_the_end(nursery: trio.Nursery) -> None:
@@ -342,22 +343,22 @@ async def test_concurrent_shutdowns_both_end_when_the_handlers_do(
             pass
         await trio.sleep(1)  # finishing takes a moment, far less than the grace
 
-    server = await nursery.start(trionet.serve_tcp, slow_goodbye, 0, LOOPBACK)
-    conns = [await trionet.connect_tcp(LOOPBACK, server.port) for _ in range(2)]
-    await wait_until(lambda: server.statistics().active == 2)
-    returned: list[float] = []
-    start = trio.current_time()
+    async with memory_tcp_server(slow_goodbye) as (server, listener):
+        conns = [listener.connect() for _ in range(2)]
+        await wait_until(lambda: server.statistics().active == 2)
+        returned: list[float] = []
+        start = trio.current_time()
 
-    async def stop() -> None:
-        await server.shutdown(grace=60)
-        returned.append(trio.current_time() - start)
+        async def stop() -> None:
+            await server.shutdown(grace=60)
+            returned.append(trio.current_time() - start)
 
-    async with trio.open_nursery() as callers:
-        callers.start_soon(stop)
-        callers.start_soon(stop)
-    assert returned == [pytest.approx(1, abs=0.5)] * 2
-    for conn in conns:
-        await conn.aclose()
+        async with trio.open_nursery() as callers:
+            callers.start_soon(stop)
+            callers.start_soon(stop)
+        assert returned == [pytest.approx(1, abs=0.5)] * 2
+        for conn in conns:
+            await conn.aclose()
 
 
 async def test_peer_errors_inside_a_handler_nursery_are_connection_errors(
@@ -404,9 +405,10 @@ async def test_shutdown_from_handlers_does_not_wait_for_them(
                 own.start_soon(box[0].shutdown, 60)
 
     clients = 2 if caller == "two handlers" else 1
+    listener = MemoryListener()
     async with trio.open_nursery() as nursery:
-        box.append(await nursery.start(trionet.serve_tcp, handler, 0, LOOPBACK))
-        conns = [await trionet.connect_tcp(LOOPBACK, box[0].port) for _ in range(clients)]
+        box.append(await nursery.start(serve_in_memory, handler, listener))
+        conns = [listener.connect() for _ in range(clients)]
         start = trio.current_time()
     assert trio.current_time() - start < 60  # virtual time: the grace was not spent
     for conn in conns:
@@ -434,11 +436,12 @@ async def test_a_handler_that_gives_up_its_shutdown_gets_the_next_ones_grace(
         finished_work.append(True)
 
     box: list[trionet.Server] = []
+    listener = MemoryListener()
     async with trio.open_nursery() as nursery:
-        box.append(await nursery.start(trionet.serve_tcp, handler, 0, LOOPBACK))
-        conns = [await trionet.connect_tcp(LOOPBACK, box[0].port)]
+        box.append(await nursery.start(serve_in_memory, handler, listener))
+        conns = [listener.connect()]
         await wait_until(lambda: box[0].statistics().active == 1)
-        conns.append(await trionet.connect_tcp(LOOPBACK, box[0].port))
+        conns.append(listener.connect())
         await wait_until(lambda: box[0].statistics().active == 2)
         await trio.sleep(1.5)
         # Waits for both handlers: the first is no longer inside a shutdown.

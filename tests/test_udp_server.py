@@ -11,6 +11,7 @@ import trio.testing
 
 import trionet
 from tests._wait import wait_until
+from trionet.testing import VirtualUDPNetwork
 
 LOOPBACK = "127.0.0.1"
 
@@ -49,6 +50,7 @@ async def test_each_address_gets_its_own_session(nursery: trio.Nursery) -> None:
 async def test_idle_peer_loop_ends(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
+    net = VirtualUDPNetwork()  # virtual time needs a virtual network
     ended_at: list[float] = []
 
     async def handler(peer: trionet.UDPPeer) -> None:
@@ -56,8 +58,8 @@ async def test_idle_peer_loop_ends(
             pass
         ended_at.append(trio.current_time())
 
-    server = await nursery.start(partial(trionet.serve_udp, handler, 0, LOOPBACK, idle_timeout=30))
-    async with trionet.open_udp_socket(LOOPBACK) as sock:
+    server = await nursery.start(partial(net.serve_udp, handler, 0, LOOPBACK, idle_timeout=30))
+    async with net.open_udp_socket(LOOPBACK) as sock:
         start = trio.current_time()
         await sock.send(b"x", (LOOPBACK, server.port))
         await wait_until(lambda: server.statistics().active == 1)

@@ -190,10 +190,13 @@ class ClientConnection:
     def dropped(self) -> bool:
         """Whether an idle connection is no longer usable: the socket is
         readable (the server's FIN or reset, or bytes nobody asked for) or
-        closed."""
+        closed. A stream with no socket under it (an in-memory one) can
+        only tell its own close."""
         sock = self.transport.sock
-        if self.transport.closed or sock is None:
+        if self.transport.closed:
             return True
+        if sock is None:
+            return False
         # poll, not select: select cannot watch a descriptor above 1023.
         poller = select.poll()
         try:
