@@ -1,6 +1,14 @@
 """Helpers for the WebSocket tests: servers on loopback, and raw peers on
 wsproto that do exactly what a test tells them (never answer a ping, drop
-the connection mid-message, send hand-built frames) over a real TCP socket.
+the connection mid-message, send hand-built frames) over a real TCP socket
+or, for the tests on virtual time, over a memory stream.
+
+Timeouts are tested under ``autojump_clock`` over memory streams, never over
+sockets (the kernel delivers in real time while virtual time jumps):
+:func:`start_ws_in_memory` runs the server's own core, HTTP connection and
+upgrade handler on a :class:`~tests._memory_server.MemoryListener`, and
+:func:`memory_connects` makes ``trionet.websocket.connect`` reach such a
+listener (its connect path gets a memory stream instead of a socket).
 
 A raw peer never answers anything by itself: each frame it sends, the test
 sent. Hand-built frames (:func:`frame`) are for what wsproto refuses to
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import struct
 import threading
 import zlib
@@ -20,6 +29,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import pytest
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -40,8 +50,19 @@ from wsproto.extensions import PerMessageDeflate
 import trionet
 import trionet.http
 import trionet.websocket
+from tests._memory_server import MEMORY_ADDRESS, MemoryListener
+from trionet import _websocket_limits as limits
+from trionet._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors, ServerCore, describe_callable
+from trionet.http import _serve as http_serve
+from trionet.http._connection import HTTPConnection
+from trionet.websocket import _handshake
+from trionet.websocket._serve import _upgrade_handler
 
 LOOPBACK = "127.0.0.1"
+
+# What trionet's client connects to under memory_connects: the host is never
+# resolved, any URL reaches the memory listener.
+MEMORY_URL = "ws://memory.test/"
 
 # Real seconds any one exchange over loopback may take before the test is
 # failed as hung (a guard, never an assertion about speed).
@@ -49,13 +70,6 @@ HANG_GUARD = 15
 
 # Opcodes (RFC 6455 section 5.2).
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def use_slow_autojump(clock: trio.testing.MockClock) -> None:
-    """Let the mock clock jump only after a moment of real idleness, so that
-    loopback bytes already on their way (the kernel may deliver them a little
-    later on a busy machine) arrive before virtual time races to a timeout."""
-    clock.autojump_threshold = 0.05
 
 
 async def watchdog(limit: float = 2 * HANG_GUARD) -> None:
@@ -97,6 +111,113 @@ async def start_http(
         partial(trionet.http.serve, app, 0, LOOPBACK, **kwargs)
     )
     return server
+
+
+async def serve_ws_in_memory(
+    handler: trionet.websocket.WebSocketHandler,
+    listener: MemoryListener,
+    *,
+    subprotocols: Sequence[str] = (),
+    origins: Sequence[str | None] | None = None,
+    compression: bool = True,
+    max_message_size: int | None = limits.DEFAULT_MAX_MESSAGE_SIZE,
+    max_queued_bytes: int = limits.DEFAULT_MAX_QUEUED_BYTES,
+    max_total_queued_bytes: int = limits.DEFAULT_MAX_TOTAL_QUEUED_BYTES,
+    ping_interval: float | None = limits.DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = limits.DEFAULT_PING_TIMEOUT,
+    handshake_timeout: float = limits.DEFAULT_HANDSHAKE_TIMEOUT,
+    close_timeout: float = trionet.DEFAULT_CLOSE_TIMEOUT,
+    control_events: bool = False,
+    handler_errors: HandlerErrors = "raise",
+    task_status: trio.TaskStatus[trionet.Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``trionet.websocket.serve`` on ``listener``: the same upgrade handler,
+    HTTP connection and server core that ``serve`` wires together (through
+    ``trionet.http.serve``), with the same options; only the socket is
+    replaced by memory streams, so the test may run on ``autojump_clock``."""
+    options = limits.ConnectionOptions(
+        max_message_size=max_message_size,
+        max_queued_bytes=max_queued_bytes,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        control_events=control_events,
+    )
+    upgrade = _upgrade_handler(
+        handler,
+        subprotocols=subprotocols,
+        origins=origins,
+        compression=compression,
+        options=options,
+    )
+    # As websocket.serve passes them on to http.serve, and http.serve to
+    # each HTTPConnection.
+    make = partial(
+        HTTPConnection, request_head_timeout=handshake_timeout, close_timeout=close_timeout
+    )
+    core = ServerCore(
+        name="websocket memory server",
+        listeners=[listener],
+        addresses=[MEMORY_ADDRESS],
+        opener=partial(
+            http_serve._open_http,
+            ssl_context=None,
+            tls_handshake_timeout=trionet.DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            make=make,
+            budget=limits.QueueBudget(max_total_queued_bytes),
+        ),
+        handler=partial(http_serve._serve_connection, upgrade, False),
+        handler_name=describe_callable(upgrade),
+        max_connections=DEFAULT_MAX_CONNECTIONS,
+        handler_errors=handler_errors,
+        logger=http_serve.logger,
+    )
+    await core.run(task_status)
+
+
+async def start_ws_in_memory(
+    nursery: trio.Nursery, handler: trionet.websocket.WebSocketHandler, **kwargs: Any
+) -> tuple[trionet.Server, MemoryListener]:
+    """:func:`serve_ws_in_memory` on a new listener; connect a raw peer with
+    ``RawPeer.over(listener.connect_stream())``, trionet's client with
+    :func:`memory_connects`."""
+    listener = MemoryListener()
+    server: trionet.Server = await nursery.start(
+        partial(serve_ws_in_memory, handler, listener, **kwargs)
+    )
+    return server, listener
+
+
+def memory_connects(monkeypatch: pytest.MonkeyPatch, listener: MemoryListener) -> None:
+    """Make ``trionet.websocket.connect`` reach ``listener`` whatever its URL
+    says: the one connect call of its handshake gets the client's end of a
+    new memory stream pair instead of a socket; the rest of the client (the
+    handshake, its timeout, the connection) runs as it is."""
+
+    async def connect_tcp(
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float | None = None,
+        close_timeout: float = trionet.DEFAULT_CLOSE_TIMEOUT,
+    ) -> trionet.TCPConnection:
+        assert ssl_context is None, "memory streams carry no TLS"
+        await trio.lowlevel.checkpoint()
+        return trionet.TCPConnection(listener.connect_stream(), close_timeout=close_timeout)
+
+    monkeypatch.setattr(_handshake, "connect_tcp", connect_tcp)
+
+
+@asynccontextmanager
+async def memory_raw_listener(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RawListener]:
+    """A :class:`RawListener` in memory, which ``connect(MEMORY_URL)`` reaches."""
+    listener = MemoryListener()
+    memory_connects(monkeypatch, listener)
+    try:
+        yield RawListener(listener, MEMORY_ADDRESS[1])
+    finally:
+        await listener.aclose()
 
 
 def url(server: trionet.Server, target: str = "/") -> str:
@@ -160,10 +281,11 @@ def deflate_zeros(size: int) -> bytes:
 
 
 class RawPeer:
-    """A WebSocket client on wsproto over a trio socket stream, which does
-    only what the test says: it answers no ping and no close by itself."""
+    """A WebSocket client on wsproto over a trio stream (a socket or a memory
+    stream), which does only what the test says: it answers no ping and no
+    close by itself."""
 
-    def __init__(self, stream: trio.SocketStream, ws: WSConnection) -> None:
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection) -> None:
         self.stream = stream
         self.ws = ws
         self.accepted: AcceptConnection | None = None
@@ -188,17 +310,47 @@ class RawPeer:
         expect_accept: bool = True,
         extension: PerMessageDeflate | None = None,
     ) -> AsyncIterator[RawPeer]:
-        """Open TCP, send the upgrade request (with ``glued`` bytes in the
-        same write), and read the answer. The socket is closed on exit.
+        """Open TCP to ``port`` on loopback and upgrade it as :meth:`over`
+        does. The socket is closed on exit."""
+        stream = await trio.open_tcp_stream(LOOPBACK, port)
+        async with cls.over(
+            stream,
+            target,
+            host=f"{LOOPBACK}:{port}",
+            compression=compression,
+            subprotocols=subprotocols,
+            headers=headers,
+            glued=glued,
+            expect_accept=expect_accept,
+            extension=extension,
+        ) as peer:
+            yield peer
+
+    @classmethod
+    @asynccontextmanager
+    async def over(
+        cls,
+        stream: trio.abc.Stream,
+        target: str = "/",
+        *,
+        host: str = "memory.test",
+        compression: bool = False,
+        subprotocols: Sequence[str] = (),
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        glued: bytes = b"",
+        expect_accept: bool = True,
+        extension: PerMessageDeflate | None = None,
+    ) -> AsyncIterator[RawPeer]:
+        """Send the upgrade request on ``stream`` (with ``glued`` bytes in
+        the same write), and read the answer. The stream is closed on exit.
         ``extension`` is the permessage-deflate offer (with its parameters)
         when ``compression`` is on; wsproto's defaults otherwise."""
-        stream = await trio.open_tcp_stream(LOOPBACK, port)
         try:
             ws = WSConnection(ConnectionType.CLIENT)
             peer = cls(stream, ws)
             request = ws.send(
                 Request(
-                    host=f"{LOOPBACK}:{port}",
+                    host=host,
                     target=target,
                     extensions=[extension or PerMessageDeflate()] if compression else [],
                     subprotocols=list(subprotocols),
@@ -238,7 +390,7 @@ class RawPeer:
 
     async def _receive_some(self) -> bytes:
         try:
-            data = await self.stream.receive_some(65536)
+            data = bytes(await self.stream.receive_some(65536))  # a Stream may give a bytearray
         except trio.BrokenResourceError:
             data = b""
         self.received_bytes += len(data)
@@ -248,6 +400,7 @@ class RawPeer:
 
     async def reset(self) -> None:
         """Drop the connection with a TCP reset (no close frame, no FIN)."""
+        assert isinstance(self.stream, trio.SocketStream), "a reset needs a socket"
         self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await self.stream.aclose()
 
@@ -359,13 +512,14 @@ class Record:
 
 
 class RawListener:
-    """A loopback listener whose connections the test answers by hand."""
+    """A listener (on loopback, or in memory) whose connections the test
+    answers by hand."""
 
-    def __init__(self, listener: trio.SocketListener) -> None:
+    def __init__(self, listener: trio.abc.Listener[trio.abc.Stream], port: int) -> None:
         self.listener = listener
-        self.port: int = listener.socket.getsockname()[1]
+        self.port = port
 
-    async def accept_stream(self) -> trio.SocketStream:
+    async def accept_stream(self) -> trio.abc.Stream:
         return await self.listener.accept()
 
     @asynccontextmanager
@@ -397,7 +551,7 @@ class RawListener:
 async def raw_listener() -> AsyncIterator[RawListener]:
     [listener] = await trio.open_tcp_listeners(0, host=LOOPBACK)
     try:
-        yield RawListener(listener)
+        yield RawListener(listener, listener.socket.getsockname()[1])
     finally:
         await listener.aclose()
 
@@ -408,6 +562,7 @@ __all__ = [
     "CONTINUATION",
     "HANG_GUARD",
     "LOOPBACK",
+    "MEMORY_URL",
     "PING",
     "PONG",
     "TEXT",
@@ -423,10 +578,13 @@ __all__ = [
     "echo",
     "frame",
     "mask",
+    "memory_connects",
+    "memory_raw_listener",
     "raw_listener",
+    "serve_ws_in_memory",
     "start_http",
     "start_ws",
+    "start_ws_in_memory",
     "url",
-    "use_slow_autojump",
     "watchdog",
 ]

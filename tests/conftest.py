@@ -6,13 +6,38 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import trio
 
 from tests import _leaks
 from tests._peers import MISSING_PREFIX, prepare_node_packages
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_sockets_under_virtual_time(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A test on ``autojump_clock`` must not touch a real socket: virtual time
+    jumps ahead while the kernel works in real time, so such a test passes or
+    fails with the machine's load. Memory streams and the virtual UDP network
+    are the deterministic way to test timeouts."""
+    if "autojump_clock" not in request.fixturenames:
+        yield
+        return
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(
+            "a real socket in a test on autojump_clock: use memory streams "
+            "(trionet.testing) or real time"
+        )
+
+    monkeypatch.setattr(trio._socket._SocketType, "__init__", refuse)
+    yield
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -39,14 +39,16 @@ from tests._wait import wait_until
 from tests._ws import (
     HANG_GUARD,
     LOOPBACK,
+    MEMORY_URL,
     RawPeer,
     Record,
     echo,
-    raw_listener,
+    memory_connects,
+    memory_raw_listener,
     start_http,
     start_ws,
+    start_ws_in_memory,
     url,
-    use_slow_autojump,
     watchdog,
 )
 from trionet.http import Request, Response
@@ -440,10 +442,9 @@ async def test_send_close_keeps_receiving_until_the_peers_close(nursery: trio.Nu
 
 
 async def test_send_close_against_a_peer_that_never_answers_ends_with_1006(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    async with raw_listener() as listener, trio.open_nursery() as inner:
+    async with memory_raw_listener(monkeypatch) as listener, trio.open_nursery() as inner:
 
         async def deaf_server() -> None:
             async with listener.accept() as peer:
@@ -452,7 +453,7 @@ async def test_send_close_against_a_peer_that_never_answers_ends_with_1006(
                 await trio.sleep_forever()
 
         inner.start_soon(deaf_server)
-        async with connect(f"ws://{LOOPBACK}:{listener.port}/", close_timeout=3) as ws:
+        async with connect(MEMORY_URL, close_timeout=3) as ws:
             await ws.send_close()
             with trio.fail_after(10):
                 assert await ws.receive() == TextMessage("before the close")
@@ -717,9 +718,8 @@ async def test_shutdown_closes_open_websockets_with_1001(nursery: trio.Nursery) 
 
 
 async def test_shutdown_with_a_handler_that_does_not_read(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
     accepted = trio.Event()
     cancelled: list[bool] = []
 
@@ -731,8 +731,9 @@ async def test_shutdown_with_a_handler_that_does_not_read(
             cancelled.append(True)
             raise
 
-    server = await start_ws(nursery, handler)
-    async with connect(url(server)) as ws:
+    server, listener = await start_ws_in_memory(nursery, handler)
+    memory_connects(monkeypatch, listener)
+    async with connect(MEMORY_URL) as ws:
         await accepted.wait()
         with trio.fail_after(1000):
             async with trio.open_nursery() as inner:
@@ -803,10 +804,9 @@ async def test_client_against_a_plain_http_endpoint_gets_the_status(
 
 
 async def test_client_handshake_timeout(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    async with raw_listener() as listener:
+    async with memory_raw_listener(monkeypatch) as listener:
         received: list[bytes] = []
         eof = trio.Event()
 
@@ -819,21 +819,23 @@ async def test_client_handshake_timeout(
 
         nursery.start_soon(silent)
         with pytest.raises(trionet.ConnectTimeout):
-            async with connect(f"ws://{LOOPBACK}:{listener.port}/", handshake_timeout=5):
+            async with connect(MEMORY_URL, handshake_timeout=5):
                 pass
         with trio.fail_after(1000):
             await eof.wait()
-        # The request was sent, and the client closed its socket after giving up.
+        # The request was sent, and the client closed its end after giving up.
         assert b"".join(received).startswith(b"GET / HTTP/1.1\r\n")
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: t\r\n"], ids=["nothing", "half"])
 async def test_websocket_serve_drops_an_upgrade_that_never_comes(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, sent: bytes
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    sent: bytes,
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await start_ws(nursery, echo, handshake_timeout=5)
-    stream = await trio.open_tcp_stream(LOOPBACK, server.port)
+    _, listener = await start_ws_in_memory(nursery, echo, handshake_timeout=5)
+    stream = listener.connect_stream()
     async with stream:
         await stream.send_all(sent)
         received = b""
@@ -843,7 +845,8 @@ async def test_websocket_serve_drops_an_upgrade_that_never_comes(
     # Closed by the server (an unfinished request is told 408 first).
     assert received == b"" or received.startswith(b"HTTP/1.1 408 ")
     # ...and a prompt client is still served.
-    async with connect(url(server)) as ws:
+    memory_connects(monkeypatch, listener)
+    async with connect(MEMORY_URL) as ws:
         await ws.send("prompt")
         assert await ws.receive() == TextMessage("prompt")
 

@@ -2,7 +2,8 @@
 wsproto clients (and servers) over loopback sockets that fragment at will,
 never answer a ping or a close, vanish mid-message, break the protocol, send
 oversized messages and compression bombs, or glue frames to the handshake.
-Time-related cases run under ``autojump_clock``.
+Time-related cases run under ``autojump_clock``, over memory streams (the
+server's own code, the socket replaced; see tests/_ws.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests._ws import (
     CONTINUATION,
     HANG_GUARD,
     LOOPBACK,
+    MEMORY_URL,
     PING,
     TEXT,
     BytesMessage,
@@ -39,10 +41,12 @@ from tests._ws import (
     deflate_zeros,
     echo,
     frame,
+    memory_connects,
+    memory_raw_listener,
     raw_listener,
     start_ws,
+    start_ws_in_memory,
     url,
-    use_slow_autojump,
     watchdog,
 )
 from trionet.websocket import ConnectionClosed, HandshakeError, WebSocketConnection, connect
@@ -241,10 +245,11 @@ async def test_receive_fragments_raises_1006_when_the_message_is_cut(
 async def test_unanswered_keepalive_pings_end_the_connection_with_1011(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    use_slow_autojump(autojump_clock)
     record = Record()
-    server = await start_ws(nursery, record.handler, ping_interval=5, ping_timeout=10)
-    async with RawPeer.connect(server.port) as peer:
+    _, listener = await start_ws_in_memory(
+        nursery, record.handler, ping_interval=5, ping_timeout=10
+    )
+    async with RawPeer.over(listener.connect_stream()) as peer:
         events = await peer.rest(VIRTUAL_GUARD)  # never answered; until the socket closes
     assert peer.eof
     assert any(isinstance(event, Ping) for event in events)
@@ -257,11 +262,10 @@ async def test_unanswered_keepalive_pings_end_the_connection_with_1011(
 
 
 async def test_client_keepalive_against_a_server_that_never_answers(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
     seen: list[Any] = []
-    async with raw_listener() as listener, trio.open_nursery() as inner:
+    async with memory_raw_listener(monkeypatch) as listener, trio.open_nursery() as inner:
 
         async def silent_server() -> None:
             async with listener.accept() as peer:
@@ -271,8 +275,7 @@ async def test_client_keepalive_against_a_server_that_never_answers(
         inner.start_soon(silent_server)
 
         async def client() -> None:
-            address = f"ws://{LOOPBACK}:{listener.port}/"
-            async with connect(address, ping_interval=5, ping_timeout=10) as ws:
+            async with connect(MEMORY_URL, ping_interval=5, ping_timeout=10) as ws:
                 async for _ in ws:
                     pass
 
@@ -286,9 +289,8 @@ async def test_client_keepalive_against_a_server_that_never_answers(
 async def test_no_keepalive_pings_with_ping_interval_none(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await start_ws(nursery, echo, ping_interval=None)
-    async with RawPeer.connect(server.port) as peer:
+    _, listener = await start_ws_in_memory(nursery, echo, ping_interval=None)
+    async with RawPeer.over(listener.connect_stream()) as peer:
         seen = []
         with trio.move_on_after(600):
             seen.append(await peer.next_event())
@@ -300,9 +302,8 @@ async def test_no_keepalive_pings_with_ping_interval_none(
 async def test_answered_keepalive_pings_keep_the_connection_open(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    use_slow_autojump(autojump_clock)
-    server = await start_ws(nursery, echo, ping_interval=10, ping_timeout=5)
-    async with RawPeer.connect(server.port) as peer:
+    _, listener = await start_ws_in_memory(nursery, echo, ping_interval=10, ping_timeout=5)
+    async with RawPeer.over(listener.connect_stream()) as peer:
         pings = 0
         with trio.move_on_after(100):
             while True:
@@ -609,20 +610,19 @@ async def test_the_server_answers_a_close_and_closes_tcp(
 async def test_aclose_against_a_peer_that_never_answers_returns_and_closes_the_socket(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    use_slow_autojump(autojump_clock)
     closed: list[bool] = []
 
     async def handler(ws: WebSocketConnection) -> None:
         await ws.aclose(1000, "bye")
         closed.append(ws.closed)
 
-    server = await start_ws(nursery, handler, close_timeout=3)
-    async with RawPeer.connect(server.port) as peer:
+    _, listener = await start_ws_in_memory(nursery, handler, close_timeout=3)
+    async with RawPeer.over(listener.connect_stream()) as peer:
         close = await peer.close_frame(VIRTUAL_GUARD)  # and never answered
         assert await peer.rest(VIRTUAL_GUARD) == []
     assert close.code == 1000
     assert close.reason == "bye"
-    assert peer.eof
+    assert peer.eof  # the server closed its end: what the peer sees of a closed socket
     await wait_until(lambda: closed == [True])
 
 
@@ -642,8 +642,8 @@ async def _aclose_unanswered(close_timeout: float) -> tuple[bool, int | None]:
         done.set()
 
     async with trio.open_nursery() as nursery:
-        server = await start_ws(nursery, handler, close_timeout=close_timeout)
-        async with RawPeer.connect(server.port) as peer:
+        _, listener = await start_ws_in_memory(nursery, handler, close_timeout=close_timeout)
+        async with RawPeer.over(listener.connect_stream()) as peer:
             await peer.close_frame(VIRTUAL_GUARD)
             await peer.rest(VIRTUAL_GUARD)
         with trio.fail_after(VIRTUAL_GUARD):
@@ -655,7 +655,6 @@ async def _aclose_unanswered(close_timeout: float) -> tuple[bool, int | None]:
 async def test_aclose_against_a_peer_that_never_answers_is_bounded_by_close_timeout(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    use_slow_autojump(autojump_clock)
     in_time, _ = await _aclose_unanswered(close_timeout=3)
     assert in_time
 
@@ -663,17 +662,15 @@ async def test_aclose_against_a_peer_that_never_answers_is_bounded_by_close_time
 async def test_close_code_after_an_unanswered_close_is_1006(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    use_slow_autojump(autojump_clock)
     _, code = await _aclose_unanswered(close_timeout=3)
     assert code == 1006
 
 
 async def test_client_aclose_against_a_server_that_never_answers(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_slow_autojump(autojump_clock)
     seen: list[Any] = []
-    async with raw_listener() as listener, trio.open_nursery() as inner:
+    async with memory_raw_listener(monkeypatch) as listener, trio.open_nursery() as inner:
 
         async def deaf_server() -> None:
             async with listener.accept() as peer:
@@ -682,7 +679,7 @@ async def test_client_aclose_against_a_server_that_never_answers(
                 seen.append("eof" if peer.eof else "open")
 
         inner.start_soon(deaf_server)
-        async with connect(f"ws://{LOOPBACK}:{listener.port}/", close_timeout=3) as ws:
+        async with connect(MEMORY_URL, close_timeout=3) as ws:
             with trio.fail_after(VIRTUAL_GUARD):
                 await ws.aclose(4000, "leaving")
             assert ws.closed
@@ -814,13 +811,12 @@ async def test_a_full_queue_stops_reading_and_the_peer_is_held_back(nursery: tri
 
 
 async def test_keepalive_does_not_drop_a_peer_whose_pong_waits_behind_unread_messages(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The server's queue is full and its reader paused, so the pong of its
     # keepalive ping sits in the socket behind messages the handler has not
     # read: the peer is alive (it filled the queue), and must not be dropped
     # with 1011 however long the handler takes to read.
-    use_slow_autojump(autojump_clock)
     size, count = 16 * 1024, 512
     received: list[bytes] = []
 
@@ -832,10 +828,11 @@ async def test_keepalive_does_not_drop_a_peer_whose_pong_waits_behind_unread_mes
             if len(received) == count:
                 return
 
-    server = await start_ws(
+    _, listener = await start_ws_in_memory(
         nursery, slow_reader, max_queued_bytes=32 * 1024, ping_interval=5, ping_timeout=10
     )
-    async with connect(url(server), compression=False, ping_interval=None) as ws:
+    memory_connects(monkeypatch, listener)
+    async with connect(MEMORY_URL, compression=False, ping_interval=None) as ws:
         with trio.fail_after(VIRTUAL_GUARD):
             for index in range(count):
                 await ws.send(index.to_bytes(4, "big") * (size // 4))

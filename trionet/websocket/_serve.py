@@ -43,6 +43,46 @@ def _choose(offered: list[str], supported: Sequence[str]) -> str | None:
     return None
 
 
+def _upgrade_handler(
+    handler: WebSocketHandler,
+    *,
+    subprotocols: Sequence[str],
+    origins: Sequence[str | None] | None,
+    compression: bool,
+    options: ConnectionOptions,
+) -> http_serve.Handler:
+    """The HTTP handler that :func:`serve` runs for every request: it
+    upgrades the request and runs ``handler`` on the WebSocket (426 for a
+    request that is not an upgrade)."""
+    supported = list(subprotocols)
+
+    async def upgrade(request: Request) -> Response | None:
+        if not request.is_websocket_upgrade:
+            return Response(
+                426,
+                {"upgrade": "websocket", "content-type": "text/plain; charset=utf-8"},
+                b"426 Upgrade Required: this is a WebSocket endpoint\n",
+            )
+        offered = [
+            token.strip()
+            for value in request.headers.get_all("sec-websocket-protocol")
+            for token in value.split(",")
+        ]
+        ws = await accept(
+            request,
+            subprotocol=_choose(offered, supported),
+            headers=None,
+            origins=origins,
+            compression=compression,
+            options=options,
+        )
+        await handler(ws)
+        return None
+
+    upgrade.__wrapped__ = handler  # type: ignore[attr-defined]  # logs name the user's handler
+    return upgrade
+
+
 async def serve(
     handler: WebSocketHandler,
     port: int,
@@ -130,32 +170,13 @@ async def serve(
         control_events=control_events,
     )
     check_positive("handshake_timeout", handshake_timeout)
-    supported = list(subprotocols)
-
-    async def upgrade(request: Request) -> Response | None:
-        if not request.is_websocket_upgrade:
-            return Response(
-                426,
-                {"upgrade": "websocket", "content-type": "text/plain; charset=utf-8"},
-                b"426 Upgrade Required: this is a WebSocket endpoint\n",
-            )
-        offered = [
-            token.strip()
-            for value in request.headers.get_all("sec-websocket-protocol")
-            for token in value.split(",")
-        ]
-        ws = await accept(
-            request,
-            subprotocol=_choose(offered, supported),
-            headers=None,
-            origins=origins,
-            compression=compression,
-            options=options,
-        )
-        await handler(ws)
-        return None
-
-    upgrade.__wrapped__ = handler  # type: ignore[attr-defined]  # logs name the user's handler
+    upgrade = _upgrade_handler(
+        handler,
+        subprotocols=subprotocols,
+        origins=origins,
+        compression=compression,
+        options=options,
+    )
 
     await http_serve.serve(
         upgrade,
