@@ -36,8 +36,9 @@ async def welcome(conn: trionet.TCPConnection) -> None:
 async def main(host: str, port: int) -> None:
     async with trio.open_nursery() as nursery:
         # nursery.start returns once the server is listening: Node's 'listening'.
-        await nursery.start(trionet.serve_tcp, welcome, port, host)
-        print("server bound", flush=True)
+        server = await nursery.start(trionet.serve_tcp, welcome, port, host)
+        # The address too: with --port 0 it is how a user learns the port.
+        print(f"server bound on {host}:{server.port}", flush=True)
 
 
 def cli() -> None:

@@ -1,6 +1,7 @@
 """Helpers for tests that run a program as a subprocess and talk to it over
-loopback TCP: a free port, a running child that is always killed, its output
-read line by line, and a bounded wait until it accepts connections."""
+loopback: a running child that is always killed, its output read line by
+line, the port a child bound read from the line it prints when ready, and a
+port that refuses connections."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,12 +37,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (bind to port 0, close)."""
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback TCP port that refuses connections for as long as the block
+    runs. The socket is bound but never listens: holding the port keeps any
+    other process from taking it, where a port closed after a look-up could be
+    taken by anyone before the test uses it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        return port
+        yield port
 
 
 class OutputReader:
@@ -145,17 +150,12 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-async def wait_until_accepting(port: int, process: trio.Process) -> None:
-    """Poll connecting to ``127.0.0.1:port`` until it succeeds; fail the test
-    if the process exits first or ``STARTUP_TIMEOUT`` runs out."""
+async def read_port(output: OutputReader, pattern: str) -> int:
+    """The port a child server bound, read from the line it prints once it
+    listens: ``pattern`` matches that line and its first group is the port.
+    Start the child with port 0 so that the system picks a port nobody holds;
+    the ready line is then the only way to learn it. Fails the test if the
+    output ends first or ``STARTUP_TIMEOUT`` runs out."""
     with trio.fail_after(STARTUP_TIMEOUT):
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{process.args!r} exited with {process.returncode} before listening")
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
+        match = await output.wait_for(pattern)
+    return int(match.group(1))

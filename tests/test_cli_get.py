@@ -17,7 +17,7 @@ import trio
 
 import trionet
 import trionet.http
-from tests._process import child_env, free_port
+from tests._process import child_env, refusing_port
 from tests.test_cli import run_cli, trionet_command
 from trionet.testing import TLSCertificates
 
@@ -182,8 +182,8 @@ async def test_https_untrusted_is_one_line_unless_insecure(tls_url: str) -> None
 
 
 async def test_failures_are_one_line_and_a_nonzero_status(base_url: str) -> None:
-    port = free_port()
-    result = await run_cli("get", f"http://127.0.0.1:{port}/")
+    with refusing_port() as port:
+        result = await run_cli("get", f"http://127.0.0.1:{port}/")
     assert result.returncode == 1
     one_error_line(
         result.stderr,

@@ -23,7 +23,7 @@ import trionet.http
 import trionet.websocket
 from tests._leaks import SESSIONS
 from tests._node import NODE_TIMEOUT, node_command, node_executable, node_package, parse_report
-from tests._process import OutputReader, child_env, free_port, kill_group, running
+from tests._process import OutputReader, child_env, kill_group, refusing_port, running
 from tests._ws import TEXT, frame, raw_listener
 from tests.test_cli import RUN_TIMEOUT, STEP_TIMEOUT, trionet_command
 from tests.test_ws_node import node_ws_server, summary
@@ -348,8 +348,8 @@ async def test_tcp_over_tls_with_cafile(
 
 
 async def test_tcp_connection_refused() -> None:
-    port = free_port()
-    result = await run_with_input("tcp", "127.0.0.1", str(port), stdin=b"hello\n")
+    with refusing_port() as port:
+        result = await run_with_input("tcp", "127.0.0.1", str(port), stdin=b"hello\n")
     assert result.returncode == 1
     assert one_line(result.stderr) == (
         f"trionet tcp: cannot connect to 127.0.0.1:{port}: Connection refused"
@@ -587,9 +587,9 @@ async def test_ws_refused_upgrade(nursery: trio.Nursery) -> None:
 
 
 async def test_ws_bad_url_or_no_server() -> None:
-    free = free_port()
-    urls = ["http://127.0.0.1/", f"ws://127.0.0.1:{free}/"]
-    results = await run_all(*(["ws", url] for url in urls))
+    with refusing_port() as free:
+        urls = ["http://127.0.0.1/", f"ws://127.0.0.1:{free}/"]
+        results = await run_all(*(["ws", url] for url in urls))
     ends = [(result.returncode, one_line(result.stderr), result.stdout) for result in results]
     assert ends == [
         (

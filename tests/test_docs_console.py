@@ -2,11 +2,13 @@
 
 A console block holds commands (``$ ...``), each followed by the output it
 prints. A command shown with output must have a *scenario* here: the servers
-it talks to, started on free loopback ports, and what to substitute in the
-command (the ports, a certificate's path). The command then runs for real, in
-``bash``, and its output (standard output and standard error, as a terminal
-shows them) must be the output shown, line for line, once the parts that
-change from run to run (times, dates) are normalised. A command shown without
+it talks to, started on loopback ports the system picks, and what to
+substitute in the command (the ports, a certificate's path); a documented
+server is given port 0, and the port it prints stands for the documented one.
+The command then runs for real, in ``bash``, and its output (standard output
+and standard error, as a terminal shows them) must be the output shown, line
+for line, once the parts that change from run to run (times, dates) are
+normalised. A command shown without
 output must be one trionet knows how to run: its arguments are parsed as the
 real program would parse them.
 """
@@ -34,7 +36,7 @@ import trionet.http
 import trionet.tls
 import trionet.websocket
 from tests._docs import EXAMPLES, ROOT, Block, Command, console_commands, every_block
-from tests._process import child_env, free_port, running
+from tests._process import child_env, refusing_port, running
 from trionet._cli import build_parser
 from trionet._devcert import dev_certificate
 
@@ -103,11 +105,15 @@ class Setup:
     documented command (a port, a path) with the real one, and are undone in
     the output; ``normalise`` is applied to every line of both outputs;
     ``long_running`` commands (servers) are stopped once they printed as many
-    lines as the documentation shows."""
+    lines as the documentation shows. A server command has its documented
+    port substituted by ``0``: ``bound_port`` then matches the line it prints
+    once listening, its first group the port it bound, which the output is
+    checked with in place of the documented port."""
 
     substitutions: dict[str, str] = field(default_factory=dict)
     normalise: Callable[[str], str] = same
     long_running: bool = False
+    bound_port: str | None = None
 
 
 Scenario = Callable[[trio.Nursery], Awaitable[Setup]]
@@ -131,7 +137,9 @@ def dev_tls() -> tuple[str, trionet.tls.ServerContext]:
 
 
 async def first_server(nursery: trio.Nursery) -> Setup:
-    return Setup({"8000": str(free_port())}, long_running=True)
+    # A port chosen here and handed over could be taken before the server
+    # binds it: the system picks one, and the server says which.
+    return Setup({"8000": "0"}, long_running=True, bound_port=r"^listening on 127\.0\.0\.1:(\d+)$")
 
 
 async def first_client(nursery: trio.Nursery) -> Setup:
@@ -166,7 +174,16 @@ async def tcp_welcome(nursery: trio.Nursery) -> Setup:
 
 
 async def nothing_on_tcp_9(nursery: trio.Nursery) -> Setup:
-    return Setup({"9": str(free_port())})
+    port = await nursery.start(hold_refusing_port)
+    return Setup({"9": str(port)})
+
+
+async def hold_refusing_port(task_status: trio.TaskStatus[int]) -> None:
+    """A port that refuses connections until the test ends (held bound, so
+    that no other process takes it meanwhile)."""
+    with refusing_port() as port:
+        task_status.started(port)
+        await trio.sleep_forever()
 
 
 def free_udp_port() -> int:
@@ -266,6 +283,13 @@ async def run(command: str, setup: Setup, expected_lines: int) -> list[str]:
             if not setup.long_running:
                 await process.wait()
     reverse = {new: old for old, new in setup.substitutions.items()}
+    if setup.bound_port is not None:
+        documented = reverse.pop("0")
+        bound = (re.search(setup.bound_port, line) for line in lines)
+        # Without the line, nothing is replaced and the comparison shows the output.
+        match = next((match for match in bound if match is not None), None)
+        if match is not None:
+            reverse[match.group(1)] = documented
     return [substitute(line, reverse) for line in lines]
 
 

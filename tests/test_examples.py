@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from tests._process import (
     EXAMPLES,
     STARTUP_TIMEOUT,
     child_env,
-    free_port,
+    read_port,
+    refusing_port,
     running,
-    wait_until_accepting,
 )
 
 WELCOME = "欢迎光临《深入浅出Node.js》示例:\n"
@@ -40,15 +39,13 @@ def node() -> str:
 @pytest.mark.node
 @pytest.mark.usefixtures("node")
 async def test_tcp_welcome_with_node_client() -> None:
-    port = free_port()
-    async with running(example("tcp_welcome.py", port)) as (_, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await output.wait_for(r"^server bound$")
+    async with running(example("tcp_welcome.py", 0)) as (_, output):
+        port = await read_port(output, r"^server bound on 127\.0\.0\.1:(\d+)$")
         # No retry: once 'server bound' is printed, the server must accept.
         report = await run_node("client.js", port, "welcome")
         with trio.fail_after(10):
             await output.wait_for(r"^连接断开$")
-    assert output.lines == ["server bound", "连接断开"]
+    assert output.lines == [f"server bound on 127.0.0.1:{port}", "连接断开"]
     # Node saw the welcome, the answer to its data, then the server's end
     # (the report is written at Node's 'end').
     assert report == {"text": WELCOME + "你好", "state": "ended"}
@@ -96,9 +93,8 @@ async def test_tcp_echo_with_node_client(tmp_path: Path) -> None:
     payload_file = tmp_path / "payload.bin"
     payload_file.write_bytes(payload)
     digest = hashlib.sha256(payload).hexdigest()
-    port = free_port()
-    async with running(example("tcp_echo.py", port)) as (process, _):
-        await wait_until_accepting(port, process)
+    async with running(example("tcp_echo.py", 0)) as (_, output):
+        port = await read_port(output, r"^TCP echo on 127\.0\.0\.1:(\d+)$")
         report = await run_node("client.js", port, "echo", payload_file)
     # Reported at Node's 'end': every byte came back, then the server closed.
     assert report == {
@@ -107,13 +103,6 @@ async def test_tcp_echo_with_node_client(tmp_path: Path) -> None:
         "received_sha256": digest,
         "received_length": len(payload),
     }
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 NODE_SEED_DGRAM_CLIENT = """
@@ -131,10 +120,8 @@ client.send(message, 0, message.length, port, "127.0.0.1", function (err, bytes)
 @pytest.mark.node
 @pytest.mark.usefixtures("node")
 async def test_udp_server_with_the_seeds_node_client() -> None:
-    port = free_udp_port()
-    async with running(example("udp_server.py", port)) as (_, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await output.wait_for(rf"^server listening 127\.0\.0\.1:{port}$")
+    async with running(example("udp_server.py", 0)) as (_, output):
+        port = await read_port(output, r"^server listening 127\.0\.0\.1:(\d+)$")
         with trio.fail_after(NODE_TIMEOUT):
             result = await trio.run_process(
                 [node_executable(), "-e", NODE_SEED_DGRAM_CLIENT, str(port)], check=False
@@ -173,16 +160,13 @@ setTimeout(() => { console.error('timeout'); process.exit(1); }, 10000).unref();
 @pytest.mark.node
 @pytest.mark.usefixtures("node")
 async def test_udp_echo_with_node_dgram() -> None:
-    port = free_udp_port()
-    async with running(example("udp_echo.py", port)):
+    async with running(example("udp_echo.py", 0)) as (_, output):
+        # Printed once the socket is bound: a datagram sent now is echoed, no retry needed.
+        port = await read_port(output, r"^UDP echo on 127\.0\.0\.1:(\d+)$")
         with trio.fail_after(STARTUP_TIMEOUT):
-            # No banner: probe until the echo answers.
             async with trionet.open_udp_socket("127.0.0.1") as probe:
-                while True:
-                    await probe.send(b"probe", ("127.0.0.1", port))
-                    with trio.move_on_after(0.2):
-                        assert (await probe.__anext__()).data == b"probe"
-                        break
+                await probe.send(b"probe", ("127.0.0.1", port))
+                assert (await probe.__anext__()).data == b"probe"
         with trio.fail_after(NODE_TIMEOUT):
             result = await trio.run_process(
                 [node_executable(), "-e", NODE_DGRAM_PINGER, str(port)],
@@ -194,10 +178,10 @@ async def test_udp_echo_with_node_dgram() -> None:
 
 
 async def test_ws_server_and_ws_client_are_the_seeds_pair() -> None:
-    port = free_port()
-    async with running(example("ws_server.py", port)) as (_, server_output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server_output.wait_for(r"^WebSocket updates at ws://127\.0\.0\.1:\d+/updates$")
+    async with running(example("ws_server.py", 0)) as (_, server_output):
+        port = await read_port(
+            server_output, r"^WebSocket updates at ws://127\.0\.0\.1:(\d+)/updates$"
+        )
         client = [
             sys.executable,
             str(EXAMPLES / "ws_client.py"),
@@ -223,11 +207,9 @@ async def test_ws_server_and_ws_client_are_the_seeds_pair() -> None:
 
 
 async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
-    port = free_port()
-    command = [*example("ws_echo.py", port), "--max-message-size", "1000"]
+    command = [*example("ws_echo.py", 0), "--max-message-size", "1000"]
     async with running(command) as (_, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await output.wait_for(r"^WebSocket echo at ws://127\.0\.0\.1:\d+/$")
+        port = await read_port(output, r"^WebSocket echo at ws://127\.0\.0\.1:(\d+)/$")
         with trio.fail_after(STARTUP_TIMEOUT):
             async with trionet.websocket.connect(f"ws://127.0.0.1:{port}/any/path") as ws:
                 await ws.send("héllo")
@@ -241,10 +223,8 @@ async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
 
 
 async def test_http_get_fetches_from_the_seeds_http_server() -> None:
-    port = free_port()
-    async with running(example("http_hello.py", port)) as (_, server_output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server_output.wait_for(r"^Server running at http://127\.0\.0\.1:\d+/$")
+    async with running(example("http_hello.py", 0)) as (_, server_output):
+        port = await read_port(server_output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
         client = [sys.executable, str(EXAMPLES / "http_get.py"), f"http://127.0.0.1:{port}/x"]
         async with running(client) as (process, output):
             with trio.fail_after(STARTUP_TIMEOUT):
@@ -257,12 +237,12 @@ async def test_http_get_fetches_from_the_seeds_http_server() -> None:
 
 
 async def test_http_get_reports_a_refused_connection_in_one_line() -> None:
-    port = free_port()
-    client = [sys.executable, str(EXAMPLES / "http_get.py"), f"http://127.0.0.1:{port}/"]
-    with trio.fail_after(STARTUP_TIMEOUT):
-        result = await trio.run_process(
-            client, capture_stdout=True, capture_stderr=True, check=False
-        )
+    with refusing_port() as port:
+        client = [sys.executable, str(EXAMPLES / "http_get.py"), f"http://127.0.0.1:{port}/"]
+        with trio.fail_after(STARTUP_TIMEOUT):
+            result = await trio.run_process(
+                client, capture_stdout=True, capture_stderr=True, check=False
+            )
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
         f"http_get: cannot connect to http://127.0.0.1:{port}: Connection refused"

@@ -19,7 +19,7 @@ import trio
 import trustme
 
 from tests._node import NODE_TIMEOUT, node_command, node_executable, node_package
-from tests._process import EXAMPLES, STARTUP_TIMEOUT, child_env, free_port, running
+from tests._process import EXAMPLES, child_env, read_port, running
 
 pytestmark = [pytest.mark.node, pytest.mark.usefixtures("node")]
 
@@ -56,10 +56,8 @@ async def run_to_end(command: list[str]) -> tuple[int, list[str], str]:
 
 
 async def test_tcp_client_against_the_seeds_node_server() -> None:
-    port = free_port()
-    async with running(node_command("seed/net_server.js", port)) as (_, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server.wait_for(r"^server bound$")
+    async with running(node_command("seed/net_server.js", 0)) as (_, server):
+        port = await read_port(server, r"^server bound on 127\.0\.0\.1:(\d+)$")
         status, lines, errors = await run_to_end(python_example("tcp_client.py", "--port", port))
         with trio.fail_after(NODE_TIMEOUT):
             await server.wait_for(r"^连接断开$")
@@ -71,12 +69,8 @@ async def test_tcp_client_against_the_seeds_node_server() -> None:
 
 
 async def test_udp_client_against_the_seeds_node_server() -> None:
-    with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as probe:
-        await probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    async with running(node_command("seed/dgram_server.js", port)) as (process, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server.wait_for(rf"^server listening 127\.0\.0\.1:{port}$")
+    async with running(node_command("seed/dgram_server.js", 0)) as (process, server):
+        port = await read_port(server, r"^server listening 127\.0\.0\.1:(\d+)$")
         status, _, errors = await run_to_end(
             python_example("udp_client.py", "--port", port, "--host", "127.0.0.1")
         )
@@ -88,10 +82,8 @@ async def test_udp_client_against_the_seeds_node_server() -> None:
 
 
 async def test_http_get_against_the_seeds_node_server() -> None:
-    port = free_port()
-    async with running(node_command("seed/http_server.js", port)) as (_, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server.wait_for(r"^Server running at ")
+    async with running(node_command("seed/http_server.js", 0)) as (_, server):
+        port = await read_port(server, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
         status, lines, errors = await run_to_end(
             python_example("http_get.py", f"http://127.0.0.1:{port}/")
         )
@@ -102,10 +94,8 @@ async def test_http_get_against_the_seeds_node_server() -> None:
 
 
 async def test_http_hello_answers_the_seeds_node_client() -> None:
-    port = free_port()
-    async with running(python_example("http_hello.py", "--port", port)) as (_, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server.wait_for(r"^Server running at ")
+    async with running(python_example("http_hello.py", "--port", 0)) as (_, server):
+        port = await read_port(server, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
         status, lines, errors = await run_to_end(node_command("seed/http_client.js", port))
     assert status == 0, errors
     assert lines[0] == "STATUS: 200"
@@ -122,19 +112,17 @@ async def test_https_hello_answers_the_seeds_node_https_client(tmp_path: Path) -
     ca.cert_pem.write_to_path(str(files["ca.pem"]))
     issued.cert_chain_pems[0].write_to_path(str(files["server.crt"]))
     issued.private_key_pem.write_to_path(str(files["server.key"]))
-    port = free_port()
     command = python_example(
         "https_hello.py",
         "--port",
-        port,
+        0,
         "--cert",
         files["server.crt"],
         "--key",
         files["server.key"],
     )
     async with running(command) as (_, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server.wait_for(r"^Server running at ")
+        port = await read_port(server, r"^Server running at https://127\.0\.0\.1:(\d+)/$")
         status, lines, errors = await run_to_end(
             node_command("seed/http_client.js", port, files["ca.pem"])
         )
@@ -145,10 +133,8 @@ async def test_https_hello_answers_the_seeds_node_https_client(tmp_path: Path) -
 
 @pytest.mark.usefixtures("ws_package")
 async def test_ws_server_with_the_seeds_node_client() -> None:
-    port = free_port()
-    async with running(python_example("ws_server.py", "--port", port)) as (_, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await server.wait_for(r"^WebSocket updates at ws://")
+    async with running(python_example("ws_server.py", "--port", 0)) as (_, server):
+        port = await read_port(server, r"^WebSocket updates at ws://127\.0\.0\.1:(\d+)/updates$")
         status, lines, errors = await run_to_end(
             node_command("seed/ws_client.js", f"ws://127.0.0.1:{port}/updates", 6)
         )
@@ -163,8 +149,7 @@ async def test_ws_server_with_the_seeds_node_client() -> None:
 @pytest.mark.usefixtures("ws_package")
 async def test_ws_client_against_a_node_ws_server() -> None:
     async with running(node_command("seed/ws_server.js")) as (process, server):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            port = int((await server.wait_for(r"^listening (\d+)$")).group(1))
+        port = await read_port(server, r"^listening (\d+)$")
         status, lines, errors = await run_to_end(
             python_example("ws_client.py", "--url", f"ws://127.0.0.1:{port}/updates", "--count", 4)
         )

@@ -23,6 +23,7 @@ import trionet
 import trionet.http
 import trionet.tls
 from tests._net import ipv6_loopback_available
+from tests._process import refusing_port
 from trionet.http import (
     Client,
     HTTPConnection,
@@ -149,13 +150,6 @@ def in_use(client: Client) -> int:
     """Connections the client holds that are neither idle nor closed."""
     stats = client.statistics()
     return stats.connections - stats.idle_connections
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with stdlib_socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class TestNames(trio.abc.HostnameResolver):
@@ -837,8 +831,8 @@ async def test_the_tunnel_does_not_lift_certificate_verification(
 
 async def test_http_through_a_proxy_uses_the_absolute_url(nursery: trio.Nursery) -> None:
     proxy = await start_proxy(nursery)
-    port_a, port_b = free_port(), free_port()  # the proxy answers: no origin needed
-    with trio.fail_after(WAIT):
+    # The proxy answers: no origin listens, and a request sent past the proxy is refused.
+    with refusing_port() as port_a, refusing_port() as port_b, trio.fail_after(WAIT):
         async with Client(proxy=proxy.url, timeout=TIMEOUTS) as client:
             first = await client.get(f"http://{LOOPBACK}:{port_a}/a/b?c=d")
             second = await client.get(f"http://localhost:{port_b}/e")
@@ -860,12 +854,12 @@ async def test_proxy_credentials_go_to_the_proxy_only(
     proxy = await start_proxy(nursery)
     proxy_url = f"http://user:p%40ss@{LOOPBACK}:{proxy.port}"
     expected = basic("user", "p@ss")
-    with trio.fail_after(WAIT):
+    with refusing_port() as no_origin, trio.fail_after(WAIT):
         async with Client(
             proxy=proxy_url, ssl_context=trionet_tls.client_context, timeout=TIMEOUTS
         ) as client:
             secure = await client.get(site.url("/tunnelled", "https"))
-            plain = await client.get(f"http://{LOOPBACK}:{free_port()}/plain")
+            plain = await client.get(f"http://{LOOPBACK}:{no_origin}/plain")
     assert (secure.status, plain.status) == (200, 200)
     assert proxy.request_lines[0] == f"CONNECT {LOOPBACK}:{site.port} HTTP/1.1"
     assert proxy.request_lines[1].startswith(f"GET http://{LOOPBACK}:")
@@ -944,8 +938,7 @@ async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error(
 
 
 async def test_a_proxy_that_is_not_listening_is_a_connect_error() -> None:
-    port = free_port()
-    with trio.fail_after(WAIT):
+    with refusing_port() as port, trio.fail_after(WAIT):
         async with Client(proxy=f"http://{LOOPBACK}:{port}", timeout=TIMEOUTS) as client:
             for url in ("http://127.0.0.1:1/", "https://127.0.0.1:1/"):
                 with pytest.raises(trionet.http.ConnectError) as caught:

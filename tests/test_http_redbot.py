@@ -26,7 +26,7 @@ import trio
 
 import trionet
 from tests._peers import missing
-from tests._process import EXAMPLES, STARTUP_TIMEOUT, free_port, running
+from tests._process import EXAMPLES, read_port, running
 
 # Seconds a REDbot run may take: about two on loopback (mostly starting
 # Python), with a wide margin for a loaded machine.
@@ -94,12 +94,10 @@ def describe(found: list[dict[str, Any]]) -> str:
 
 
 async def test_redbot_finds_no_errors_in_http_hello(redbot: list[str]) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, str(EXAMPLES / "http_hello.py"), "--port", str(port)]
+    command = [sys.executable, str(EXAMPLES / "http_hello.py"), "--port", "0"]
     async with running(command) as (_, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await output.wait_for(r"^Server running at ")
+        port = await read_port(output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
+        url = f"http://127.0.0.1:{port}/"
         entry = await lint(redbot, url)
     assert entry["response"]["status"] == 200
     assert entry["response"]["content"]["mimeType"] == "text/plain"

@@ -17,7 +17,7 @@ import trio
 import trustme
 
 from tests._peers import require_executable
-from tests._process import EXAMPLES, STARTUP_TIMEOUT, child_env, free_port, running
+from tests._process import EXAMPLES, STARTUP_TIMEOUT, child_env, read_port, running
 
 # Seconds a curl run may take (one request over loopback takes milliseconds;
 # the rest is margin for a loaded machine). curl's own --max-time is shorter,
@@ -67,11 +67,9 @@ def example(port: int, files: TLSFiles) -> list[str]:
 
 
 async def test_curl_fetches_hello_over_https(curl: str, tls_files: TLSFiles) -> None:
-    port = free_port()
-    url = f"https://127.0.0.1:{port}/"
-    async with running(example(port, tls_files)) as (_, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await output.wait_for(rf"^Server running at {re.escape(url)}$")
+    async with running(example(0, tls_files)) as (_, output):
+        port = await read_port(output, r"^Server running at https://127\.0\.0\.1:(\d+)/$")
+        url = f"https://127.0.0.1:{port}/"
         with trio.fail_after(CURL_TIMEOUT):
             result = await trio.run_process(
                 [curl, "-v", "--max-time", CURL_MAX_TIME, "--cacert", str(tls_files.ca), url],
@@ -121,10 +119,8 @@ def fetch(port: int, cafile: Path) -> Fetched:
 
 
 async def test_http_client_fetches_hello_over_https(tls_files: TLSFiles) -> None:
-    port = free_port()
-    async with running(example(port, tls_files)) as (_, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            await output.wait_for(r"^Server running at https://")
+    async with running(example(0, tls_files)) as (_, output):
+        port = await read_port(output, r"^Server running at https://127\.0\.0\.1:(\d+)/$")
         with trio.fail_after(CLIENT_TIMEOUT + 5):
             fetched = await trio.to_thread.run_sync(fetch, port, tls_files.ca)
     assert fetched.status == 200
@@ -138,7 +134,7 @@ async def test_http_client_fetches_hello_over_https(tls_files: TLSFiles) -> None
 
 async def test_a_missing_key_file_is_a_one_line_error(tls_files: TLSFiles) -> None:
     missing = tls_files.key.with_name("missing.key")
-    command = example(free_port(), tls_files)
+    command = example(0, tls_files)  # refused before binding: no port needed
     command[command.index(str(tls_files.key))] = str(missing)
     with trio.fail_after(STARTUP_TIMEOUT):
         result = await trio.run_process(

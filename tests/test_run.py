@@ -117,7 +117,7 @@ SERVING_EXAMPLES = {
     "first_server.py": r"^listening on ",
     "http_hello.py": r"^Server running at http://",
     "https_hello.py": r"^Server running at https://",
-    "tcp_welcome.py": r"^server bound$",
+    "tcp_welcome.py": r"^server bound on ",
     "tcp_echo.py": r"^TCP echo on ",
     "udp_server.py": r"^server listening ",
     "udp_echo.py": r"^UDP echo on ",

@@ -34,7 +34,7 @@ import trionet.http
 import trionet.websocket
 from tests._http import exchange, parse, request
 from tests._peers import missing
-from tests._process import free_port, running, wait_until_accepting
+from tests._process import refusing_port
 from tests._wait import wait_until
 from tests._ws import (
     HANG_GUARD,
@@ -852,8 +852,7 @@ async def test_websocket_serve_drops_an_upgrade_that_never_comes(
 
 
 async def test_client_connect_errors(nursery: trio.Nursery) -> None:
-    port = free_port()
-    with pytest.raises(trionet.ConnectError):
+    with refusing_port() as port, pytest.raises(trionet.ConnectError):
         async with connect(f"ws://{LOOPBACK}:{port}/"):
             pass
     for bad in ("http://127.0.0.1/", "ws://127.0.0.1/#fragment", "ws:///nohost"):
@@ -920,8 +919,8 @@ async def test_accept_websocket_refuses_bad_limits(
 async def test_connect_refuses_bad_limits_before_connecting(
     nursery: trio.Nursery, name: str, value: float
 ) -> None:
-    port = free_port()  # nobody listens: connecting first would be a ConnectError
-    with pytest.raises(ValueError, match=name):
+    # Nobody listens: connecting first would be a ConnectError.
+    with refusing_port() as port, pytest.raises(ValueError, match=name):
         async with connect(f"ws://{LOOPBACK}:{port}/", **{name: value}):
             pass
 
@@ -1225,15 +1224,29 @@ async def test_websocat_client_gets_the_echo(
     assert received == expected
 
 
-async def test_client_against_a_websocat_echo_server(nursery: trio.Nursery, websocat: str) -> None:
-    port = free_port()
-    command = [websocat, "-t", "-E", f"ws-l:{LOOPBACK}:{port}", "mirror:"]
-    async with running(command) as (process, _):
-        await wait_until_accepting(port, process)
-        async with connect(f"ws://{LOOPBACK}:{port}/") as ws:
-            await ws.send("héllo from trionet")
-            assert await ws.receive() == TextMessage("héllo from trionet")
-            await ws.ping(b"are you there")
+async def serve_one_with_websocat(listener: trio.SocketListener, websocat: str) -> None:
+    """Accept one connection and have websocat serve it, inetd-style, on its
+    standard input and output; fails (``check``) unless websocat exits 0."""
+    stream = await listener.accept()
+    async with stream:
+        fd = stream.socket.fileno()
+        await trio.run_process([websocat, "-t", "inetd-ws:", "mirror:"], stdin=fd, stdout=fd)
+
+
+async def test_client_against_a_websocat_echo_server(websocat: str) -> None:
+    # websocat does not say which port it bound when given port 0, and a port
+    # chosen here could be taken before it binds: the test listens, on a port
+    # the system picks, and websocat serves the connection accepted there.
+    [listener] = await trio.open_tcp_listeners(0, host=LOOPBACK)
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        with trio.fail_after(HANG_GUARD):
+            async with trio.open_nursery() as peer:
+                peer.start_soon(serve_one_with_websocat, listener, websocat)
+                async with connect(f"ws://{LOOPBACK}:{port}/") as ws:
+                    await ws.send("héllo from trionet")
+                    assert await ws.receive() == TextMessage("héllo from trionet")
+                    await ws.ping(b"are you there")
 
 
 @pytest.mark.parametrize(
