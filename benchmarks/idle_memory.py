@@ -82,8 +82,9 @@ async def main():
                     baseline = tracemalloc.take_snapshot()
             if line.strip() == "top":
                 snap = tracemalloc.take_snapshot()
-                stats = snap.compare_to(baseline, "lineno")[:25]
-                for stat in stats:
+                stats = snap.compare_to(baseline, "lineno")
+                print("total", sum(stat.size_diff for stat in stats), flush=True)
+                for stat in stats[:40]:
                     frame = stat.traceback[0]
                     print("top", stat.size_diff, stat.count_diff, f"{frame.filename}:{frame.lineno}",
                           linecache.getline(frame.filename, frame.lineno).strip()[:80], flush=True)
@@ -175,7 +176,8 @@ def measure(kind: str, count: int, where: bool) -> None:
             assert server.stdout is not None
             server.stdin.write("top\n")
             server.stdin.flush()
-            print(f"  where the Python heap grew, per connection ({kind}):")
+            total = int(server.stdout.readline().split()[1])
+            print(f"  the Python heap grew {total / count:.0f} B per connection ({kind}); where:")
             while (line := server.stdout.readline()).startswith("top"):
                 _, size, blocks, place, *code = line.split(" ", 4)
                 print(

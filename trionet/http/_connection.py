@@ -765,6 +765,9 @@ class HTTPConnection(trio.abc.AsyncResource):
         if self._stash:
             trailing = self._stash + trailing
             self._stash = None
+        # No request is read here again (_closing): the parser's state is
+        # memory an idle WebSocket would hold for nothing.
+        del self._h11
         await self._send_all(response)
         return self._transport, trailing
 

@@ -76,6 +76,16 @@ def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
 
+def _raw_name(name: str) -> bytes | None:
+    """``name`` as the lower-case bytes a received field name would match;
+    ``None`` (which matches nothing) when it is not ASCII, as no field name
+    of a parsed message is."""
+    try:
+        return name.lower().encode("ascii")
+    except UnicodeEncodeError:
+        return None
+
+
 class Headers:
     """An ordered, case-insensitive, multi-valued collection of header fields.
 
@@ -88,10 +98,15 @@ class Headers:
         fields: Initial fields: a mapping or ``(name, value)`` pairs.
     """
 
-    __slots__ = ("_encoded", "_fields")
+    # Fields that arrived (a request's, a response's) stay as the parser's
+    # bytes in ``_raw`` until something needs them all as text: a lookup by
+    # name reads the bytes. An idle WebSocket keeps its upgrade request's
+    # headers for its whole life, and most are never read.
+    __slots__ = ("_encoded", "_list", "_raw")
 
     def __init__(self, fields: HeadersInput | None = None) -> None:
-        self._fields: list[tuple[str, str]] = []
+        self._list: list[tuple[str, str]] = []
+        self._raw: list[tuple[bytes, bytes]] | None = None
         self._encoded: _Wire | None = None
         if fields is None:
             return
@@ -101,10 +116,26 @@ class Headers:
 
     @classmethod
     def _from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers over received fields, decoded when first needed (the list
+        is kept, not copied: callers hand over one nobody changes)."""
         headers = cls.__new__(cls)
-        headers._fields = [(name.decode("ascii").lower(), _text(value)) for name, value in raw]
+        headers._raw = raw if isinstance(raw, list) else list(raw)
+        headers._list = []
         headers._encoded = None
         return headers
+
+    @property
+    def _fields(self) -> list[tuple[str, str]]:
+        raw = self._raw
+        if raw is not None:
+            self._list = [(name.decode("ascii").lower(), _text(value)) for name, value in raw]
+            self._raw = None
+        return self._list
+
+    @_fields.setter
+    def _fields(self, fields: list[tuple[str, str]]) -> None:
+        self._raw = None
+        self._list = fields
 
     def _wire(self) -> _Wire:
         """The fields encoded for sending; kept until the next change, so a
@@ -124,7 +155,8 @@ class Headers:
     __hash__ = None  # type: ignore[assignment]
 
     def __len__(self) -> int:
-        return len(self._fields)
+        raw = self._raw
+        return len(raw) if raw is not None else len(self._list)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._fields)
@@ -132,8 +164,12 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
+        raw = self._raw
+        if raw is not None:
+            wanted_bytes = _raw_name(name)
+            return any(field.lower() == wanted_bytes for field, _ in raw)
         wanted = name.lower()
-        return any(field == wanted for field, _ in self._fields)
+        return any(field == wanted for field, _ in self._list)
 
     def __getitem__(self, name: str) -> str:
         values = self.get_all(name)
@@ -169,8 +205,12 @@ class Headers:
         Returns:
             The values; empty when the field is absent.
         """
+        raw = self._raw
+        if raw is not None:
+            wanted_bytes = _raw_name(name)
+            return [_text(value) for field, value in raw if field.lower() == wanted_bytes]
         wanted = name.lower()
-        return [value for field, value in self._fields if field == wanted]
+        return [value for field, value in self._list if field == wanted]
 
     def add(self, name: str, value: str) -> None:
         """Append a field, keeping any others of the same name.

@@ -73,58 +73,56 @@ async def _serve_connection(handler: Handler, access_log: bool, conn: HTTPConnec
     # The connection's own nursery: a WebSocket the handler upgrades to reads
     # in a task here, so nothing outlives the connection's task. What the
     # requests raise is raised as itself, not wrapped in an ExceptionGroup.
+    # (One function, not two: an idle WebSocket's task waits inside it, and
+    # each coroutine frame of that wait is memory the connection holds.)
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
         conn._nursery = nursery
         try:
-            await _serve_requests(handler, access_log, conn)
+            async for request in conn:
+                try:
+                    result = await handler(request)
+                    ws = conn._upgraded
+                    if ws is not None:
+                        # The connection was the WebSocket's: close it if the handler
+                        # did not, and read no more requests.
+                        await ws._handler_done(failed=False)
+                        break
+                    if not request.responded:
+                        if isinstance(result, Response):
+                            await conn._respond(request, result)
+                        elif result is None:
+                            raise RuntimeError(
+                                f"the handler returned None without responding to {request!r}"
+                            )
+                        else:
+                            raise TypeError(f"the handler returned {result!r}, not a Response")
+                    else:
+                        await conn._finish_response(request, Headers())
+                except ProtocolError as exc:
+                    # The client's fault, found while the handler read the body.
+                    await conn.fail(request, exc.status, exc.headers)
+                    raise
+                except Exception as exc:
+                    ws = conn._upgraded
+                    if ws is not None:
+                        # 1011 for a bug in the handler; a peer that misbehaved has
+                        # already had its close.
+                        await ws._handler_done(failed=not isinstance(exc, ConnectionClosed))
+                    else:
+                        await conn.fail(request, 500)
+                    raise
+                except BaseException:
+                    await conn.abort()
+                    raise
+                finally:
+                    if access_log and conn.last_status:
+                        access_logger.info(_access_line(request, conn))
         except BaseException as exc:
             failure = exc
             nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-
-
-async def _serve_requests(handler: Handler, access_log: bool, conn: HTTPConnection) -> None:
-    async for request in conn:
-        try:
-            result = await handler(request)
-            ws = conn._upgraded
-            if ws is not None:
-                # The connection was the WebSocket's: close it if the handler
-                # did not, and read no more requests.
-                await ws._handler_done(failed=False)
-                return
-            if not request.responded:
-                if isinstance(result, Response):
-                    await conn._respond(request, result)
-                elif result is None:
-                    raise RuntimeError(
-                        f"the handler returned None without responding to {request!r}"
-                    )
-                else:
-                    raise TypeError(f"the handler returned {result!r}, not a Response")
-            else:
-                await conn._finish_response(request, Headers())
-        except ProtocolError as exc:
-            # The client's fault, found while the handler read the body.
-            await conn.fail(request, exc.status, exc.headers)
-            raise
-        except Exception as exc:
-            ws = conn._upgraded
-            if ws is not None:
-                # 1011 for a bug in the handler; a peer that misbehaved has
-                # already had its close.
-                await ws._handler_done(failed=not isinstance(exc, ConnectionClosed))
-            else:
-                await conn.fail(request, 500)
-            raise
-        except BaseException:
-            await conn.abort()
-            raise
-        finally:
-            if access_log and conn.last_status:
-                access_logger.info(_access_line(request, conn))
 
 
 async def _open_http(

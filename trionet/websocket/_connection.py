@@ -14,8 +14,10 @@ to a queue that ``async for`` drains. The reader is why pongs and close
 frames are answered while the application is busy elsewhere. It runs in a
 nursery the caller owns and can see: on a server, the HTTP connection's own
 (the connection's task in the server's nursery); on a client, the one
-:func:`~trionet.websocket.connect`'s ``async with`` opens. A second task,
-in the same nursery, sends keepalive pings.
+:func:`~trionet.websocket.connect`'s ``async with`` opens. Keepalive
+pings hold no task while they wait: one timer per trio run
+(:mod:`._keepalive`) starts a short task in that nursery when a ping is due,
+which sends it and waits for the pong.
 
 The queue is bounded by ``max_queued_bytes``: while it is full the reader
 stops reading the socket, so TCP's flow control slows the peer down instead
@@ -51,6 +53,7 @@ other message interleaves with its fragments while pings and pongs still can.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import zlib
@@ -78,6 +81,7 @@ from .._tls import TLSInfo
 from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers
+from . import _keepalive as keepalive
 from ._events import (
     CLEAN_CLOSE_CODES,
     BinaryMessage,
@@ -90,7 +94,13 @@ from ._events import (
     WebSocketStatistics,
 )
 
-__all__ = ["MessageFragments", "WebSocketConnection", "WebSocketEvents", "bounded_deflate"]
+__all__ = [
+    "MessageFragments",
+    "WebSocketConnection",
+    "WebSocketEvents",
+    "bounded_deflate",
+    "head_fields",
+]
 
 _OPEN = ConnectionState.OPEN
 
@@ -252,6 +262,13 @@ _HEADER_64 = struct.Struct("!BBQ")
 _Item = _WsText | BytesMessage | Ping | Pong
 
 
+def head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The header fields of a response head (a 101), as bytes."""
+    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    fields = (line.partition(b":") for line in lines)
+    return [(name.strip(), value.strip()) for name, _, value in fields]
+
+
 def _data_size(data: str | bytes | bytearray) -> int:
     if isinstance(data, str) and not data.isascii():
         return len(data.encode("utf-8", "surrogatepass"))
@@ -275,11 +292,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
         path: The path of the upgrade request (percent-decoded).
         target: The upgrade request's target as sent (path and query).
         request_headers: The upgrade request's header fields.
-        response_headers: The 101 response's header fields.
     """
 
     # Slots, not a __dict__: a server holds one of these per idle connection.
     __slots__ = (
+        "__weakref__",  # the keepalive timer's reference
         "_budget",
         "_client",
         "_close_code",
@@ -292,7 +309,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         "_ended",
         "_error",
         "_incoming",
-        "_keepalive_scope",
+        "_keepalive_due",
         "_local_close",
         "_max_message_size",
         "_max_queued_bytes",
@@ -314,13 +331,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
         "_reader_scope",
         "_receiver",
         "_receiving",
+        "_response_head",
+        "_response_headers",
         "_space",
         "_transport",
         "_write_lock",
         "extensions",
         "path",
         "request_headers",
-        "response_headers",
         "subprotocol",
         "target",
         "tls",
@@ -337,7 +355,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         path: str,
         target: str,
         request_headers: Headers,
-        response_headers: Headers,
+        response_headers: Headers | bytes,
         tls: TLSInfo | None,
         options: ConnectionOptions,
     ) -> None:
@@ -349,7 +367,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self.path = path
         self.target = target
         self.request_headers = request_headers
-        self.response_headers = response_headers
+        # A server's 101 stays the bytes it sent until someone reads its
+        # fields (most never do): see response_headers.
+        self._response_headers = response_headers if isinstance(response_headers, Headers) else None
+        self._response_head = response_headers if isinstance(response_headers, bytes) else b""
         self.tls = tls
         # Read on every frame: kept as attributes of their own.
         self._max_message_size = options.max_message_size
@@ -364,11 +385,13 @@ class WebSocketConnection(trio.abc.AsyncResource):
         # builds, at a fraction of its cost.
         self._plain_frames = not client and not extensions
         # receiving
-        self._queue: deque[_Item] = deque()
+        # None while empty: an idle connection holds no deque (and its block).
+        self._queue: deque[_Item] | None = None
         self._queued_bytes = 0
         self._incoming = 0  # bytes of the message arriving now
         self._receiver: trio.lowlevel.Task | None = None  # the application waits here
-        self._space = trio.lowlevel.ParkingLot()  # the reader waits here
+        # The reader waits here while the queue is full; made when first needed.
+        self._space: trio.lowlevel.ParkingLot | None = None
         self._paused = False  # the reader waits for room in the queue
         self._pauses = 0
         self._receiving = False
@@ -385,7 +408,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._close_code: int | None = None
         self._close_reason = ""
         self._error: ConnectionClosed | None = None  # how an abnormal end is reported
-        self._keepalive_scope = trio.CancelScope()
+        self._keepalive_due: float | None = None  # see _keepalive.py
         self._reader_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         # statistics
@@ -403,9 +426,18 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._nursery = nursery
         nursery.start_soon(self._read_loop)
         if self._ping_interval is not None:
-            nursery.start_soon(self._keepalive)
+            keepalive.schedule(self, self._ping_interval)
 
     # -- properties ------------------------------------------------------------
+
+    @property
+    def response_headers(self) -> Headers:
+        """The 101 response's header fields."""
+        headers = self._response_headers
+        if headers is None:
+            headers = self._response_headers = Headers._from_raw(head_fields(self._response_head))
+            self._response_head = b""
+        return headers
 
     @property
     def remote_address(self) -> SocketAddress:
@@ -543,17 +575,22 @@ class WebSocketConnection(trio.abc.AsyncResource):
     async def _get(self) -> _Item | None:
         """The next queued item, or ``None`` once the connection ended and
         the queue is empty. Always a checkpoint."""
-        queue = self._queue
-        if queue:
+        if self._queue:
             await trio.lowlevel.checkpoint()
         # The reader may have run meanwhile, and failing the connection
         # empties the queue: look again after every schedule point.
-        while not queue:
+        while not self._queue:
             if self._ended:
                 await trio.lowlevel.checkpoint()
                 return None
-            await self._wait_for_items()
+            # (Inline, not a helper coroutine: an idle connection waits
+            # here, and every frame of the wait is memory it holds.)
+            self._receiver = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+        queue = self._queue
         item = queue.popleft()
+        if not queue:
+            self._queue = None
         if not isinstance(item, Ping | Pong):
             size = _data_size(item.data)
             self._queued_bytes -= size
@@ -565,10 +602,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     # One task receives at a time (_receiving), so one waiter is all there is
     # to wake: lighter than a ParkingLot on the path of every message.
-
-    async def _wait_for_items(self) -> None:
-        self._receiver = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
 
     def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
         self._receiver = None
@@ -623,6 +656,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
                         lot = None
                         if self._queued_bytes >= self._max_queued_bytes:
                             lot = self._space
+                            if lot is None:
+                                lot = self._space = trio.lowlevel.ParkingLot()
                         elif budget is not None and budget.spent:
                             lot = budget.room
                             budget.waits += 1
@@ -670,9 +705,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._broken("the connection was closed")
         finally:
             self._ended = True
-            self._keepalive_scope.cancel()
+            self._keepalive_due = None
             self._wake_receiver()
-            self._space.unpark_all()
+            if self._space is not None:
+                self._space.unpark_all()
             for event in self._pings.values():
                 event.set()
             if not self._done.is_set():
@@ -682,7 +718,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     async def _handle_events(self) -> None:
         proto = self._proto
-        queue = self._queue
         woke = False
         for event in proto.events():
             kind = type(event)
@@ -694,14 +729,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 if proto.state is _OPEN:
                     await self._write(proto.send(event.response()))
                 if self._control_events and not self._discarding:
-                    queue.append(Ping(bytes(event.payload)))
+                    self._enqueue(Ping(bytes(event.payload)))
                     woke = True
             elif kind is _WsPong:
                 assert isinstance(event, _WsPong)
                 self._pongs_received += 1
                 self._pong(bytes(event.payload))
                 if self._control_events and not self._discarding:
-                    queue.append(Pong(bytes(event.payload)))
+                    self._enqueue(Pong(bytes(event.payload)))
                     woke = True
             elif kind is CloseConnection:
                 assert isinstance(event, CloseConnection)
@@ -722,11 +757,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
             return False
         if event.message_finished:
             self._incoming = 0
-        self._queue.append(event)
+        self._enqueue(event)
         self._queued_bytes += size
         if self._budget is not None:
             self._budget.used += size
         return True
+
+    def _enqueue(self, item: _Item) -> None:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(item)
 
     def _parser_idle(self) -> bool:
         """wsproto holds no partial frame or message and nothing unread, so a
@@ -800,11 +841,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
         delivered)."""
         self._discarding = True
         if not keep_queued:
-            self._queue.clear()
+            self._queue = None
             if self._budget is not None:
                 self._budget.release(self._queued_bytes)
             self._queued_bytes = 0
-        self._space.unpark_all()
+        if self._space is not None:
+            self._space.unpark_all()
         if self._budget is not None:
             # This reader may be among those waiting for the server's budget:
             # it must see that it keeps nothing now (the others look again
@@ -828,25 +870,34 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     # -- keepalive and pings ------------------------------------------------------------
 
-    async def _keepalive(self) -> None:
+    def _keepalive_fire(self) -> None:
+        """A keepalive ping is due (called by the run's keepalive timer)."""
+        if self._ended or self._nursery is None:
+            return
+        try:
+            self._nursery.start_soon(self._keepalive_round)
+        except RuntimeError:  # pragma: no cover - the nursery closed: so did the reader
+            pass
+
+    async def _keepalive_round(self) -> None:
+        """Ping and wait for the pong; then schedule the next round, or end
+        the connection with 1011 if the pong did not come in time."""
         interval = self._ping_interval
         assert interval is not None
-        with self._keepalive_scope:
-            while True:
-                await trio.sleep(interval)
-                pauses = self._pauses
-                with trio.move_on_after(self._ping_timeout or float("inf")) as scope:
-                    try:
-                        await self.ping()
-                    except (ConnectionClosed, trio.ClosedResourceError):
-                        return
-                if scope.cancelled_caught:
-                    if self._paused or self._pauses != pauses:
-                        # The pong may be behind messages the application has
-                        # not read yet: a peer that filled the queue is alive.
-                        continue
-                    await self._abort(1011, "keepalive ping timeout")
-                    return
+        pauses = self._pauses
+        with trio.move_on_after(self._ping_timeout or math.inf) as scope:
+            try:
+                await self.ping()
+            except (ConnectionClosed, trio.ClosedResourceError):
+                return
+        if scope.cancelled_caught and not self._paused and self._pauses == pauses:
+            # (A paused reader, or one that paused meanwhile, may have the
+            # pong behind messages the application has not read yet: a peer
+            # that filled the queue is alive.)
+            await self._abort(1011, "keepalive ping timeout")
+            return
+        if not self._ended:
+            keepalive.schedule(self, interval)
 
     def _pong(self, payload: bytes) -> None:
         pings = self._pings

@@ -38,7 +38,7 @@ from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers, HeadersInput
 from ..http._messages import ProtocolError
-from ._connection import WebSocketConnection, bounded_deflate
+from ._connection import WebSocketConnection, bounded_deflate, head_fields
 from ._events import HandshakeError
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ async def accept(
         path=request.path,
         target=request.target,
         request_headers=request.headers,
-        response_headers=Headers._from_raw(_head_fields(response)),
+        response_headers=response,
         tls=conn.tls,
         options=options,
     )
@@ -159,13 +159,6 @@ async def accept(
     conn._upgraded = ws
     ws._start(conn._nursery)
     return ws
-
-
-def _head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
-    """The header fields of a response head we wrote (the 101)."""
-    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-    fields = (line.partition(b":") for line in lines)
-    return [(name.strip().lower(), value.strip()) for name, _, value in fields]
 
 
 def parse_url(url: str) -> tuple[bool, str, int, str, str]:
@@ -288,7 +281,7 @@ async def _read_answer(
             raise HandshakeError(f"{url} answered the upgrade wrongly: {exc}") from None
         for event in events:
             if isinstance(event, AcceptConnection):
-                return event, _head_fields(bytes(received))
+                return event, head_fields(bytes(received))
             if isinstance(event, RejectConnection):
                 rejected = event
                 if not event.has_body:
