@@ -795,7 +795,7 @@ async def test_shutdown_while_a_body_uploads_answers_with_close(
 
             inner.start_soon(shut)
             await shutdown_called.wait()
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # the shutdown waits for the handler
             await client.send(b"67890")
             with trio.fail_after(10):
                 raw = await read_until_closed(client)
@@ -813,7 +813,7 @@ async def test_shutdown_while_a_head_is_half_received_serves_it_if_it_completes(
         await wait_until(lambda: server.statistics().bytes_received > 0)
         async with trio.open_nursery() as inner:
             inner.start_soon(server.shutdown, 30)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # the shutdown waits for the head
             await client.send(b"st: t\r\n\r\n")
             with trio.fail_after(10):
                 raw = await read_until_closed(client)

@@ -325,7 +325,7 @@ async def test_tls_connection_ends_on_shutdown_and_can_say_goodbye(
     )
     async with await connect_tls(server, trionet_tls) as conn:
         await wait_until(lambda: server.statistics().active == 1)
-        await trio.sleep(0.05)  # the handler is waiting in its loop
+        await trio.testing.wait_all_tasks_blocked()  # the handler waits in its loop
         with trio.fail_after(5):
             await server.shutdown(grace=60)
         assert [event async for event in conn] == [trionet.Data(b"bye"), trionet.EndOfStream()]

@@ -110,7 +110,7 @@ async def test_send_and_receive_are_checkpoints_that_lose_nothing() -> None:
             await a.send(b"never sent", (LOOPBACK, b.port))
         await a.send(b"first", (LOOPBACK, b.port))
         await a.send(b"second", (LOOPBACK, b.port))
-        await trio.sleep(0.05)  # both are waiting in b's buffer
+        await trio.lowlevel.wait_readable(b._sock)  # "first" waits in b's buffer
         with trio.CancelScope() as scope:
             scope.cancel()
             await anext(b)
@@ -119,7 +119,7 @@ async def test_send_and_receive_are_checkpoints_that_lose_nothing() -> None:
         assert (await anext(b)).data == b"second"
         # A read that finds a datagram waiting is still a checkpoint.
         await a.send(b"third", (LOOPBACK, b.port))
-        await trio.sleep(0.05)
+        await trio.lowlevel.wait_readable(b._sock)
         with trio.testing.assert_checkpoints():
             assert (await anext(b)).data == b"third"
 
