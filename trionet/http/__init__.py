@@ -16,7 +16,6 @@ from ._client_errors import ConnectError as ConnectError
 from ._client_errors import ConnectTimeout as ConnectTimeout
 from ._client_errors import DecodingError as DecodingError
 from ._client_errors import HTTPError as HTTPError
-from ._client_errors import HTTPStatusError as HTTPStatusError
 from ._client_errors import PoolTimeout as PoolTimeout
 from ._client_errors import ProxyError as ProxyError
 from ._client_errors import ReadTimeout as ReadTimeout
@@ -43,6 +42,7 @@ from ._client_limits import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
 from ._client_limits import Timeouts as Timeouts
 from ._client_limits import TimeoutsInput as TimeoutsInput
 from ._client_response import ClientResponse as ClientResponse
+from ._client_response import HTTPStatusError as HTTPStatusError
 from ._connection import HTTPConnection as HTTPConnection
 from ._connection import HTTPConnectionStatistics as HTTPConnectionStatistics
 from ._headers import Headers as Headers

@@ -18,22 +18,17 @@ Misuse of the API (a malformed URL, a body of the wrong type) raises
 from __future__ import annotations
 
 import errno as errno_codes
-from typing import TYPE_CHECKING
 
 from .._errors import ConnectError as _ConnectError
 from .._errors import ConnectionClosed
 from .._errors import ConnectTimeout as _ConnectTimeout
 from .._errors import TLSError as _TLSError
 
-if TYPE_CHECKING:
-    from ._client_response import ClientResponse
-
 __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DecodingError",
     "HTTPError",
-    "HTTPStatusError",
     "PoolTimeout",
     "ProxyError",
     "ReadTimeout",
@@ -168,17 +163,3 @@ class RedirectLoop(TooManyRedirects):
 class ResponseTooLarge(HTTPError):
     """A response body (counted after decoding) grew beyond
     ``max_response_size`` while being read whole."""
-
-
-class HTTPStatusError(HTTPError):
-    """Raised by :meth:`ClientResponse.raise_for_status` for a 4xx or 5xx.
-
-    Attributes:
-        response: The response.
-        status: Its status code.
-    """
-
-    def __init__(self, message: str, response: ClientResponse) -> None:
-        super().__init__(message)
-        self.response = response
-        self.status = response.status

@@ -29,12 +29,27 @@ import trio
 from ._client_connection import ClientConnection
 from ._client_errors import (
     DecodingError,
-    HTTPStatusError,
+    HTTPError,
     ResponseTooLarge,
     ServerDisconnected,
     TransportError,
 )
 from ._headers import Headers
+
+
+class HTTPStatusError(HTTPError):
+    """Raised by :meth:`ClientResponse.raise_for_status` for a 4xx or 5xx.
+
+    Attributes:
+        response: The response.
+        status: Its status code.
+    """
+
+    def __init__(self, message: str, response: ClientResponse) -> None:
+        super().__init__(message)
+        self.response = response
+        self.status = response.status
+
 
 __all__ = ["ClientResponse"]
 
