@@ -21,11 +21,11 @@ PROTOCOL_LIBRARIES = {"h11", "wsproto"}
 # Modules still over MAX_LINES, with their line count when listed.
 TOO_LONG = {
     "trionet.websocket._connection": 1328,
-    "trionet.http._client": 957,
+    "trionet.http._client": 953,
     "trionet.http._connection": 888,
-    "trionet._udp": 703,
-    "trionet._server": 677,
-    "trionet.testing._udp_network": 615,
+    "trionet._udp": 699,
+    "trionet._server": 663,
+    "trionet.testing._udp_network": 614,
 }
 # Modules that still drive h11/wsproto and trio together.
 MIXED = {

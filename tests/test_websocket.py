@@ -880,6 +880,13 @@ _BAD_OPTIONS = [
     ("close_timeout", -1),
     ("close_timeout", _NAN),
 ]
+_COUNTS = {"max_message_size", "max_queued_bytes"}
+
+
+def _refusal(name: str, value: float) -> type[Exception]:
+    """A float (NaN included) for a count is the wrong kind of number: a
+    TypeError; any other bad value here is out of range: a ValueError."""
+    return TypeError if name in _COUNTS and isinstance(value, float) else ValueError
 
 
 @pytest.mark.parametrize(("name", "value"), _BAD_OPTIONS)
@@ -891,7 +898,7 @@ async def test_accept_websocket_refuses_bad_limits(
     async def app(request: Request) -> Response | None:
         try:
             ws = await request.accept_websocket(**{name: value})
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             errors.append(exc)
             await request.reject_websocket(400)
             return None
@@ -904,6 +911,7 @@ async def test_accept_websocket_refuses_bad_limits(
             pass
     assert info.value.status == 400
     assert len(errors) == 1
+    assert type(errors[0]) is _refusal(name, value)
     assert name in str(errors[0])
 
 
@@ -920,7 +928,7 @@ async def test_connect_refuses_bad_limits_before_connecting(
     nursery: trio.Nursery, name: str, value: float
 ) -> None:
     # Nobody listens: connecting first would be a ConnectError.
-    with refusing_port() as port, pytest.raises(ValueError, match=name):
+    with refusing_port() as port, pytest.raises(_refusal(name, value), match=name):
         async with connect(f"ws://{LOOPBACK}:{port}/", **{name: value}):
             pass
 
@@ -935,7 +943,7 @@ async def test_connect_refuses_bad_limits_before_connecting(
     ],
 )
 async def test_serve_refuses_bad_limits(nursery: trio.Nursery, name: str, value: float) -> None:
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(_refusal(name, value), match=name):
         await nursery.start(partial(trionet.websocket.serve, echo, 0, LOOPBACK, **{name: value}))
 
 

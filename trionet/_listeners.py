@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from . import _checks as checks
 from ._errors import BindError
 from ._server import SocketAddress
 
@@ -68,8 +69,7 @@ async def open_tcp_listeners(
         BindError: An address could not be bound; nothing stays open.
         ValueError: ``port`` is out of range.
     """
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be in 0..65535, not {port!r}")
+    checks.count("port", port, minimum=0, maximum=65535)
     wanted = format_address((host or "*", port))
     try:
         infos = await trio.socket.getaddrinfo(

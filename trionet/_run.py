@@ -29,6 +29,7 @@ from typing import TypeVar, TypeVarTuple
 
 import trio
 
+from . import _checks as checks
 from ._server import DEFAULT_SHUTDOWN_GRACE, ServerRegistry, current_registry
 
 __all__ = ["run"]
@@ -95,8 +96,7 @@ def run(
         Exception: What ``main`` raised (itself, not wrapped in an
             ``ExceptionGroup``).
     """
-    if not grace >= 0:  # NaN too
-        raise ValueError(f"grace must be >= 0, not {grace!r}")
+    checks.non_negative_seconds("grace", grace)
     watched = [signal.Signals(signum) for signum in signals]
     if not watched:
         raise ValueError("signals must name at least one signal")

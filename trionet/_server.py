@@ -58,6 +58,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import trio
 
+from . import _checks as checks
 from ._errors import ConnectionClosed
 
 __all__ = [
@@ -70,7 +71,6 @@ __all__ = [
     "ServerStatistics",
     "SocketAddress",
     "check_server_options",
-    "check_timeouts",
 ]
 
 # Node's net.Server has no cap at all; every production server has one. 10 000
@@ -575,8 +575,7 @@ class ServerCore(Generic[R, C]):
         return None
 
     async def shutdown(self, grace: float) -> None:
-        if not grace >= 0:  # NaN too
-            raise ValueError(f"grace must be >= 0, not {grace!r}")
+        checks.non_negative_seconds("grace", grace)
         if self.finished.is_set():
             await trio.lowlevel.checkpoint()
             return
@@ -653,25 +652,12 @@ def describe_callable(function: object) -> str:
     return f"{module}.{name}" if module else name
 
 
-def check_timeouts(**timeouts: float | None) -> None:
-    """Validate timeouts given as keyword arguments: each is ``None`` (no
-    limit, where allowed) or a number of seconds > 0.
-
-    Raises:
-        ValueError: A timeout is 0, negative or NaN.
-    """
-    for name, value in timeouts.items():
-        if value is not None and not value > 0:  # NaN too
-            raise ValueError(f"{name} must be > 0, not {value!r}")
-
-
 def check_server_options(*, max_connections: int, handler_errors: str) -> None:
-    """Validate the options every ``serve_*`` shares; call it before binding.
+    """Check the options every ``serve_*`` shares; call it before binding.
 
     Raises:
+        TypeError: ``max_connections`` is not an int.
         ValueError: An option is out of range.
     """
-    if max_connections < 1:
-        raise ValueError(f"max_connections must be >= 1, not {max_connections!r}")
-    if handler_errors not in ("log", "raise"):
-        raise ValueError(f'handler_errors must be "log" or "raise", not {handler_errors!r}')
+    checks.count("max_connections", max_connections)
+    checks.one_of("handler_errors", handler_errors, ("log", "raise"))

@@ -41,6 +41,7 @@ from typing import Self
 
 import trio
 
+from . import _checks as checks
 from ._errors import ConnectionReset, TLSError
 from ._events import Data, EndOfStream, StreamEvent, Timeout
 from ._listeners import format_address
@@ -401,8 +402,7 @@ class TCPConnection(trio.abc.AsyncResource):
         Raises:
             ValueError: ``seconds`` is negative.
         """
-        if seconds is not None and not seconds >= 0:  # NaN fails this too
-            raise ValueError(f"timeout must be >= 0 or None, not {seconds!r}")
+        checks.non_negative_seconds("timeout", seconds, none=True)
         self._timeout = seconds or None
         self._fast = self._fast_reads and self._timeout is None
         if self._timeout is not None:

@@ -16,6 +16,7 @@ from functools import partial
 
 import trio
 
+from . import _checks as checks
 from ._errors import ConnectTimeout, connect_error
 from ._listeners import format_address, open_tcp_listeners, open_unix_listener
 from ._server import (
@@ -25,7 +26,6 @@ from ._server import (
     ServerCore,
     SocketAddress,
     check_server_options,
-    check_timeouts,
 )
 from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
 from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
@@ -131,11 +131,12 @@ async def serve_tcp(
         BindError: The address is in use or cannot be bound (raised by
             ``nursery.start``); the message names the address.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
-    check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "tls" if ssl_context else "tcp"
     core = _stream_server_core(
@@ -189,11 +190,12 @@ async def serve_unix(
     Raises:
         BindError: The path is in use, is not a socket, or cannot be bound.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
-    check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listener = await open_unix_listener(path, backlog=backlog, mode=mode)
     core = _stream_server_core(
         f"unix server {os.fspath(path)}",
@@ -250,9 +252,9 @@ async def connect_tcp(
         trionet.TLSError: The TLS handshake failed (for example, the certificate was
             rejected).
         ValueError: ``port`` or a timeout is out of range.
+        TypeError: An argument is of the wrong kind.
     """
-    if not 0 < port <= 65535:
-        raise ValueError(f"port must be in 1..65535, not {port!r}")
+    checks.count("port", port, maximum=65535)
     return await _connect(
         partial(
             trio.open_tcp_stream,
@@ -279,7 +281,7 @@ async def _connect(
     close_timeout: float,
 ) -> TCPConnection:
     """Connect, then run the TLS handshake if asked, all within the timeout."""
-    check_timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
+    checks.timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
     if ssl_context is not None and ssl_context.check_hostname and not server_hostname:
         # ssl.SSLObject (unlike SSLSocket) would quietly skip the check.
         raise ValueError("server_hostname is required when the ssl_context checks hostnames")
@@ -331,6 +333,7 @@ async def connect_unix(
         trionet.TLSError: The TLS handshake failed.
         ValueError: A timeout is out of range, or ``ssl_context`` checks
             hostnames and no ``server_hostname`` was given.
+        TypeError: An argument is of the wrong kind.
     """
     path = os.fspath(path)
     return await _connect(

@@ -43,6 +43,7 @@ from typing import Self
 
 import trio
 
+from . import _checks as checks
 from ._errors import BindError, ConnectionClosed, connect_error
 from ._listeners import format_address
 from ._server import SocketAddress
@@ -502,15 +503,10 @@ async def _bind(
     send_buffer_size: int | None,
     max_datagram_size: int,
 ) -> UDPSocket:
-    _check_max_datagram_size(max_datagram_size)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be in 0..65535, not {port!r}")
-    for name, size in (
-        ("receive_buffer_size", receive_buffer_size),
-        ("send_buffer_size", send_buffer_size),
-    ):
-        if size is not None and size < 1:
-            raise ValueError(f"{name} must be >= 1, not {size!r}")
+    check_max_datagram_size(max_datagram_size)
+    checks.count("port", port, minimum=0, maximum=65535)
+    checks.count("receive_buffer_size", receive_buffer_size, none=True)
+    checks.count("send_buffer_size", send_buffer_size, none=True)
     wanted = format_address((host or "*", port))
     chosen = family if family is not None else _family_for(host)
     try:
@@ -555,9 +551,8 @@ async def _bind(
         raise
 
 
-def _check_max_datagram_size(max_datagram_size: int) -> None:
-    if not 1 <= max_datagram_size <= 65535:
-        raise ValueError(f"max_datagram_size must be in 1..65535, not {max_datagram_size!r}")
+def check_max_datagram_size(max_datagram_size: int) -> None:
+    checks.count("max_datagram_size", max_datagram_size, maximum=65535)
 
 
 @asynccontextmanager
@@ -602,6 +597,7 @@ async def open_udp_socket(
         BindError: The address is in use or cannot be bound; the message names
             it.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
     """
     udp = await _bind(
         host,
@@ -666,10 +662,10 @@ async def connect_udp(
         trionet.ConnectError: The name could not be resolved or the address used.
         BindError: The local address is in use or cannot be bound.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
     """
-    _check_max_datagram_size(max_datagram_size)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be in 0..65535, not {port!r}")
+    check_max_datagram_size(max_datagram_size)
+    checks.count("port", port, minimum=0, maximum=65535)
     what = format_address((host, port))
     try:
         infos = await trio.socket.getaddrinfo(host, port, type=stdlib_socket.SOCK_DGRAM)

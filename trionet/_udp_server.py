@@ -36,6 +36,7 @@ from typing import Any, Self, cast
 
 import trio
 
+from . import _checks as checks
 from ._listeners import format_address
 from ._server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -43,8 +44,6 @@ from ._server import (
     Server,
     ServerCore,
     SocketAddress,
-    check_server_options,
-    check_timeouts,
 )
 from ._udp import (
     DEFAULT_MAX_DATAGRAM_SIZE,
@@ -395,6 +394,7 @@ async def serve_udp(
     Raises:
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
     """
     check_udp_server_options(idle_timeout, max_peers, queue_size, max_queued_bytes, handler_errors)
     socket = await bind_udp(host, port, max_datagram_size=max_datagram_size)
@@ -421,15 +421,13 @@ def check_udp_server_options(
 
     Raises:
         ValueError: An option is out of range.
+        TypeError: An argument is of the wrong kind.
     """
-    if max_peers < 1:
-        raise ValueError(f"max_peers must be >= 1, not {max_peers!r}")
-    check_server_options(max_connections=max_peers, handler_errors=handler_errors)
-    check_timeouts(idle_timeout=idle_timeout)
-    if queue_size < 1:
-        raise ValueError(f"queue_size must be >= 1, not {queue_size!r}")
-    if max_queued_bytes < 1:
-        raise ValueError(f"max_queued_bytes must be >= 1, not {max_queued_bytes!r}")
+    checks.count("max_peers", max_peers)
+    checks.one_of("handler_errors", handler_errors, ("log", "raise"))
+    checks.seconds("idle_timeout", idle_timeout)
+    checks.count("queue_size", queue_size)
+    checks.count("max_queued_bytes", max_queued_bytes)
 
 
 async def serve_udp_socket(

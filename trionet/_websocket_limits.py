@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import trio
 
+from . import _checks as checks
+
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -17,7 +19,6 @@ __all__ = [
     "DEFAULT_PING_TIMEOUT",
     "ConnectionOptions",
     "QueueBudget",
-    "check_positive",
 ]
 
 # 1 MiB per message, as the issue asks and as Node's `ws` uses 100 MiB and
@@ -49,12 +50,6 @@ DEFAULT_PING_TIMEOUT = 20.0
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 
-def check_positive(name: str, value: float | None) -> None:
-    """Refuse a timeout or interval that is not > 0 (``None`` is "none")."""
-    if value is not None and not value > 0:  # NaN too
-        raise ValueError(f"{name} must be > 0 or None, not {value!r}")
-
-
 class QueueBudget:
     """Received message bytes queued for the applications of all the
     WebSockets of one server, against ``max_total_queued_bytes``. Readers
@@ -63,8 +58,7 @@ class QueueBudget:
     __slots__ = ("limit", "room", "used", "waits")
 
     def __init__(self, limit: int) -> None:
-        if not limit >= 1:  # NaN too
-            raise ValueError(f"max_total_queued_bytes must be >= 1, not {limit!r}")
+        checks.count("max_total_queued_bytes", limit)
         self.limit = limit
         self.used = 0
         self.waits = 0  # times a reader stopped reading because it was spent
@@ -95,12 +89,8 @@ class ConnectionOptions:
     budget: QueueBudget | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        size = self.max_message_size
-        if size is not None and not size >= 1:  # NaN too
-            raise ValueError(f"max_message_size must be >= 1 or None, not {size!r}")
-        if not self.max_queued_bytes >= 1:  # NaN too
-            raise ValueError(f"max_queued_bytes must be >= 1, not {self.max_queued_bytes!r}")
-        check_positive("ping_interval", self.ping_interval)
-        check_positive("ping_timeout", self.ping_timeout)
-        if not self.close_timeout >= 0:  # NaN too
-            raise ValueError(f"close_timeout must be >= 0, not {self.close_timeout!r}")
+        checks.count("max_message_size", self.max_message_size, none=True)
+        checks.count("max_queued_bytes", self.max_queued_bytes)
+        checks.seconds("ping_interval", self.ping_interval, none=True)
+        checks.seconds("ping_timeout", self.ping_timeout, none=True)
+        checks.non_negative_seconds("close_timeout", self.close_timeout)

@@ -41,6 +41,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import h11
 import trio
 
+from .. import _checks as checks
 from .._version import __version__
 from ._client_connection import (
     ClientConnection,
@@ -69,8 +70,6 @@ from ._client_limits import (
     DEFAULT_TIMEOUTS,
     Timeouts,
     TimeoutsInput,
-    check_count,
-    check_seconds,
 )
 from ._client_response import ClientResponse
 from ._headers import Headers, HeadersInput
@@ -301,17 +300,14 @@ class Client(trio.abc.AsyncResource):
         trust_env: bool = True,
         trace: Trace | None = None,
     ) -> None:
-        check_count("max_connections", max_connections)
-        check_count("max_connections_per_host", max_connections_per_host, allow_none=True)
-        check_count("max_keepalive_per_host", max_keepalive_per_host)
-        check_count("max_response_size", max_response_size)
-        check_count("max_header_size", max_header_size)
-        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int):
-            raise TypeError(f"max_redirects must be an int, not {max_redirects!r}")
-        if max_redirects < 0:
-            raise ValueError(f"max_redirects must be >= 0, not {max_redirects!r}")
-        check_seconds("keepalive_expiry", keepalive_expiry)
-        check_seconds("continue_timeout", continue_timeout)
+        checks.count("max_connections", max_connections)
+        checks.count("max_connections_per_host", max_connections_per_host, none=True)
+        checks.count("max_keepalive_per_host", max_keepalive_per_host)
+        checks.count("max_response_size", max_response_size)
+        checks.count("max_header_size", max_header_size)
+        checks.count("max_redirects", max_redirects, minimum=0)
+        checks.seconds("keepalive_expiry", keepalive_expiry)
+        checks.seconds("continue_timeout", continue_timeout)
         if base_url is not None:
             _parse_url(base_url)
         self._base_url = base_url

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from .. import _checks as checks
 
 __all__ = [
     "DEFAULT_CONTINUE_TIMEOUT",
@@ -16,8 +17,6 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "Timeouts",
     "TimeoutsInput",
-    "check_count",
-    "check_seconds",
 ]
 
 # Connections open at once, over all hosts: httpx's and aiohttp's default.
@@ -56,25 +55,6 @@ DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 DEFAULT_CONTINUE_TIMEOUT = 1.0
 
 
-def check_seconds(name: str, value: float | None, *, allow_none: bool = False) -> float | None:
-    """Check a duration: a number of seconds > 0 (or ``None``, where
-    ``allow_none``); return it as a float.
-
-    Raises:
-        ValueError: It is 0, negative or NaN.
-        TypeError: It is not a number.
-    """
-    if value is None and allow_none:
-        return None
-    what = "a number of seconds or None" if allow_none else "a number of seconds"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} is {what}, not {value!r}")
-    bound = "> 0 seconds or None" if allow_none else "> 0 seconds"
-    if math.isnan(value) or value <= 0:
-        raise ValueError(f"{name} must be {bound}, not {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """The four timeouts of an HTTP exchange, in seconds; ``None`` waits
@@ -104,7 +84,7 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for name in ("connect", "read", "write", "pool"):
-            seconds = check_seconds(f"the {name} timeout", getattr(self, name), allow_none=True)
+            seconds = checks.seconds(f"the {name} timeout", getattr(self, name), none=True)
             object.__setattr__(self, name, seconds)
 
     @classmethod
@@ -129,18 +109,3 @@ class Timeouts:
 TimeoutsInput = Timeouts | float | None
 
 DEFAULT_TIMEOUTS = Timeouts()
-
-
-def check_count(name: str, value: int | None, *, allow_none: bool = False) -> None:
-    """Check a count limit.
-
-    Raises:
-        ValueError: It is below 1 (or ``None`` where that is not allowed).
-        TypeError: It is not an integer.
-    """
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, not {value!r}")

@@ -172,6 +172,7 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     Raises:
         ValueError: A limit is out of range.
+        TypeError: A limit is of the wrong kind.
     """
 
     # Slots, not a __dict__: a server holds one of these per idle connection.
@@ -765,8 +766,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         if self._stash:
             trailing = self._stash + trailing
             self._stash = None
-        # No request is read here again (_closing): the parser's state is
-        # memory an idle WebSocket would hold for nothing.
+        # No request is read here again: an idle WebSocket need not hold h11.
         del self._h11
         await self._send_all(response)
         return self._transport, trailing

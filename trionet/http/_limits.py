@@ -3,7 +3,7 @@ their checks (run by :func:`~trionet.http.serve` before binding)."""
 
 from __future__ import annotations
 
-from .._server import check_timeouts
+from .. import _checks as checks
 from ._headers import Headers
 
 __all__ = [
@@ -80,20 +80,11 @@ def check_http_limits(
     Raises:
         ValueError: A limit is out of range.
     """
-    for name, size in (
-        ("max_header_size", max_header_size),
-        ("max_header_count", max_header_count),
-        ("max_target_length", max_target_length),
-        ("max_body_size", max_body_size),
-    ):
-        if size < 1:
-            raise ValueError(f"{name} must be >= 1, not {size!r}")
-    check_timeouts(
-        request_head_timeout=request_head_timeout,
-        keepalive_timeout=keepalive_timeout,
-        body_timeout=body_timeout,
-    )
-    if max_requests_per_connection is not None and max_requests_per_connection < 1:
-        raise ValueError(
-            f"max_requests_per_connection must be >= 1 or None, not {max_requests_per_connection!r}"
-        )
+    checks.count("max_header_size", max_header_size)
+    checks.count("max_header_count", max_header_count)
+    checks.count("max_target_length", max_target_length)
+    checks.count("max_body_size", max_body_size)
+    checks.seconds("request_head_timeout", request_head_timeout)
+    checks.seconds("keepalive_timeout", keepalive_timeout)
+    checks.seconds("body_timeout", body_timeout)
+    checks.count("max_requests_per_connection", max_requests_per_connection, none=True)

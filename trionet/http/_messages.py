@@ -379,6 +379,7 @@ class Request:
                 (403).
             ValueError: ``subprotocol`` was not offered, or a limit is out of
                 range.
+            TypeError: A limit is of the wrong kind.
             RuntimeError: The request is not a WebSocket upgrade, was already
                 answered, or its connection is not served by
                 :func:`~trionet.http.serve`.

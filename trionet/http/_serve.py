@@ -20,6 +20,7 @@ from functools import partial
 
 import trio
 
+from .. import _checks as checks
 from .._errors import ConnectionClosed
 from .._listeners import format_address, open_tcp_listeners
 from .._server import (
@@ -28,7 +29,6 @@ from .._server import (
     Server,
     ServerCore,
     check_server_options,
-    check_timeouts,
     describe_callable,
 )
 from .._stream import DEFAULT_CLOSE_TIMEOUT
@@ -221,6 +221,7 @@ async def serve(
     Raises:
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
@@ -251,7 +252,7 @@ async def serve(
         body_timeout=body_timeout,
         max_requests_per_connection=max_requests_per_connection,
     )
-    check_timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "https" if ssl_context else "http"
     core = ServerCore(

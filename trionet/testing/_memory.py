@@ -12,6 +12,8 @@ import operator
 
 import trio
 
+from .. import _checks as checks
+
 __all__ = ["DEFAULT_MEMORY_BUFFER", "MemoryStream", "memory_stream_pair"]
 
 # A typical default socket buffer size on Linux (net.ipv4.tcp_wmem's default
@@ -159,8 +161,6 @@ def memory_stream_pair(
         ValueError: ``buffer_size`` is less than 1.
         TypeError: ``buffer_size`` is not an integer.
     """
-    buffer_size = operator.index(buffer_size)
-    if buffer_size < 1:
-        raise ValueError(f"buffer_size must be >= 1, not {buffer_size!r}")
+    checks.count("buffer_size", buffer_size)
     there, back = _Pipe(buffer_size), _Pipe(buffer_size)
     return MemoryStream(there, back), MemoryStream(back, there)

@@ -43,10 +43,11 @@ from typing import Any, NoReturn
 
 import trio
 
+from .. import _checks as checks
 from .._errors import BindError, connect_error
 from .._listeners import format_address
 from .._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors
-from .._udp import DEFAULT_MAX_DATAGRAM_SIZE, UDPSocket, _check_max_datagram_size
+from .._udp import DEFAULT_MAX_DATAGRAM_SIZE, UDPSocket, check_max_datagram_size
 from .._udp_server import (
     DEFAULT_UDP_IDLE_TIMEOUT,
     DEFAULT_UDP_MAX_QUEUED_BYTES,
@@ -110,16 +111,12 @@ class VirtualNetworkStatistics:
     delivered: int
 
 
-def _probability(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in 0..1, not {value!r}")
-    return float(value)
-
-
 def _delay(name: str, value: float) -> float:
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
-    return float(value)
+    seconds = checks.non_negative_seconds(name, value)
+    assert seconds is not None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{name} must be finite >= 0 seconds, not {value!r}")
+    return seconds
 
 
 class VirtualUDPNetwork:
@@ -149,6 +146,7 @@ class VirtualUDPNetwork:
     Raises:
         ValueError: A probability is outside 0..1, or a delay or size is
             negative.
+        TypeError: An argument is of the wrong kind.
     """
 
     def __init__(
@@ -162,8 +160,7 @@ class VirtualUDPNetwork:
         reorder_delay: float = DEFAULT_VIRTUAL_REORDER_DELAY,
         receive_buffer_size: int = DEFAULT_VIRTUAL_RECEIVE_BUFFER,
     ) -> None:
-        if receive_buffer_size < 1:
-            raise ValueError(f"receive_buffer_size must be >= 1, not {receive_buffer_size!r}")
+        checks.count("receive_buffer_size", receive_buffer_size)
         self.loss = loss
         self.duplication = duplication
         self.reordering = reordering
@@ -194,7 +191,7 @@ class VirtualUDPNetwork:
 
     @loss.setter
     def loss(self, value: float) -> None:
-        self._loss = _probability("loss", value)
+        self._loss = checks.fraction("loss", value)
 
     @property
     def duplication(self) -> float:
@@ -203,7 +200,7 @@ class VirtualUDPNetwork:
 
     @duplication.setter
     def duplication(self, value: float) -> None:
-        self._duplication = _probability("duplication", value)
+        self._duplication = checks.fraction("duplication", value)
 
     @property
     def reordering(self) -> float:
@@ -212,7 +209,7 @@ class VirtualUDPNetwork:
 
     @reordering.setter
     def reordering(self, value: float) -> None:
-        self._reordering = _probability("reordering", value)
+        self._reordering = checks.fraction("reordering", value)
 
     @property
     def latency(self) -> float:
@@ -275,8 +272,9 @@ class VirtualUDPNetwork:
             BindError: The address is taken on this network, or is not an IP
                 address.
             ValueError: An argument is out of range.
+            TypeError: An argument is of the wrong kind.
         """
-        _check_max_datagram_size(max_datagram_size)
+        check_max_datagram_size(max_datagram_size)
         sock = await self._bind(host, port)
         async with UDPSocket(sock, max_datagram_size=max_datagram_size) as udp:
             yield udp
@@ -308,8 +306,9 @@ class VirtualUDPNetwork:
             trionet.ConnectError: ``host`` is not an IP address.
             BindError: The local address is taken.
             ValueError: An argument is out of range.
+            TypeError: An argument is of the wrong kind.
         """
-        _check_max_datagram_size(max_datagram_size)
+        check_max_datagram_size(max_datagram_size)
         what = format_address((host, port))
         try:
             peer = _resolve(host, port)
@@ -359,11 +358,12 @@ class VirtualUDPNetwork:
         Raises:
             BindError: The address is taken on this network.
             ValueError: An argument is out of range.
+            TypeError: An argument is of the wrong kind.
         """
         check_udp_server_options(
             idle_timeout, max_peers, queue_size, max_queued_bytes, handler_errors
         )
-        _check_max_datagram_size(max_datagram_size)
+        check_max_datagram_size(max_datagram_size)
         sock = UDPSocket(await self._bind(host, port), max_datagram_size=max_datagram_size)
         await serve_udp_socket(
             sock,
@@ -379,8 +379,7 @@ class VirtualUDPNetwork:
     # -- the simulation ------------------------------------------------------
 
     async def _bind(self, host: str | None, port: int) -> _VirtualSocket:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port must be in 0..65535, not {port!r}")
+        checks.count("port", port, minimum=0, maximum=65535)
         await trio.lowlevel.checkpoint()
         try:
             address, port = _resolve(host or "127.0.0.1", port)

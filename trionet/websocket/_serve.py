@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from .. import _checks as checks
 from .._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors, Server
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT
@@ -21,7 +22,6 @@ from .._websocket_limits import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     ConnectionOptions,
-    check_positive,
 )
 from ..http import _serve as http_serve
 from ..http._headers import HeadersInput
@@ -158,6 +158,7 @@ async def serve(
     Raises:
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
+        TypeError: An argument is of the wrong kind.
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
@@ -169,7 +170,7 @@ async def serve(
         close_timeout=close_timeout,
         control_events=control_events,
     )
-    check_positive("handshake_timeout", handshake_timeout)
+    checks.seconds("handshake_timeout", handshake_timeout)
     upgrade = _upgrade_handler(
         handler,
         subprotocols=subprotocols,
@@ -253,6 +254,7 @@ async def connect(
     Raises:
         ValueError: The URL is not ws:// or wss://, a limit is out of
             range, or a header field (or ``origin``) is not a valid field.
+        TypeError: An argument is of the wrong kind.
         HandshakeError: The server refused the upgrade (``status``,
             ``headers`` and ``body`` tell how) or answered it wrongly.
         trionet.ConnectError: The connection was refused or the name did not resolve.
@@ -267,7 +269,7 @@ async def connect(
         close_timeout=close_timeout,
         control_events=control_events,
     )
-    check_positive("handshake_timeout", handshake_timeout)
+    checks.seconds("handshake_timeout", handshake_timeout)
     ws = await open_client(
         url,
         subprotocols=subprotocols,
