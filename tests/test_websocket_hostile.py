@@ -253,6 +253,9 @@ async def test_unanswered_keepalive_pings_end_the_connection_with_1011(
         events = await peer.rest(VIRTUAL_GUARD)  # never answered; until the socket closes
     assert peer.eof
     assert any(isinstance(event, Ping) for event in events)
+    # The server said why before it dropped the connection.
+    [close] = [event for event in events if isinstance(event, CloseConnection)]
+    assert (close.code, close.reason) == (1011, "keepalive ping timeout")
     await record.wait(VIRTUAL_GUARD)
     assert isinstance(record.error, ConnectionClosed)
     assert record.error.code == 1011
@@ -283,6 +286,8 @@ async def test_client_keepalive_against_a_server_that_never_answers(
             await client()
     assert info.value.code == 1011
     assert any(isinstance(event, Ping) for event in seen)
+    [close] = [event for event in seen if isinstance(event, CloseConnection)]
+    assert close.code == 1011  # the client said why
     assert seen[-1] == "eof"  # the client closed its socket
 
 

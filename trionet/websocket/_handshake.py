@@ -38,7 +38,8 @@ from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers, HeadersInput
 from ..http._messages import ProtocolError
-from ._connection import WebSocketConnection, bounded_deflate, head_fields
+from ._connection import WebSocketConnection, head_fields
+from ._deflate import bounded_deflate
 from ._events import HandshakeError
 
 if TYPE_CHECKING:
