@@ -20,7 +20,7 @@ PROTOCOL_LIBRARIES = {"h11", "wsproto"}
 
 # Modules still over MAX_LINES, with their line count when listed.
 TOO_LONG = {
-    "trionet.websocket._connection": 1192,
+    "trionet.websocket._connection": 1111,
     "trionet.http._client": 953,
     "trionet.http._connection": 888,
     "trionet._udp": 699,

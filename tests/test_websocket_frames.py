@@ -12,7 +12,7 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
-from trionet.websocket._connection import _plain_frame, _whole_masked_frame
+from trionet.websocket._frames import plain_frame, whole_masked_frame
 
 
 def masked_frame(first: int, payload: bytes, mask: bytes, *, long_form: bool = False) -> bytes:
@@ -44,7 +44,7 @@ def test_the_fast_parser_agrees_with_wsproto(
     first: int, payload: bytes, mask: bytes, long_form: bool, extra: bytes
 ) -> None:
     data = masked_frame(first, payload, mask, long_form=long_form) + extra
-    fast = _whole_masked_frame(data)
+    fast = whole_masked_frame(data)
     if fast is None:
         return  # left to wsproto
     # Taken only for one whole frame that wsproto reads as one whole message.
@@ -59,21 +59,21 @@ def test_the_fast_parser_agrees_with_wsproto(
 
 def test_the_fast_parser_takes_the_common_frames() -> None:
     mask = b"\x01\x02\x03\x04"
-    text = _whole_masked_frame(masked_frame(0x81, "héllo".encode(), mask))
+    text = whole_masked_frame(masked_frame(0x81, "héllo".encode(), mask))
     assert isinstance(text, TextMessage)
     assert text.data == "héllo"
-    binary = _whole_masked_frame(masked_frame(0x82, bytes(range(200)), mask))
+    binary = whole_masked_frame(masked_frame(0x82, bytes(range(200)), mask))
     assert isinstance(binary, BytesMessage)
     assert binary.data == bytes(range(200))
     # Not for it: unmasked, invalid UTF-8, fragments, two frames at once.
-    assert _whole_masked_frame(b"\x81\x02hi") is None
-    assert _whole_masked_frame(masked_frame(0x81, b"\xff", mask)) is None
-    assert _whole_masked_frame(masked_frame(0x01, b"hi", mask)) is None
-    assert _whole_masked_frame(masked_frame(0x81, b"a", mask) * 2) is None
+    assert whole_masked_frame(b"\x81\x02hi") is None
+    assert whole_masked_frame(masked_frame(0x81, b"\xff", mask)) is None
+    assert whole_masked_frame(masked_frame(0x01, b"hi", mask)) is None
+    assert whole_masked_frame(masked_frame(0x81, b"a", mask) * 2) is None
 
 
 @given(data=st.binary(max_size=70000) | st.text(max_size=300))
 def test_the_fast_builder_agrees_with_wsproto(data: bytes | str) -> None:
     event = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
     expected = FrameProtocol(client=False, extensions=[]).send_data(data, True)
-    assert _plain_frame(event) == bytes(expected)
+    assert plain_frame(event) == bytes(expected)

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from collections import deque
 from collections.abc import AsyncIterable, Iterable
 from typing import Any, Self
@@ -77,6 +76,7 @@ from .._tls import TLSInfo
 from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers
+from . import _frames as frames
 from . import _keepalive as keepalive
 from ._events import (
     CLEAN_CLOSE_CODES,
@@ -94,7 +94,6 @@ __all__ = [
     "MessageFragments",
     "WebSocketConnection",
     "WebSocketEvents",
-    "head_fields",
 ]
 
 _OPEN = ConnectionState.OPEN
@@ -102,26 +101,10 @@ _OPEN = ConnectionState.OPEN
 # The reason reported (with 1006) when our close frame got no answer.
 _UNANSWERED_CLOSE = "the peer did not answer the close frame within close_timeout"
 
-# RFC 6455 section 7.4.1 and the IANA registry: the codes an endpoint may put
-# in a close frame (1004, 1005, 1006 and 1015 are reserved or report-only).
-_SENDABLE_CODES = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
-)
-
-
-_HEADER_16 = struct.Struct("!BBH")
-_HEADER_64 = struct.Struct("!BBQ")
 
 # Queue items: wsproto's message events (data, message_finished) and our
 # Ping/Pong events; the end of the stream is a flag, not an item.
 _Item = _WsText | BytesMessage | Ping | Pong
-
-
-def head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
-    """The header fields of a response head (a 101), as bytes."""
-    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-    fields = (line.partition(b":") for line in lines)
-    return [(name.strip(), value.strip()) for name, _, value in fields]
 
 
 def _data_size(data: str | bytes | bytearray) -> int:
@@ -290,7 +273,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         """The 101 response's header fields."""
         headers = self._response_headers
         if headers is None:
-            headers = self._response_headers = Headers._from_raw(head_fields(self._response_head))
+            headers = self._response_headers = Headers._from_raw(
+                frames.head_fields(self._response_head)
+            )
             self._response_head = b""
         return headers
 
@@ -539,7 +524,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                         self._broken("the peer closed the connection without a close frame")
                         break
                     if self._plain_frames and self._parser_idle():
-                        whole = _whole_masked_frame(data)
+                        whole = frames.whole_masked_frame(data)
                         if whole is not None:
                             if await self._admit(whole):
                                 self._wake_receiver()
@@ -827,7 +812,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         try:
             if not isinstance(frame, bytes):
                 self._check_open()
-                frame = _plain_frame(frame) if plain else self._proto.send(frame)
+                frame = frames.plain_frame(frame) if plain else self._proto.send(frame)
             await self._transport.send_all(frame)
         except ConnectionReset as exc:
             self._broken(exc.reason)
@@ -933,7 +918,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ValueError: The code may not be sent (1005, 1006, 1015, unassigned
                 ones) or the reason is too long.
         """
-        _check_close(code, reason)
+        frames.check_close(code, reason)
         # Whoever calls aclose reads no more: nothing more is kept, so that a
         # full queue cannot keep the reader from the peer's close frame.
         self._discard()
@@ -970,7 +955,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         Raises:
             ValueError: The code may not be sent, or the reason is too long.
         """
-        _check_close(code, reason)
+        frames.check_close(code, reason)
         await self._send_close_frame(code, reason)
 
     async def _send_close_frame(self, code: int, reason: str) -> bool | None:
@@ -1087,50 +1072,6 @@ class MessageFragments:
         return item.data if isinstance(item.data, str) else bytes(item.data)
 
 
-def _whole_masked_frame(data: bytes) -> _WsText | BytesMessage | None:
-    """The message, if ``data`` is exactly one whole client frame of the
-    common kind: FIN, no RSV bits, text or binary, masked, a payload under
-    64 KiB in its shortest length encoding, and (for text) valid UTF-8.
-    Anything else returns ``None`` and goes to wsproto, which parses it and
-    reports every error; this only spares wsproto the commonest frame, with
-    the same result."""
-    total = len(data)
-    if total < 6:
-        return None
-    first = data[0]
-    if first != 0x81 and first != 0x82:
-        return None
-    size = data[1] ^ 0x80  # the mask bit must be set: then size < 128
-    if size < 126:
-        start = 6
-    elif size == 126 and total >= 8:
-        size = (data[2] << 8) | data[3]
-        start = 8
-        if size < 126:
-            return None  # not the shortest encoding: wsproto refuses it
-    else:
-        return None
-    if start + size != total:
-        return None
-    mask = data[start - 4 : start]
-    masked = int.from_bytes(data[start:], "little")
-    key = int.from_bytes((mask * ((size >> 2) + 1))[:size], "little")
-    payload = (masked ^ key).to_bytes(size, "little")
-    if first == 0x82:
-        return BytesMessage(payload)
-    try:
-        return _WsText(payload.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None
-
-
-def _check_close(code: int, reason: str) -> None:
-    if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
-        raise ValueError(f"close code {code} may not be sent (RFC 6455 section 7.4)")
-    if len(reason.encode("utf-8")) > 123:
-        raise ValueError("a close reason is at most 123 bytes of UTF-8")
-
-
 async def _acquire(lock: trio.Lock) -> None:
     """Take ``lock``, with no schedule point when it is free: the caller's
     write is the schedule point (trio.Lock.acquire always has one, a task
@@ -1139,22 +1080,6 @@ async def _acquire(lock: trio.Lock) -> None:
         lock.acquire_nowait()
     except trio.WouldBlock:
         await lock.acquire()
-
-
-def _plain_frame(event: _WsText | BytesMessage) -> bytes:
-    """One whole unmasked, uncompressed frame (RFC 6455 section 5.2)."""
-    if isinstance(event, _WsText):
-        opcode = 0x81  # FIN, text
-        payload = event.data.encode("utf-8")
-    else:
-        opcode = 0x82  # FIN, binary
-        payload = bytes(event.data)
-    length = len(payload)
-    if length < 126:
-        return bytes((opcode, length)) + payload
-    if length < 65536:
-        return _HEADER_16.pack(opcode, 126, length) + payload
-    return _HEADER_64.pack(opcode, 127, length) + payload
 
 
 class _FragmentSender:
@@ -1177,16 +1102,10 @@ class _FragmentSender:
             raise TypeError("the fragments of one message are all str or all bytes")
         if self._previous is not None:
             self.started = True
-            await self._ws._write(_fragment(self._previous, False))
+            await self._ws._write(frames.fragment(self._previous, False))
         self._previous = piece if isinstance(piece, str) else bytes(piece)
 
     async def finish(self) -> None:
         last = self._previous if self._previous is not None else b""
         self.started = True
-        await self._ws._write(_fragment(last, True))
-
-
-def _fragment(piece: str | bytes, last: bool) -> _WsText | BytesMessage:
-    if isinstance(piece, str):
-        return _WsText(piece, message_finished=last)
-    return BytesMessage(piece, message_finished=last)
+        await self._ws._write(frames.fragment(last, True))

@@ -38,9 +38,10 @@ from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers, HeadersInput
 from ..http._messages import ProtocolError
-from ._connection import WebSocketConnection, head_fields
+from ._connection import WebSocketConnection
 from ._deflate import bounded_deflate
 from ._events import HandshakeError
+from ._frames import head_fields
 
 if TYPE_CHECKING:
     from ..http._connection import HTTPConnection
