@@ -63,10 +63,10 @@ from ._messages import RequestBody as RequestBody
 from ._messages import RequestTimeout as RequestTimeout
 from ._messages import Response as Response
 from ._messages import ResponseStream as ResponseStream
-from ._messages import reason_phrase as reason_phrase
 from ._pool import ClientStatistics as ClientStatistics
 from ._serve import Handler as Handler
 from ._serve import serve as serve
+from ._wire import reason_phrase as reason_phrase
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",

@@ -90,9 +90,8 @@ from ._messages import (
     Request,
     RequestTimeout,
     Response,
-    reason_phrase,
 )
-from ._wire import http_date, status_line
+from ._wire import http_date, reason_phrase, status_line
 
 if TYPE_CHECKING:
     from ..websocket._connection import WebSocketConnection

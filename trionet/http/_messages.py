@@ -9,9 +9,8 @@ the socket in step.
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import AsyncIterable, Iterable, Sequence
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import parse_qs, unquote
 
 import trio
@@ -28,10 +27,10 @@ from .._websocket_limits import (
     ConnectionOptions,
 )
 from ._headers import Headers, HeadersInput
+from ._wire import reason_phrase as reason_phrase
 
 if TYPE_CHECKING:
     from ..websocket._connection import WebSocketConnection
-    from ._connection import HTTPConnection
 
 __all__ = [
     "Body",
@@ -86,20 +85,41 @@ class RequestTimeout(ProtocolError):
         super().__init__(reason, 408)
 
 
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase of a status code (``"Not Found"``), or ``""``.
+class Exchange(Protocol):
+    """What requests, their bodies and their responses need of the
+    connection they came on (:class:`~trionet.http.HTTPConnection` is the
+    one): a protocol, so that messages do not depend on the connection that
+    drives them."""
 
-    Args:
-        status: The status code.
+    tls: TLSInfo | None
 
-    Returns:
-        The phrase from the IANA registry, as Python's ``http.HTTPStatus``
-        knows it.
-    """
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    @property
+    def remote_address(self) -> SocketAddress: ...
+
+    async def _read_body(self, request: Request) -> bytes | None: ...
+
+    def _responded(self, request: Request) -> bool: ...
+
+    async def _respond(self, request: Request, response: Response) -> None: ...
+
+    async def _start_response(
+        self, request: Request, status: int, headers: Headers, length: int | None
+    ) -> None: ...
+
+    async def _send_body(self, request: Request, data: bytes) -> None: ...
+
+    async def _finish_response(self, request: Request, trailers: Headers) -> None: ...
+
+
+class _Upgrades:
+    """Protocols a request can be upgraded to, registered by their packages
+    when imported (``trionet.websocket`` registers its server handshake), so
+    that HTTP does not import them."""
+
+    websocket: Callable[..., Awaitable[WebSocketConnection]] | None = None
+
+
+UPGRADES = _Upgrades()
 
 
 class RequestBody:
@@ -114,7 +134,7 @@ class RequestBody:
 
     __slots__ = ("_conn", "_request")
 
-    def __init__(self, conn: HTTPConnection, request: Request) -> None:
+    def __init__(self, conn: Exchange, request: Request) -> None:
         self._conn = conn
         self._request = request
 
@@ -153,7 +173,7 @@ class Request:
 
     def __init__(
         self,
-        conn: HTTPConnection,
+        conn: Exchange,
         method: str,
         target: str,
         raw_headers: list[tuple[bytes, bytes]],
@@ -384,8 +404,9 @@ class Request:
                 answered, or its connection is not served by
                 :func:`~trionet.http.serve`.
         """
-        from ..websocket._handshake import accept
-
+        accept = UPGRADES.websocket
+        if accept is None:  # pragma: no cover - importing trionet imports trionet.websocket
+            raise RuntimeError("trionet.websocket is not imported")
         options = ConnectionOptions(
             max_message_size=max_message_size,
             max_queued_bytes=max_queued_bytes,
@@ -431,7 +452,7 @@ class ResponseStream(trio.abc.AsyncResource):
 
     __slots__ = ("_conn", "_request")
 
-    def __init__(self, conn: HTTPConnection, request: Request) -> None:
+    def __init__(self, conn: Exchange, request: Request) -> None:
         self._conn = conn
         self._request = request
 

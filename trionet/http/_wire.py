@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from http import HTTPStatus
 
-from ._messages import reason_phrase
+__all__ = ["http_date", "reason_phrase", "status_line"]
 
-__all__ = ["http_date", "status_line"]
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of a status code (``"Not Found"``), or ``""``.
+
+    Args:
+        status: The status code.
+
+    Returns:
+        The phrase from the IANA registry, as Python's ``http.HTTPStatus``
+        knows it.
+    """
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
 
 _date_second = 0
 _date_value = b""

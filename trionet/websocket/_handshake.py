@@ -36,15 +36,15 @@ from .._tcp import connect_tcp
 from .._tls import tls_info
 from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
+from ..http._connection import HTTPConnection
 from ..http._headers import Headers, HeadersInput
-from ..http._messages import ProtocolError
+from ..http._messages import UPGRADES, ProtocolError
 from ._connection import WebSocketConnection
 from ._deflate import bounded_deflate
 from ._events import HandshakeError
 from ._frames import head_fields
 
 if TYPE_CHECKING:
-    from ..http._connection import HTTPConnection
     from ..http._messages import Request as HTTPRequest
 
 __all__ = ["accept", "open_client", "origin_allowed", "parse_url"]
@@ -91,7 +91,9 @@ async def accept(
     options: ConnectionOptions,
 ) -> WebSocketConnection:
     """Complete the server side of the handshake for ``request``."""
-    conn: HTTPConnection = request._conn
+    conn = request._conn
+    if not isinstance(conn, HTTPConnection):
+        raise RuntimeError(f"{request!r} did not come on an HTTP/1.1 connection: no upgrade")
     if options.budget is None and conn._ws_budget is not None:
         # The server's budget for the messages all its WebSockets queue.
         options = replace(options, budget=conn._ws_budget)
@@ -161,6 +163,10 @@ async def accept(
     conn._upgraded = ws
     ws._start(conn._nursery)
     return ws
+
+
+# Request.accept_websocket (trionet.http) runs this: HTTP does not import WebSocket.
+UPGRADES.websocket = accept
 
 
 def parse_url(url: str) -> tuple[bool, str, int, str, str]:
