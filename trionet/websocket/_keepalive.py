@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import weakref
 from typing import Protocol
@@ -30,6 +31,8 @@ from typing import Protocol
 import trio
 
 __all__ = ["Pinged", "schedule"]
+
+logger = logging.getLogger("trionet.websocket")
 
 
 class Pinged(Protocol):
@@ -70,7 +73,11 @@ class _Timer:
                 ws = ref()
                 if ws is not None and ws._keepalive_due == due:
                     ws._keepalive_due = None
-                    ws._keepalive_fire()
+                    try:
+                        ws._keepalive_fire()
+                    except Exception:  # pragma: no cover - a bug; it must not end the run
+                        # A system task that raises ends the whole trio run.
+                        logger.exception("the WebSocket keepalive timer failed for %r", ws)
 
 
 _TIMER: trio.lowlevel.RunVar[_Timer] = trio.lowlevel.RunVar("trionet_websocket_keepalive")
