@@ -6,16 +6,16 @@ handshake, supervision and shutdown code runs; only the kernel is replaced by
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
+from types import ModuleType
 from typing import Any
 
 import trio
 
 import trionet
-from trionet._tcp import _stream_server_core
+from trionet import _tcp as tcp_module
 from trionet.testing import DEFAULT_MEMORY_BUFFER, memory_stream_pair
 
 # The address a memory server reports, so that ``server.port`` reads as usual.
@@ -56,31 +56,38 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
         return trionet.TCPConnection(self.connect_stream())
 
 
+@contextmanager
+def listening_on(module: ModuleType, listener: MemoryListener) -> Iterator[None]:
+    """Within the block, the next call of ``module.open_tcp_listeners`` (the
+    one step of ``serve_tcp`` or ``http.serve`` that binds sockets) returns
+    ``listener`` instead, once: everything after it is the server's own."""
+    original = module.open_tcp_listeners
+
+    async def once(
+        port: int, host: str | None = None, *, backlog: int | None = None
+    ) -> tuple[list[MemoryListener], list[tuple[str, int]]]:
+        module.open_tcp_listeners = original
+        await trio.lowlevel.checkpoint()
+        return [listener], [MEMORY_ADDRESS]
+
+    module.open_tcp_listeners = once
+    try:
+        yield
+    finally:
+        module.open_tcp_listeners = original
+
+
 async def serve_in_memory(
     handler: trionet.TCPHandler,
     listener: MemoryListener,
     *,
-    ssl_context: ssl.SSLContext | None = None,
-    tls_handshake_timeout: float = trionet.DEFAULT_TLS_HANDSHAKE_TIMEOUT,
-    max_connections: int = trionet.DEFAULT_MAX_CONNECTIONS,
-    handler_errors: Any = "log",
-    close_timeout: float = trionet.DEFAULT_CLOSE_TIMEOUT,
     task_status: trio.TaskStatus[trionet.Server] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
 ) -> None:
-    """:func:`trionet.serve_tcp` on ``listener``: the same server core, the
-    same options, started the same way (``await nursery.start(...)``)."""
-    core = _stream_server_core(
-        "memory server",
-        [listener],  # type: ignore[list-item]
-        [MEMORY_ADDRESS],
-        handler,
-        ssl_context=ssl_context,
-        tls_handshake_timeout=tls_handshake_timeout,
-        max_connections=max_connections,
-        handler_errors=handler_errors,
-        close_timeout=close_timeout,
-    )
-    await core.run(task_status)
+    """:func:`trionet.serve_tcp` itself, with ``options``, on ``listener``
+    instead of a socket; started the same way (``await nursery.start(...)``)."""
+    with listening_on(tcp_module, listener):
+        await trionet.serve_tcp(handler, 0, task_status=task_status, **options)
 
 
 @asynccontextmanager

@@ -50,13 +50,10 @@ from wsproto.extensions import PerMessageDeflate
 import trionet
 import trionet.http
 import trionet.websocket
-from tests._memory_server import MEMORY_ADDRESS, MemoryListener
-from trionet import _websocket_limits as limits
-from trionet._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors, ServerCore, describe_callable
+from tests._memory_server import MEMORY_ADDRESS, MemoryListener, listening_on
+from trionet._server import HandlerErrors
 from trionet.http import _serve as http_serve
-from trionet.http._connection import HTTPConnection
 from trionet.websocket import _handshake
-from trionet.websocket._serve import _upgrade_handler
 
 LOOPBACK = "127.0.0.1"
 
@@ -117,62 +114,17 @@ async def serve_ws_in_memory(
     handler: trionet.websocket.WebSocketHandler,
     listener: MemoryListener,
     *,
-    subprotocols: Sequence[str] = (),
-    origins: Sequence[str | None] | None = None,
-    compression: bool = True,
-    max_message_size: int | None = limits.DEFAULT_MAX_MESSAGE_SIZE,
-    max_queued_bytes: int = limits.DEFAULT_MAX_QUEUED_BYTES,
-    max_total_queued_bytes: int = limits.DEFAULT_MAX_TOTAL_QUEUED_BYTES,
-    ping_interval: float | None = limits.DEFAULT_PING_INTERVAL,
-    ping_timeout: float | None = limits.DEFAULT_PING_TIMEOUT,
-    handshake_timeout: float = limits.DEFAULT_HANDSHAKE_TIMEOUT,
-    close_timeout: float = trionet.DEFAULT_CLOSE_TIMEOUT,
-    control_events: bool = False,
     handler_errors: HandlerErrors = "raise",
     task_status: trio.TaskStatus[trionet.Server] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
 ) -> None:
-    """``trionet.websocket.serve`` on ``listener``: the same upgrade handler,
-    HTTP connection and server core that ``serve`` wires together (through
-    ``trionet.http.serve``), with the same options; only the socket is
-    replaced by memory streams, so the test may run on ``autojump_clock``."""
-    options = limits.ConnectionOptions(
-        max_message_size=max_message_size,
-        max_queued_bytes=max_queued_bytes,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        control_events=control_events,
-    )
-    upgrade = _upgrade_handler(
-        handler,
-        subprotocols=subprotocols,
-        origins=origins,
-        compression=compression,
-        options=options,
-    )
-    # As websocket.serve passes them on to http.serve, and http.serve to
-    # each HTTPConnection.
-    make = partial(
-        HTTPConnection, request_head_timeout=handshake_timeout, close_timeout=close_timeout
-    )
-    core = ServerCore(
-        name="websocket memory server",
-        listeners=[listener],
-        addresses=[MEMORY_ADDRESS],
-        opener=partial(
-            http_serve._open_http,
-            ssl_context=None,
-            tls_handshake_timeout=trionet.DEFAULT_TLS_HANDSHAKE_TIMEOUT,
-            make=make,
-            budget=limits.QueueBudget(max_total_queued_bytes),
-        ),
-        handler=partial(http_serve._serve_connection, upgrade, False),
-        handler_name=describe_callable(upgrade),
-        max_connections=DEFAULT_MAX_CONNECTIONS,
-        handler_errors=handler_errors,
-        logger=http_serve.logger,
-    )
-    await core.run(task_status)
+    """``trionet.websocket.serve`` itself, with ``options``, on ``listener``:
+    only the socket ``http.serve`` would bind is replaced by memory streams,
+    so the test may run on ``autojump_clock``."""
+    with listening_on(http_serve, listener):
+        await trionet.websocket.serve(
+            handler, 0, handler_errors=handler_errors, task_status=task_status, **options
+        )
 
 
 async def start_ws_in_memory(
@@ -298,32 +250,11 @@ class RawPeer:
 
     @classmethod
     @asynccontextmanager
-    async def connect(
-        cls,
-        port: int,
-        target: str = "/",
-        *,
-        compression: bool = False,
-        subprotocols: Sequence[str] = (),
-        headers: Sequence[tuple[bytes, bytes]] = (),
-        glued: bytes = b"",
-        expect_accept: bool = True,
-        extension: PerMessageDeflate | None = None,
-    ) -> AsyncIterator[RawPeer]:
+    async def connect(cls, port: int, target: str = "/", **options: Any) -> AsyncIterator[RawPeer]:
         """Open TCP to ``port`` on loopback and upgrade it as :meth:`over`
-        does. The socket is closed on exit."""
+        does, with the same ``options``. The socket is closed on exit."""
         stream = await trio.open_tcp_stream(LOOPBACK, port)
-        async with cls.over(
-            stream,
-            target,
-            host=f"{LOOPBACK}:{port}",
-            compression=compression,
-            subprotocols=subprotocols,
-            headers=headers,
-            glued=glued,
-            expect_accept=expect_accept,
-            extension=extension,
-        ) as peer:
+        async with cls.over(stream, target, host=f"{LOOPBACK}:{port}", **options) as peer:
             yield peer
 
     @classmethod
