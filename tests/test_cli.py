@@ -36,9 +36,9 @@ from tests._node import (
 )
 from tests._peers import require_executable
 from tests._process import REPO, STARTUP_TIMEOUT, OutputReader, child_env, running
-from trionet._cli import build_parser
-from trionet._demo import SERVICES, Service, banner, cli_command
-from trionet._devcert import dev_certificate
+from trionet.cli import build_parser
+from trionet.cli._demo import SERVICES, Service, banner, cli_command
+from trionet.tls._devcert import dev_certificate
 
 WELCOME = "欢迎光临《深入浅出Node.js》示例:\n".encode()
 GREETING = "你好".encode()
@@ -52,11 +52,11 @@ STEP_TIMEOUT = 10.0
 
 def trionet_command() -> list[str]:
     """The installed ``trionet`` console script, next to this Python (the
-    virtualenv's ``bin``); ``python -m trionet._cli`` where there is none."""
+    virtualenv's ``bin``); ``python -m trionet.cli`` where there is none."""
     script = Path(sys.executable).with_name("trionet")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "trionet._cli"]
+    return [sys.executable, "-m", "trionet.cli"]
 
 
 def every_port_flag_zero() -> list[str]:

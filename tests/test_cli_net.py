@@ -27,7 +27,7 @@ from tests._process import OutputReader, child_env, kill_group, refusing_port, r
 from tests._ws import TEXT, frame, raw_listener
 from tests.test_cli import RUN_TIMEOUT, STEP_TIMEOUT, trionet_command
 from tests.test_ws_node import node_ws_server, summary
-from trionet._cli import build_parser
+from trionet.cli import build_parser
 from trionet.testing import TLSCertificates
 
 

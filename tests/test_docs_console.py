@@ -37,8 +37,8 @@ import trionet.tls
 import trionet.websocket
 from tests._docs import EXAMPLES, ROOT, Block, Command, console_commands, every_block
 from tests._process import child_env, refusing_port, running
-from trionet._cli import build_parser
-from trionet._devcert import dev_certificate
+from trionet.cli import build_parser
+from trionet.tls._devcert import dev_certificate
 
 # The section of docs/cli.rst that documents `trionet demo` belongs to the
 # demo's own tests (tests/test_cli.py), which run the demo itself; its blocks

@@ -34,8 +34,8 @@ from ._tcp import connect_tcp as connect_tcp
 from ._tcp import connect_unix as connect_unix
 from ._tcp import serve_tcp as serve_tcp
 from ._tcp import serve_unix as serve_unix
-from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
-from ._tls import TLSInfo as TLSInfo
+from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
+from .tls._stream import TLSInfo as TLSInfo
 from ._udp import DEFAULT_MAX_DATAGRAM_SIZE as DEFAULT_MAX_DATAGRAM_SIZE
 from ._udp import Datagram as Datagram
 from ._udp import PortUnreachable as PortUnreachable

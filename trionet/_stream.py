@@ -46,7 +46,7 @@ from ._errors import ConnectionReset, TLSError
 from ._events import Data, EndOfStream, StreamEvent, Timeout
 from ._listeners import format_address
 from ._server import SocketAddress
-from ._tls import TLSInfo, describe_tls_failure, tls_info
+from .tls._stream import TLSInfo, describe_tls_failure, tls_info
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "ConnectionStatistics", "TCPConnection"]
 

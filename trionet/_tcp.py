@@ -28,7 +28,7 @@ from ._server import (
     check_server_options,
 )
 from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
-from ._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
+from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
 
 __all__ = ["connect_tcp", "connect_unix", "serve_tcp", "serve_unix"]
 

@@ -24,7 +24,7 @@ import trio
 from ._errors import ConnectionReset
 from ._server import SocketAddress
 from ._stream import _address, _socket_of, _translate_os_error
-from ._tls import describe_tls_failure
+from .tls._stream import describe_tls_failure
 
 __all__ = ["RECEIVE_SIZE", "Transport"]
 

@@ -21,7 +21,7 @@ from functools import partial
 
 import trio
 
-from ._cli_io import (
+from ._io import (
     USAGE_ERROR,
     Ending,
     Failure,
@@ -33,14 +33,14 @@ from ._cli_io import (
     tls_context,
     write_stdout,
 )
-from ._errors import ConnectionClosed, TLSError
-from ._events import Data, EndOfStream
-from ._listeners import format_address
-from ._stream import TCPConnection
-from ._tcp import connect_tcp
-from ._udp import UDPSocket, connect_udp
-from .http._headers import Headers, is_token
-from .websocket import (
+from .._errors import ConnectionClosed, TLSError
+from .._events import Data, EndOfStream
+from .._listeners import format_address
+from .._stream import TCPConnection
+from .._tcp import connect_tcp
+from .._udp import UDPSocket, connect_udp
+from ..http._headers import Headers, is_token
+from ..websocket import (
     CLEAN_CLOSE_CODES,
     BinaryMessage,
     TextMessage,
@@ -48,7 +48,7 @@ from .websocket import (
     close_code_name,
     connect,
 )
-from .websocket import ConnectionClosed as WebSocketClosed
+from ..websocket import ConnectionClosed as WebSocketClosed
 
 __all__ = ["add_commands"]
 

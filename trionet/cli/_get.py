@@ -18,8 +18,8 @@ from typing import IO, Any
 
 import trio
 
-from . import http
-from ._cli_io import USAGE_ERROR, Failure, run_command, say, tls_context
+from .. import http
+from ._io import USAGE_ERROR, Failure, run_command, say, tls_context
 
 __all__ = ["add_command"]
 

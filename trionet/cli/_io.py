@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from . import tls
-from ._errors import ConnectionClosed
+from .. import tls
+from .._errors import ConnectionClosed
 
 # Bytes asked of stdin per read: the size trionet's connections read too.
 READ_SIZE = 65536

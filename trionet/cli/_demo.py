@@ -1,6 +1,6 @@
 """``trionet demo``: the seed's servers, all at once, on their usual ports:
 TCP 8124, UDP 41234, HTTP 12010 and HTTPS 12443 (with a development
-certificate made on first run, see :mod:`trionet._devcert`). Both HTTP ports
+certificate made on first run, see :mod:`trionet.tls._devcert`). Both HTTP ports
 also serve the seed's WebSocket: ``/updates`` pushes an update every second
 and echoes what it receives, and ``GET /`` is a small page that connects to
 it (``ws://`` or ``wss://``, whichever the page came over), lists the updates
@@ -32,19 +32,19 @@ from pathlib import Path
 
 import trio
 
-from ._devcert import DevCertificateError, cache_directory, dev_certificate
-from ._errors import BindError, ConnectionClosed
-from ._events import Data, EndOfStream
-from ._listeners import format_address, url_host
-from ._run import run as trionet_run
-from ._server import Server, SocketAddress
-from ._stream import TCPConnection
-from ._tcp import serve_tcp
-from ._udp_server import UDPPeer, serve_udp
-from .http import Handler, Request, Response
-from .http import serve as serve_http
-from .tls import server_context
-from .websocket import WebSocketConnection, close_code_name
+from ..tls._devcert import DevCertificateError, cache_directory, dev_certificate
+from .._errors import BindError, ConnectionClosed
+from .._events import Data, EndOfStream
+from .._listeners import format_address, url_host
+from .._run import run as trionet_run
+from .._server import Server, SocketAddress
+from .._stream import TCPConnection
+from .._tcp import serve_tcp
+from .._udp_server import UDPPeer, serve_udp
+from ..http import Handler, Request, Response
+from ..http import serve as serve_http
+from ..tls._contexts import server_context
+from ..websocket import WebSocketConnection, close_code_name
 
 __all__ = ["add_arguments", "run"]
 

@@ -1,4 +1,9 @@
-"""The ``trionet`` command."""
+"""The ``trionet`` command: ``trionet demo`` (:mod:`._demo`), ``trionet get``
+(:mod:`._get`), and the ``tcp`` / ``udp`` / ``ws`` tools (:mod:`._net`), with
+what they share (:mod:`._io`: TLS options, output, exit statuses).
+
+Run it as the ``trionet`` console script or ``python -m trionet.cli``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _cli_get, _cli_net, _demo
-from ._version import __version__
+from . import _demo, _get, _net
+from .._version import __version__
 
 __all__ = ["console_main", "main"]
 
@@ -29,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _demo.add_arguments(demo)
     demo.set_defaults(run=_demo.run)
-    _cli_get.add_command(commands)
-    _cli_net.add_commands(commands)
+    _get.add_command(commands)
+    _net.add_commands(commands)
     return parser
 
 
@@ -52,6 +57,3 @@ def console_main() -> None:
     """The console script: exit with :func:`main`'s status."""
     sys.exit(main())
 
-
-if __name__ == "__main__":
-    console_main()
