@@ -21,11 +21,11 @@ import trio.testing
 
 import trionet
 import trionet.http
-import trionet.http._wire as wire_module
+import trionet.http._server._wire as wire_module
 from tests._http import LOOPBACK, exchange, parse, read_until_closed, request
 from tests._wait import wait_until
 from trionet.http import Headers, HTTPConnection, ProtocolError, Request, Response
-from trionet.http._serve import _serve_connection
+from trionet.http._server._serve import _serve_connection
 from trionet.testing import memory_stream_pair
 
 Handler = Callable[[Request], Awaitable[Response | None]]

@@ -20,10 +20,10 @@ from functools import partial
 
 import trio
 
-from .. import _checks as checks
-from .._errors import ConnectionClosed
-from .._listeners import format_address, open_tcp_listeners
-from .._server import (
+from ... import _checks as checks
+from ..._errors import ConnectionClosed
+from ..._listeners import format_address, open_tcp_listeners
+from ..._server import (
     DEFAULT_MAX_CONNECTIONS,
     HandlerErrors,
     Server,
@@ -31,11 +31,12 @@ from .._server import (
     check_server_options,
     describe_callable,
 )
-from .._stream import DEFAULT_CLOSE_TIMEOUT
-from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
-from .._websocket_limits import DEFAULT_MAX_TOTAL_QUEUED_BYTES, QueueBudget
+from ..._transport import DEFAULT_CLOSE_TIMEOUT
+from ..._websocket_limits import DEFAULT_MAX_TOTAL_QUEUED_BYTES, QueueBudget
+from ...tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
+from .._headers import Headers
 from ._connection import HTTPConnection
-from ._headers import Headers
+from ._errors import ProtocolError
 from ._limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_KEEPALIVE_TIMEOUT,
@@ -45,10 +46,10 @@ from ._limits import (
     DEFAULT_MAX_REQUESTS_PER_CONNECTION,
     DEFAULT_MAX_TARGET_LENGTH,
     DEFAULT_REQUEST_HEAD_TIMEOUT,
-    check_http_limits,
-    check_server_header,
+    HTTPLimits,
 )
-from ._messages import ProtocolError, Request, Response
+from ._request import Request
+from ._response import Response
 
 __all__ = ["Handler", "serve"]
 
@@ -227,8 +228,9 @@ async def serve(
     """
     budget = QueueBudget(max_total_queued_bytes)
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
-    make = partial(
-        HTTPConnection,
+    # The limits, as one value built and checked once, shared by every
+    # connection of this server.
+    limits = HTTPLimits(
         max_header_size=max_header_size,
         max_header_count=max_header_count,
         max_target_length=max_target_length,
@@ -238,20 +240,9 @@ async def serve(
         body_timeout=body_timeout,
         max_requests_per_connection=max_requests_per_connection,
         server_header=server_header,
-        close_timeout=close_timeout,
-        _checked=True,
     )
-    check_server_header(server_header)
-    check_http_limits(
-        max_header_size=max_header_size,
-        max_header_count=max_header_count,
-        max_target_length=max_target_length,
-        max_body_size=max_body_size,
-        request_head_timeout=request_head_timeout,
-        keepalive_timeout=keepalive_timeout,
-        body_timeout=body_timeout,
-        max_requests_per_connection=max_requests_per_connection,
-    )
+    limits.check()
+    make = partial(HTTPConnection, close_timeout=close_timeout, _limits=limits)
     checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "https" if ssl_context else "http"

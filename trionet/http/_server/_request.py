@@ -1,88 +1,40 @@
-"""The HTTP messages a handler sees and returns: :class:`Request`,
-:class:`Response`, the request body stream and the streaming response sender.
+"""The request a handler sees: :class:`Request`, its body stream
+(:class:`RequestBody`) and the streaming response sender
+(:class:`ResponseStream`).
 
 They hold no protocol state of their own: every read and write goes through
-the :class:`~trionet.http.HTTPConnection` they belong to, which keeps h11 and
+the :class:`Exchange` they belong to (the
+:class:`~trionet.http.HTTPConnection`), which keeps the sans-IO protocol and
 the socket in step.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import parse_qs, unquote
 
 import trio
 
-from .._errors import ConnectionClosed
-from .._server import SocketAddress
-from .._stream import DEFAULT_CLOSE_TIMEOUT
-from .._tls import TLSInfo
-from .._websocket_limits import (
+from ..._server import SocketAddress
+from ..._transport import DEFAULT_CLOSE_TIMEOUT
+from ..._websocket_limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     ConnectionOptions,
 )
-from ._headers import Headers, HeadersInput
-from ._wire import reason_phrase as reason_phrase
+from ...tls._stream import TLSInfo
+from .._headers import Headers, HeadersInput
+from ._errors import ProtocolError
+from ._response import Body, Response
 
 if TYPE_CHECKING:
-    from ..websocket._connection import WebSocketConnection
+    from ...websocket._connection import WebSocketConnection
 
-__all__ = [
-    "Body",
-    "BodyTooLarge",
-    "ProtocolError",
-    "Request",
-    "RequestBody",
-    "RequestTimeout",
-    "Response",
-    "ResponseStream",
-    "reason_phrase",
-]
-
-#: What a :class:`Response` body may be.
-Body = bytes | bytearray | memoryview | str | AsyncIterable[bytes]
-
-
-class ProtocolError(ConnectionClosed):
-    """The client broke HTTP/1.1 or a limit of the server. The server answers
-    with :attr:`status` (when no response has started) and closes the
-    connection.
-
-    Escaping a handler, it is counted as a connection error, not a handler
-    bug.
-
-    Attributes:
-        status: The status the server answers with (400, 403, 408, 413, 414,
-            426, 431, 505...).
-        headers: Extra header fields for that answer (``Sec-WebSocket-Version``
-            on a 426, say).
-    """
-
-    def __init__(
-        self, reason: str, status: int = 400, headers: Iterable[tuple[str, str]] = ()
-    ) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.headers = list(headers)
-
-
-class BodyTooLarge(ProtocolError):
-    """The request body is larger than the server's ``max_body_size`` (413)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, 413)
-
-
-class RequestTimeout(ProtocolError):
-    """The client was too slow sending its request head or body (408)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, 408)
+__all__ = ["UPGRADES", "Exchange", "Request", "RequestBody", "ResponseStream"]
 
 
 class Exchange(Protocol):
@@ -485,112 +437,3 @@ class ResponseStream(trio.abc.AsyncResource):
     async def aclose(self) -> None:
         """The same as :meth:`finish`."""
         await self.finish()
-
-
-def _with_content_type(headers: Headers, content_type: str) -> Headers:
-    """``headers`` with ``Content-Type`` set to ``content_type`` unless it
-    has one; a copy when it changes, so the caller's object never does."""
-    if "content-type" in headers:
-        return headers
-    headers = headers.copy()
-    headers.add("content-type", content_type)
-    return headers
-
-
-def _encode_body(body: Body) -> bytes | AsyncIterable[bytes]:
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    if isinstance(body, bytearray | memoryview):
-        return bytes(body)
-    if isinstance(body, AsyncIterable):
-        return body
-    raise TypeError(f"a response body is bytes, str or an async iterable, not {body!r}")
-
-
-class Response:
-    """A response for a handler to return.
-
-    Args:
-        status: The status code (default 200).
-        headers: Header fields; ``Date``, ``Server``, ``Content-Length`` or
-            ``Transfer-Encoding`` are added for you.
-        body: ``bytes``, a ``str`` (sent as UTF-8, with ``Content-Type:
-            text/plain; charset=utf-8`` unless you set one), or an async
-            iterable of ``bytes`` (sent as it comes, chunked unless you set
-            ``Content-Length``).
-
-    Raises:
-        ValueError: ``status`` is not in 100..999.
-        TypeError: ``body`` is of another type.
-    """
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(
-        self, status: int = 200, headers: HeadersInput | None = None, body: Body = b""
-    ) -> None:
-        if not (isinstance(status, int) and 100 <= status <= 999):
-            raise ValueError(f"a status code is an int in 100..999, not {status!r}")
-        self.status = status
-        fields = headers if isinstance(headers, Headers) else Headers(headers)
-        if isinstance(body, str):
-            fields = _with_content_type(fields, "text/plain; charset=utf-8")
-        self.headers = fields
-        self.body: bytes | AsyncIterable[bytes] = _encode_body(body)
-
-    def __repr__(self) -> str:
-        return f"<trionet.http.Response {self.status}>"
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, headers: HeadersInput | None = None) -> Response:
-        """A ``text/plain; charset=utf-8`` response.
-
-        Args:
-            text: The body.
-            status: The status code.
-            headers: More header fields.
-
-        Returns:
-            The response.
-        """
-        return cls(status, headers, text)  # a str body is text/plain by default
-
-    @classmethod
-    def json(cls, data: Any, status: int = 200, headers: HeadersInput | None = None) -> Response:
-        """An ``application/json`` response.
-
-        Args:
-            data: Anything ``json.dumps`` takes.
-            status: The status code.
-            headers: More header fields.
-
-        Returns:
-            The response.
-        """
-        fields = _with_content_type(Headers(headers), "application/json")
-        return cls(status, fields, jsonlib.dumps(data, ensure_ascii=False).encode("utf-8"))
-
-    @classmethod
-    def redirect(
-        cls, location: str, status: int = 302, headers: HeadersInput | None = None
-    ) -> Response:
-        """A redirect to ``location``.
-
-        Args:
-            location: Where to (absolute or relative URL).
-            status: 301, 302 (default), 303, 307 or 308.
-            headers: More header fields.
-
-        Returns:
-            The response.
-
-        Raises:
-            ValueError: ``status`` is not a redirect status.
-        """
-        if status not in (301, 302, 303, 307, 308):
-            raise ValueError(f"a redirect status is 301, 302, 303, 307 or 308, not {status!r}")
-        fields = Headers(headers)
-        fields.set("location", location)
-        return cls(status, fields, f"{status} {reason_phrase(status)}: {location}\n")

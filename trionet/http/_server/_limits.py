@@ -1,10 +1,15 @@
-"""The limits of the HTTP server, with the reason for each default, and
-their checks (run by :func:`~trionet.http.serve` before binding)."""
+"""The limits of the HTTP server, with the reason for each default, their
+checks (run by :func:`~trionet.http.serve` before binding), and
+:class:`HTTPLimits`, the one value that carries them from the public edge
+(``serve``'s keyword arguments, or ``HTTPConnection``'s) down to the
+connection and its sans-IO protocol."""
 
 from __future__ import annotations
 
-from .. import _checks as checks
-from ._headers import Headers
+from dataclasses import dataclass
+
+from ... import _checks as checks
+from .._headers import Headers
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -15,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
     "DEFAULT_MAX_TARGET_LENGTH",
     "DEFAULT_REQUEST_HEAD_TIMEOUT",
+    "HTTPLimits",
     "check_http_limits",
     "check_server_header",
 ]
@@ -88,3 +94,57 @@ def check_http_limits(
     checks.seconds("keepalive_timeout", keepalive_timeout)
     checks.seconds("body_timeout", body_timeout)
     checks.count("max_requests_per_connection", max_requests_per_connection, none=True)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPLimits:
+    """The server's limits and timeouts for one connection, checked once.
+
+    Built by :func:`~trionet.http.serve` from its keyword arguments (or by
+    :class:`~trionet.http.HTTPConnection` from its own) and shared by every
+    connection of the server. The sizes and counts are the sans-IO protocol's
+    business; the timeouts are the trio driver's.
+
+    Attributes:
+        max_header_size: Bytes the request head may take (431 beyond).
+        max_header_count: Header fields per request (431 beyond).
+        max_target_length: Length of the request target (414 beyond).
+        max_body_size: Bytes of a request body (413 beyond).
+        request_head_timeout: Seconds a request head may take (408 beyond).
+        keepalive_timeout: Seconds a connection may idle between requests.
+        body_timeout: Seconds a request body may stall (408 beyond).
+        max_requests_per_connection: Requests before the connection closes;
+            ``None`` for no limit.
+        server_header: The ``Server`` header's value; ``None`` to send none.
+    """
+
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+    max_target_length: int = DEFAULT_MAX_TARGET_LENGTH
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    request_head_timeout: float = DEFAULT_REQUEST_HEAD_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION
+    server_header: str | None = "trionet"
+
+    def check(self) -> None:
+        """Validate every field (before binding, or once per
+        ``HTTPConnection`` made by hand).
+
+        Raises:
+            ValueError: A limit is out of range, or ``server_header`` is not a
+                valid field value.
+            TypeError: A limit is of the wrong kind.
+        """
+        check_server_header(self.server_header)
+        check_http_limits(
+            max_header_size=self.max_header_size,
+            max_header_count=self.max_header_count,
+            max_target_length=self.max_target_length,
+            max_body_size=self.max_body_size,
+            request_head_timeout=self.request_head_timeout,
+            keepalive_timeout=self.keepalive_timeout,
+            body_timeout=self.body_timeout,
+            max_requests_per_connection=self.max_requests_per_connection,
+        )
