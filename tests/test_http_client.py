@@ -29,8 +29,8 @@ import trio
 import trio.testing
 
 import trionet
+import trionet._connect
 import trionet.http
-import trionet.http._client_connection as client_connection
 from tests._http import LOOPBACK
 from trionet.http import (
     Client,
@@ -215,12 +215,12 @@ async def memory_server(
     server = RawServer(port=MEMORY_PORT)
     handle = _handler(server, behave)
 
-    async def open_tcp(host: str, port: int, trace: Any) -> trio.abc.Stream:
+    async def open_tcp(host: str, port: int, **options: Any) -> trio.abc.Stream:
         client_end, server_end = memory_stream_pair(64 * 1024)
         nursery.start_soon(handle, server_end)
         return client_end
 
-    monkeypatch.setattr(client_connection, "_open_tcp", open_tcp)
+    monkeypatch.setattr(trionet._connect, "open_tcp", open_tcp)
     return server
 
 

@@ -3,15 +3,13 @@
 Two axes (see STYLE.md): misuse of the API by the caller raises at once with a
 builtin type (``TypeError``, ``ValueError``, ``trio.ClosedResourceError``,
 ``trio.BusyResourceError``); a peer or network that misbehaves raises a
-:class:`ConnectionClosed` subclass. Operating-system errors are translated in
-one place per transport and never escape as a bare ``OSError``.
+:class:`ConnectionClosed` subclass. Operating-system errors never escape as a
+bare ``OSError``: reads and writes are translated in
+:mod:`trionet._transport`, connects in :mod:`trionet._connect`, binds where
+the listening sockets are made.
 """
 
 from __future__ import annotations
-
-import errno
-import os
-import socket as stdlib_socket
 
 __all__ = [
     "BindError",
@@ -68,23 +66,3 @@ class BindError(OSError):
     """A server could not listen on its address. The message names the address;
     ``errno`` is kept (``errno.EADDRINUSE`` for an address already in use).
     """
-
-
-def connect_error(exc: OSError, what: str) -> ConnectError:
-    """Translate the ``OSError`` of a failed connect (or name lookup) to
-    :class:`ConnectError`, naming ``what`` was being connected to."""
-    code = exc.errno
-    if code is None:
-        # trio's happy eyeballs wraps the per-address errors in a group.
-        group = exc.__cause__
-        if isinstance(group, BaseExceptionGroup):
-            first = group.exceptions[0]
-            if isinstance(first, OSError):
-                exc = first
-                code = first.errno
-    if isinstance(exc, stdlib_socket.gaierror):
-        return ConnectError(errno.EHOSTUNREACH, f"cannot connect to {what}: {exc.strerror}")
-    # trio's own wording names the address again ("Error connecting to
-    # (...): Connection refused"): the system's text for the code is enough.
-    reason = os.strerror(code) if code else (exc.strerror or str(exc))
-    return ConnectError(code or 0, f"cannot connect to {what}: {reason}")

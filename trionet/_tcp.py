@@ -7,7 +7,6 @@ a :class:`~trionet.TCPConnection`.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import ssl
@@ -17,7 +16,7 @@ from functools import partial
 import trio
 
 from . import _checks as checks
-from ._errors import ConnectTimeout, connect_error
+from ._connect import DEFAULT_HAPPY_EYEBALLS_DELAY, connect
 from ._listeners import format_address, open_tcp_listeners, open_unix_listener
 from ._server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -28,7 +27,7 @@ from ._server import (
     check_server_options,
 )
 from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
-from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, client_handshake, server_handshake
+from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
 
 __all__ = ["connect_tcp", "connect_unix", "serve_tcp", "serve_unix"]
 
@@ -218,7 +217,7 @@ async def connect_tcp(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     connect_timeout: float | None = None,
-    happy_eyeballs_delay: float | None = 0.25,
+    happy_eyeballs_delay: float | None = DEFAULT_HAPPY_EYEBALLS_DELAY,
     local_address: str | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
 ) -> TCPConnection:
@@ -238,7 +237,8 @@ async def connect_tcp(
         connect_timeout: Seconds for the whole connect, TLS handshake
             included; ``None`` (default) waits as long as the system does.
         happy_eyeballs_delay: Seconds before trying the next address while
-            the previous attempt is still pending.
+            the previous attempt is still pending; ``None`` tries one address
+            at a time.
         local_address: The local address to bind to before connecting.
         close_timeout: Seconds the connection's graceful close may take.
 
@@ -256,51 +256,40 @@ async def connect_tcp(
     """
     checks.count("port", port, maximum=65535)
     return await _connect(
-        partial(
-            trio.open_tcp_stream,
-            host,
-            port,
-            happy_eyeballs_delay=happy_eyeballs_delay,
-            local_address=local_address,
-        ),
+        (host, port),
         format_address((host, port)),
         ssl_context=ssl_context,
         server_hostname=server_hostname or host,
         connect_timeout=connect_timeout,
         close_timeout=close_timeout,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        local_address=local_address,
     )
 
 
 async def _connect(
-    open_stream: Callable[[], Awaitable[trio.SocketStream]],
+    address: tuple[str, int] | str,
     what: str,
     *,
     ssl_context: ssl.SSLContext | None,
     server_hostname: str | None,
     connect_timeout: float | None,
     close_timeout: float,
+    happy_eyeballs_delay: float | None = DEFAULT_HAPPY_EYEBALLS_DELAY,
+    local_address: str | None = None,
 ) -> TCPConnection:
-    """Connect, then run the TLS handshake if asked, all within the timeout."""
+    """Connect through the one connect path (:mod:`trionet._connect`), then
+    wrap the stream."""
     checks.timeouts(connect_timeout=connect_timeout, close_timeout=close_timeout)
-    if ssl_context is not None and ssl_context.check_hostname and not server_hostname:
-        # ssl.SSLObject (unlike SSLSocket) would quietly skip the check.
-        raise ValueError("server_hostname is required when the ssl_context checks hostnames")
-    stream: trio.abc.Stream | None = None
-    with trio.move_on_after(connect_timeout or float("inf")) as scope:
-        try:
-            stream = await open_stream()
-            if ssl_context is not None:
-                stream = await client_handshake(stream, ssl_context, server_hostname)
-        except OSError as exc:
-            raise connect_error(exc, what) from None
-        except BaseException:  # TLSError, or the timeout's cancellation
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            raise
-    if stream is None or scope.cancelled_caught:
-        raise ConnectTimeout(
-            errno.ETIMEDOUT, f"connecting to {what} timed out after {connect_timeout:g} s"
-        )
+    stream = await connect(
+        address,
+        what=what,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
+        connect_timeout=connect_timeout,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        local_address=local_address,
+    )
     return TCPConnection(stream, close_timeout=close_timeout)
 
 
@@ -337,7 +326,7 @@ async def connect_unix(
     """
     path = os.fspath(path)
     return await _connect(
-        partial(trio.open_unix_socket, path),
+        path,
         path,
         ssl_context=ssl_context,
         server_hostname=server_hostname,

@@ -1,6 +1,6 @@
 """The client's connection pool (Node's ``http.Agent``).
 
-Connections are kept per :data:`~._client_connection.PoolKey` (scheme, host,
+Connections are kept per :data:`~._urls.PoolKey` (scheme, host,
 port and proxy). A request takes the most recently used idle connection of
 its key (LIFO: the one least likely to have been closed by the server), else
 opens one if the limits allow, else evicts an idle connection of another key
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import trio
 
-from ._client_connection import ClientConnection, PoolKey
-from ._client_errors import PoolTimeout
+from ._connection import ClientConnection
+from ._errors import PoolTimeout
+from ._urls import PoolKey
 
 __all__ = ["ClientStatistics", "Pool", "describe_key"]
 

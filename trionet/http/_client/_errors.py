@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import errno as errno_codes
 
-from .._errors import ConnectError as _ConnectError
-from .._errors import ConnectionClosed
-from .._errors import ConnectTimeout as _ConnectTimeout
-from .._errors import TLSError as _TLSError
+from ..._errors import ConnectError as _ConnectError
+from ..._errors import ConnectionClosed
+from ..._errors import ConnectTimeout as _ConnectTimeout
+from ..._errors import TLSError as _TLSError
 
 __all__ = [
     "ConnectError",

@@ -23,18 +23,18 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Self
 
-import h11
 import trio
 
-from ._client_connection import ClientConnection
-from ._client_errors import (
+from .._headers import Headers
+from ._connection import ClientConnection
+from ._errors import (
     DecodingError,
     HTTPError,
     ResponseTooLarge,
     ServerDisconnected,
     TransportError,
 )
-from ._headers import Headers
+from ._protocol import Body, ResponseEnd
 
 
 class HTTPStatusError(HTTPError):
@@ -282,9 +282,9 @@ class ClientResponse:
         except BaseException:
             await self._abandon()
             raise
-        if isinstance(event, h11.Data):
-            return bytes(event.data)
-        if isinstance(event, h11.EndOfMessage):
+        if isinstance(event, Body):
+            return event.data
+        if isinstance(event, ResponseEnd):
             self._body_done = True
             self._conn = None
             await self._release(conn, conn.reusable())

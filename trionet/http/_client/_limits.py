@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import _checks as checks
+from ... import _checks as checks
 
 __all__ = [
     "DEFAULT_CONTINUE_TIMEOUT",

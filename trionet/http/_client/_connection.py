@@ -1,0 +1,292 @@
+"""One HTTP/1.1 connection of the client: opening it, and moving the bytes of
+one exchange at a time between its stream and the sans-IO protocol
+(:mod:`._protocol`). This module owns the timeouts; the protocol owns HTTP.
+
+Theory of operation
+-------------------
+Opening (all under the ``connect`` timeout) is the one connect path,
+:func:`trionet._connect.connect`: the name is looked up, the addresses are
+raced as RFC 8305 ("happy eyeballs") asks, and the first to connect wins.
+Through a proxy, the connection goes to the proxy, and for ``https`` a tunnel
+is opened with ``CONNECT host:port`` (RFC 9110 section 9.3.6) between the TCP
+connect and the TLS handshake, which then runs end to end with the origin.
+Plain ``http`` goes to the proxy with the absolute URL as the request target
+(RFC 9112 section 3.2.2), so one proxy connection serves every host. The
+connect path's errors become the client's own (subclasses of the top-level
+ones, with the client's wording).
+
+Each step is timed and reported to the ``trace`` callback when there is one
+(what ``trionet get --trace`` prints).
+
+An exchange runs over the connection's :class:`~trionet._transport.Transport`:
+the protocol turns the request into bytes and the bytes of the response into
+events; after the response the connection goes back to the pool only when
+the protocol says the exchange ended cleanly and neither side asked to close
+(RFC 9112 section 9.3).
+
+A connection that waited in the pool may have been closed by the server in
+the meantime (an idle keep-alive timeout). :meth:`ClientConnection.dropped`
+catches the common case before reuse (the socket is readable: the server's
+FIN, or bytes nobody asked for); the race that remains, a close that crosses
+our request on the wire, is detected as "closed before the first byte of the
+response" and retried by the client for idempotent requests only (RFC 9110
+section 9.2.2).
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import ssl
+
+import trio
+
+from ... import _connect
+from ..._connect import Trace
+from ..._errors import ConnectError as _ConnectError
+from ..._errors import ConnectionReset
+from ..._errors import ConnectTimeout as _ConnectTimeout
+from ..._errors import TLSError as _TLSError
+from ..._listeners import format_address
+from ..._transport import Transport
+from ...tls._stream import TLSInfo, tls_info
+from ._errors import (
+    ConnectError,
+    ConnectTimeout,
+    ProxyError,
+    ReadTimeout,
+    ServerDisconnected,
+    TLSError,
+    TransportError,
+    WriteTimeout,
+)
+from ._protocol import NEED_DATA, ClientEvent, ClientProtocol, TunnelExchange
+from ._urls import Origin, PoolKey, Proxy
+
+__all__ = ["ClientConnection", "open_connection"]
+
+# How a pooled connection is closed: a TLS close_notify gets this long.
+_CLOSE_TIMEOUT = 1.0
+
+
+class ClientConnection:
+    """An open connection to an origin (or a proxy), one exchange at a time."""
+
+    __slots__ = (
+        "first_byte_at",
+        "idle_since",
+        "key",
+        "protocol",
+        "requests",
+        "tls",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        key: PoolKey,
+        transport: Transport,
+        tls: TLSInfo | None,
+        max_header_size: int,
+    ) -> None:
+        self.key = key
+        self.transport = transport
+        self.tls = tls
+        self.protocol = ClientProtocol(max_header_size)
+        self.idle_since = 0.0
+        self.requests = 0
+        self.first_byte_at: float | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.transport.closed
+
+    def dropped(self) -> bool:
+        """Whether an idle connection is no longer usable: the socket is
+        readable (the server's FIN or reset, or bytes nobody asked for) or
+        closed. A stream with no socket under it (an in-memory one) can
+        only tell its own close."""
+        sock = self.transport.sock
+        if self.transport.closed:
+            return True
+        if sock is None:
+            return False
+        # poll, not select: select cannot watch a descriptor above 1023.
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def reusable(self) -> bool:
+        """After an exchange: whether both sides ended it cleanly and keep
+        the connection open; if so, it is ready for the next one."""
+        return not self.transport.closed and self.protocol.reusable()
+
+    async def write(self, data: bytes, limit: float | None) -> None:
+        """Write bytes the protocol made.
+
+        Raises:
+            WriteTimeout: The server took no data for ``limit`` seconds.
+            ServerDisconnected: The connection broke.
+        """
+        try:
+            if limit is None:
+                await self.transport.send_all(data)
+                return
+            with trio.move_on_after(limit) as scope:
+                await self.transport.send_all(data)
+        except ConnectionReset as exc:
+            raise _broken(exc, "the server closed the connection") from None
+        if scope.cancelled_caught:
+            await self.transport.aclose()
+            raise WriteTimeout(f"the server accepted no data for {limit:g} s")
+
+    async def receive_event(self, limit: float | None) -> ClientEvent:
+        """The protocol's next event, reading as needed.
+
+        Raises:
+            ReadTimeout: Nothing arrived for ``limit`` seconds.
+            ServerDisconnected: The connection broke or closed mid-response.
+            RemoteProtocolError: The server's bytes are not HTTP/1.1.
+        """
+        protocol = self.protocol
+        while True:
+            event = protocol.next_event()
+            if event is not NEED_DATA:
+                return event
+            protocol.receive_data(await self.receive(limit))
+
+    async def receive(self, limit: float | None) -> bytes:
+        """Bytes from the server (``b""`` at its end of stream).
+
+        Raises:
+            ReadTimeout: Nothing arrived for ``limit`` seconds.
+            ServerDisconnected: The connection broke.
+        """
+        try:
+            if limit is None:
+                data = await self.transport.receive()
+            else:
+                with trio.move_on_after(limit) as scope:
+                    data = await self.transport.receive()
+                if scope.cancelled_caught:
+                    await self.transport.aclose()
+                    raise ReadTimeout(f"the server sent nothing for {limit:g} s")
+        except ConnectionReset as exc:
+            raise _broken(exc, "the server reset the connection") from None
+        except trio.ClosedResourceError:
+            raise ServerDisconnected("the connection was closed") from None
+        if self.first_byte_at is None:
+            self.first_byte_at = trio.current_time()
+        return data
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def _broken(exc: ConnectionReset, what: str) -> TransportError:
+    """The error for a connection that broke: :class:`TLSError` when TLS
+    itself failed (a certificate refused after a TLS 1.3 handshake arrives
+    as a failed read), else :class:`ServerDisconnected`."""
+    broken = exc.__cause__
+    cause = broken.__cause__ if broken is not None else None
+    # A TLS stream that just ends (no close_notify) is a closed connection,
+    # as over TCP: many servers close idle connections that way.
+    if isinstance(cause, ssl.SSLError) and not isinstance(
+        cause, ssl.SSLEOFError | ssl.SSLZeroReturnError
+    ):
+        detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(cause))
+        return TLSError(f"the server ended the TLS session: {detail}")
+    return ServerDisconnected(f"{what}: {exc.reason}")
+
+
+async def open_connection(
+    key: PoolKey,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    connect_timeout: float | None,
+    max_header_size: int,
+    trace: Trace | None,
+) -> ClientConnection:
+    """Open a connection for ``key``: TCP to the origin or the proxy, a
+    ``CONNECT`` tunnel for ``https`` through a proxy, then TLS for ``https``.
+
+    Raises:
+        ConnectError: The connection could not be opened.
+        ConnectTimeout: All of it took longer than ``connect_timeout``.
+        ProxyError: The proxy refused the tunnel.
+        TLSError: The TLS handshake failed.
+    """
+    origin, proxy = key
+    if proxy is not None:
+        host, port = proxy.host, proxy.port
+        what = f"the proxy {proxy.url}"
+    else:
+        assert origin is not None
+        host, port = origin.host, origin.port
+        what = str(origin)
+    tunnel = None
+    if proxy is not None and origin is not None:
+        tunnel = _Tunnel(origin, proxy, max_header_size, trace)
+    https = origin is not None and origin.scheme == "https"
+    try:
+        stream = await _connect.connect(
+            (host, port),
+            what=what,
+            ssl_context=ssl_context if https else None,
+            server_hostname=origin.host if https and origin is not None else None,
+            connect_timeout=connect_timeout,
+            tunnel=tunnel,
+            trace=trace,
+        )
+    except _ConnectTimeout:
+        raise ConnectTimeout(
+            f"connecting to {what} took longer than {connect_timeout:g} s"
+        ) from None
+    except _ConnectError as exc:
+        raise ConnectError(exc.strerror or str(exc), exc.errno or 0) from None
+    except _TLSError as exc:
+        raise TLSError(f"TLS with {origin}: {exc.reason}") from None
+    tls = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
+    return ClientConnection(key, Transport(stream, _CLOSE_TIMEOUT), tls, max_header_size)
+
+
+class _Tunnel:
+    """The step between TCP and TLS through a proxy: ask it for a tunnel to
+    the origin (``CONNECT``, RFC 9110 section 9.3.6)."""
+
+    __slots__ = ("_max_header_size", "_origin", "_proxy", "_trace")
+
+    def __init__(
+        self, origin: Origin, proxy: Proxy, max_header_size: int, trace: Trace | None
+    ) -> None:
+        self._origin = origin
+        self._proxy = proxy
+        self._max_header_size = max_header_size
+        self._trace = trace
+
+    async def __call__(self, stream: trio.abc.Stream) -> None:
+        started = trio.current_time()
+        proxy = self._proxy
+        authority = format_address((self._origin.host, self._origin.port))
+        exchange = TunnelExchange(authority, proxy.url, proxy.authorization, self._max_header_size)
+        transport = Transport(stream, _CLOSE_TIMEOUT)
+        try:
+            await transport.send_all(exchange.request())
+            while not exchange.receive_data(await transport.receive()):
+                pass
+        except ConnectionReset as exc:
+            raise ProxyError(
+                f"the proxy {proxy.url} broke the connection during CONNECT: {exc.reason}", 502
+            ) from None
+        if self._trace is not None:
+            self._trace(
+                "proxy",
+                {
+                    "proxy": proxy.url,
+                    "tunnel": authority,
+                    "seconds": trio.current_time() - started,
+                },
+            )

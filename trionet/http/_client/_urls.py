@@ -1,0 +1,174 @@
+"""URLs as the client sees them: request targets, origins, proxies and their
+credentials (RFC 3986, RFC 9110 section 4.2, RFC 7617). No I/O.
+
+A request URL is parsed once into a :class:`Target` (the cleaned absolute
+URL, its :class:`Origin`, the request target and the ``user:password@``
+credentials as an ``Authorization`` value); the origin, with the proxy it is
+reached through, is the pool's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from ..._listeners import format_address, host_header
+
+__all__ = [
+    "Origin",
+    "PoolKey",
+    "Proxy",
+    "QueryParams",
+    "Target",
+    "add_params",
+    "basic_credentials",
+    "parse_url",
+    "proxy_bypass",
+]
+
+#: Query parameters: a mapping or ``(name, value)`` pairs; a mapping's value
+#: may be a list for a repeated parameter.
+QueryParams = (
+    Mapping[str, str | int | float | Iterable[str | int | float]]
+    | Iterable[tuple[str, str | int | float]]
+)
+
+# NO_PROXY matching as urllib does it (typeshed does not list the function).
+proxy_bypass: Callable[[str, dict[str, str]], bool] = vars(urllib.request)[
+    "proxy_bypass_environment"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where requests go: scheme, host and port (RFC 6454's origin)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` field, which is also the URL's authority."""
+        return host_header(self.host, self.port, 443 if self.scheme == "https" else 80)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{format_address((self.host, self.port))}"
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An HTTP proxy: its address, and the credentials of its URL."""
+
+    url: str
+    host: str
+    port: int
+    authorization: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        """A proxy from its URL, ``http://[user:password@]host[:port]``.
+
+        Raises:
+            ValueError: The URL is not an ``http://`` URL with a host.
+        """
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme.lower() != "http":
+            raise ValueError(f"only http:// proxies are supported, not {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"no host in the proxy URL {url!r}")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ValueError(f"a bad port in the proxy URL {url!r}") from None
+        authorization = basic_credentials(parts)
+        shown = f"http://{parts.hostname}:{port}"
+        return cls(shown, parts.hostname, port, authorization)
+
+
+def basic_credentials(parts: SplitResult) -> str | None:
+    """The ``Authorization`` value (RFC 7617 Basic) for the ``user:password@``
+    of a URL, or ``None`` when it has none."""
+    if parts.username is None:
+        return None
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+
+
+#: A pool key: the origin, and the proxy it is reached through. Plain
+#: ``http`` through a proxy is keyed by the proxy alone (origin ``None``):
+#: such a connection carries requests for any host.
+PoolKey = tuple[Origin | None, Proxy | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed request URL."""
+
+    url: str
+    origin: Origin
+    target: str
+    authorization: str | None
+
+
+def parse_url(url: str) -> Target:
+    """Split an absolute ``http``/``https`` URL into what a request needs.
+
+    Raises:
+        ValueError: It is not one.
+        TypeError: It is not a ``str``.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"a URL is a str, not {url!r}")
+    return _parse_str_url(url)
+
+
+# A client usually asks the same few URLs again and again.
+@functools.lru_cache(maxsize=256)
+def _parse_str_url(url: str) -> Target:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"not an http:// or https:// URL: {url!r}")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in the URL {url!r}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise ValueError(f"a bad port in the URL {url!r}") from None
+    if ":" not in host:
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"a bad host name in the URL {url!r}") from None
+    # Non-ASCII and spaces in the path or query are percent-encoded (RFC
+    # 3986 section 2.1); what is already encoded stays as it is.
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
+    query = quote(parts.query, safe="/%:@!$&'()*+,;=~?")
+    target = f"{path}?{query}" if query else path
+    authorization = basic_credentials(parts)
+    origin = Origin(scheme, host, port)
+    clean = urlunsplit((scheme, origin.host_header, path, query, ""))
+    return Target(clean, origin, target, authorization)
+
+
+def add_params(url: str, params: QueryParams) -> str:
+    """``url`` with ``params`` added to its query."""
+    pairs: list[tuple[str, str]] = []
+    items = params.items() if isinstance(params, Mapping) else params
+    for name, value in items:
+        if isinstance(value, str | int | float):
+            pairs.append((name, str(value)))
+        else:
+            pairs.extend((name, str(each)) for each in value)
+    if not pairs:
+        return url
+    parts = urlsplit(url)
+    query = urlencode(pairs)
+    query = f"{parts.query}&{query}" if parts.query else query
+    return urlunsplit(parts._replace(query=query))
