@@ -52,8 +52,8 @@ import trionet.http
 import trionet.websocket
 from tests._memory_server import MEMORY_ADDRESS, MemoryListener, listening_on
 from trionet._server import HandlerErrors
-from trionet.http import _serve as http_serve
-from trionet.websocket import _handshake
+from trionet.http._server import _serve as http_serve
+from trionet.websocket import _client as ws_client
 
 LOOPBACK = "127.0.0.1"
 
@@ -158,7 +158,7 @@ def memory_connects(monkeypatch: pytest.MonkeyPatch, listener: MemoryListener) -
         await trio.lowlevel.checkpoint()
         return trionet.TCPConnection(listener.connect_stream(), close_timeout=close_timeout)
 
-    monkeypatch.setattr(_handshake, "connect_tcp", connect_tcp)
+    monkeypatch.setattr(ws_client, "connect_tcp", connect_tcp)
 
 
 @asynccontextmanager

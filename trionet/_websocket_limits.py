@@ -77,7 +77,9 @@ class QueueBudget:
 @dataclass(frozen=True, slots=True)
 class ConnectionOptions:
     """A WebSocket connection's limits and behaviour, as the public
-    functions take them (each documents them), checked once here."""
+    functions take them (each documents them), checked once here: the one
+    place ``websocket.serve``, ``websocket.connect`` and
+    ``Request.accept_websocket`` turn their keyword arguments into a value."""
 
     max_message_size: int | None
     max_queued_bytes: int
@@ -85,6 +87,10 @@ class ConnectionOptions:
     ping_timeout: float | None
     close_timeout: float
     control_events: bool
+    # Connect, TLS and the upgrade (a client), or the upgrade request (a
+    # server); None for no limit, or where no handshake is left to bound
+    # (Request.accept_websocket: the request has arrived).
+    handshake_timeout: float | None = None
     # Shared by the connections of one server; None for a lone connection.
     budget: QueueBudget | None = field(default=None, compare=False)
 
@@ -94,3 +100,4 @@ class ConnectionOptions:
         checks.seconds("ping_interval", self.ping_interval, none=True)
         checks.seconds("ping_timeout", self.ping_timeout, none=True)
         checks.non_negative_seconds("close_timeout", self.close_timeout)
+        checks.seconds("handshake_timeout", self.handshake_timeout, none=True)

@@ -20,6 +20,7 @@ from .._websocket_limits import (
 )
 from .._websocket_limits import DEFAULT_PING_INTERVAL as DEFAULT_PING_INTERVAL
 from .._websocket_limits import DEFAULT_PING_TIMEOUT as DEFAULT_PING_TIMEOUT
+from ._client import connect as connect
 from ._connection import MessageFragments as MessageFragments
 from ._connection import WebSocketConnection as WebSocketConnection
 from ._connection import WebSocketEvents as WebSocketEvents
@@ -34,9 +35,8 @@ from ._events import TextMessage as TextMessage
 from ._events import WebSocketEvent as WebSocketEvent
 from ._events import WebSocketStatistics as WebSocketStatistics
 from ._events import close_code_name as close_code_name
-from ._serve import WebSocketHandler as WebSocketHandler
-from ._serve import connect as connect
-from ._serve import serve as serve
+from ._server import WebSocketHandler as WebSocketHandler
+from ._server import serve as serve
 
 __all__ = [
     "CLEAN_CLOSE_CODES",

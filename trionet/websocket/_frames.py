@@ -1,22 +1,19 @@
-"""WebSocket frames that trionet builds or reads itself, sans-IO (bytes and
-wsproto events, no I/O): the two shortcuts that spare wsproto the commonest
-frames on a server (a whole masked frame read, an unmasked frame written),
-the fragments of a message sent piece by piece, the close codes an endpoint
-may send, and the fields of a 101 response head. Property-tested against
-wsproto in ``tests/test_websocket_frames.py``.
+"""WebSocket frames that trionet builds or reads itself, sans-IO (bytes in,
+bytes or text out, no I/O and no wsproto): the two shortcuts that spare
+wsproto the commonest frames on a server (a whole masked frame read, an
+unmasked frame written), the close codes an endpoint may send, and the fields
+of a 101 response head. Property-tested against wsproto in
+``tests/test_websocket_frames.py``; :mod:`._protocol` decides when the
+shortcuts apply.
 """
 
 from __future__ import annotations
 
 import struct
 
-from wsproto.events import BytesMessage
-from wsproto.events import TextMessage as _WsText
-
 __all__ = [
     "SENDABLE_CODES",
     "check_close",
-    "fragment",
     "head_fields",
     "plain_frame",
     "whole_masked_frame",
@@ -37,8 +34,8 @@ def head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     return [(name.strip(), value.strip()) for name, _, value in fields]
 
 
-def whole_masked_frame(data: bytes) -> _WsText | BytesMessage | None:
-    """The message, if ``data`` is exactly one whole client frame of the
+def whole_masked_frame(data: bytes) -> str | bytes | None:
+    """The message's text or bytes, if ``data`` is exactly one whole client frame of the
     common kind: FIN, no RSV bits, text or binary, masked, a payload under
     64 KiB in its shortest length encoding, and (for text) valid UTF-8.
     Anything else returns ``None`` and goes to wsproto, which parses it and
@@ -67,9 +64,9 @@ def whole_masked_frame(data: bytes) -> _WsText | BytesMessage | None:
     key = int.from_bytes((mask * ((size >> 2) + 1))[:size], "little")
     payload = (masked ^ key).to_bytes(size, "little")
     if first == 0x82:
-        return BytesMessage(payload)
+        return payload
     try:
-        return _WsText(payload.decode("utf-8"))
+        return payload.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
@@ -81,23 +78,18 @@ def check_close(code: int, reason: str) -> None:
         raise ValueError("a close reason is at most 123 bytes of UTF-8")
 
 
-def plain_frame(event: _WsText | BytesMessage) -> bytes:
-    """One whole unmasked, uncompressed frame (RFC 6455 section 5.2)."""
-    if isinstance(event, _WsText):
+def plain_frame(data: str | bytes) -> bytes:
+    """One whole unmasked, uncompressed frame (RFC 6455 section 5.2): text for
+    ``str``, binary for bytes."""
+    if isinstance(data, str):
         opcode = 0x81  # FIN, text
-        payload = event.data.encode("utf-8")
+        payload = data.encode("utf-8")
     else:
         opcode = 0x82  # FIN, binary
-        payload = bytes(event.data)
+        payload = data
     length = len(payload)
     if length < 126:
         return bytes((opcode, length)) + payload
     if length < 65536:
         return _HEADER_16.pack(opcode, 126, length) + payload
     return _HEADER_64.pack(opcode, 127, length) + payload
-
-
-def fragment(piece: str | bytes, last: bool) -> _WsText | BytesMessage:
-    if isinstance(piece, str):
-        return _WsText(piece, message_finished=last)
-    return BytesMessage(piece, message_finished=last)

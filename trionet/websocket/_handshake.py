@@ -1,53 +1,45 @@
-"""The opening handshake (RFC 6455 section 4), both sides, through wsproto.
+"""The opening handshake (RFC 6455 section 4), both sides, sans-IO: request
+and response heads as bytes in and out, through wsproto's handshake; no
+trio, no socket (:mod:`._server` and :mod:`._client` move the bytes).
 
-Server: the HTTP server already parsed the upgrade request with h11; its
-head is handed to wsproto's handshake as received, which checks it
-(``Sec-WebSocket-Key``, version 13, ``Upgrade`` and ``Connection``), and
-negotiates the subprotocol and permessage-deflate, and writes the ``101``.
-Whatever the client sent after the request head is already in the HTTP
-connection's buffer: it is fed to the new WebSocket before anything else is
-read, so frames that came with the request are not lost.
+Server (:func:`accept_upgrade`): the HTTP server already parsed the upgrade
+request with h11; its head is handed to wsproto's handshake as received,
+which checks it (``Sec-WebSocket-Key``, version 13, ``Upgrade`` and
+``Connection``), and negotiates the subprotocol and permessage-deflate
+(:mod:`._deflate`), and writes the ``101``. A bad request comes out as
+:exc:`UpgradeRefused` with the status (400, or 426 for another version) and
+header fields to answer with.
 
-Client: TCP (and TLS) through :func:`trionet.connect_tcp`, then wsproto's
-handshake writes the request and reads the answer, all under one
-``handshake_timeout``. A non-101 answer (with up to 64 KiB of its body) is a
-:exc:`~trionet.websocket.HandshakeError`.
+Client (:class:`ClientHandshake`): the request's bytes, then the answer fed
+as it arrives until the ``101`` is complete. A non-101 answer (with up to
+64 KiB of its body), a 101 that breaks RFC 6455 (a wrong
+``Sec-WebSocket-Accept``, an extension or subprotocol that was not offered)
+or an over-long head is a :exc:`~trionet.websocket.HandshakeError`.
 """
 
 from __future__ import annotations
 
-import errno
-import ssl
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
-import trio
 from wsproto import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from .._errors import ConnectionClosed as _ConnectionClosed
-from .._errors import ConnectTimeout
-from .._listeners import host_header
-from .._tcp import connect_tcp
-from .._tls import tls_info
-from .._transport import Transport
-from .._websocket_limits import ConnectionOptions
-from ..http._connection import HTTPConnection
 from ..http._headers import Headers, HeadersInput
-from ..http._messages import UPGRADES, ProtocolError
-from ._connection import WebSocketConnection
 from ._deflate import bounded_deflate
 from ._events import HandshakeError
 from ._frames import head_fields
+from ._protocol import WebSocketProtocol
 
-if TYPE_CHECKING:
-    from ..http._messages import Request as HTTPRequest
-
-__all__ = ["accept", "open_client", "origin_allowed", "parse_url"]
+__all__ = [
+    "ClientHandshake",
+    "ServerAccept",
+    "UpgradeRefused",
+    "accept_upgrade",
+    "encode_headers",
+    "origin_allowed",
+]
 
 _MAX_REJECT_BODY = 64 * 1024
 _MAX_RESPONSE_HEAD = 16 * 1024
@@ -64,7 +56,7 @@ def origin_allowed(origin: str | None, origins: Sequence[str | None] | None) -> 
     return any(allowed is not None and allowed.lower() == origin for allowed in origins)
 
 
-def _encode_headers(headers: HeadersInput | None) -> list[tuple[bytes, bytes]]:
+def encode_headers(headers: HeadersInput | None) -> list[tuple[bytes, bytes]]:
     """Header fields to send, checked (a token name, a value without CR, LF
     or control characters, Latin-1).
 
@@ -81,39 +73,47 @@ def _encode_headers(headers: HeadersInput | None) -> list[tuple[bytes, bytes]]:
         raise ValueError(f"header values are Latin-1 text, not {fields!r}") from None
 
 
-async def accept(
-    request: HTTPRequest,
+class UpgradeRefused(Exception):
+    """The upgrade request is not a valid WebSocket opening handshake: answer
+    it with ``status`` and the header fields ``headers``."""
+
+    def __init__(self, message: str, status: int, headers: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+class ServerAccept:
+    """What :func:`accept_upgrade` agreed to: the ``101`` response to send,
+    the protocol of the connection, and the extensions' names."""
+
+    __slots__ = ("extensions", "protocol", "response")
+
+    def __init__(self, response: bytes, protocol: WebSocketProtocol, extensions: list[str]) -> None:
+        self.response = response
+        self.protocol = protocol
+        self.extensions = extensions
+
+
+def accept_upgrade(
+    head: bytes,
     *,
     subprotocol: str | None,
     headers: HeadersInput | None,
-    origins: Sequence[str | None] | None,
     compression: bool,
-    options: ConnectionOptions,
-) -> WebSocketConnection:
-    """Complete the server side of the handshake for ``request``."""
-    conn = request._conn
-    if not isinstance(conn, HTTPConnection):
-        raise RuntimeError(f"{request!r} did not come on an HTTP/1.1 connection: no upgrade")
-    if options.budget is None and conn._ws_budget is not None:
-        # The server's budget for the messages all its WebSockets queue.
-        options = replace(options, budget=conn._ws_budget)
-    if request.responded:
-        raise RuntimeError("a response to this request was already sent")
-    if not request.is_websocket_upgrade:
-        raise RuntimeError(f"{request!r} is not a WebSocket upgrade request")
-    if conn._nursery is None:
-        raise RuntimeError(
-            "accept_websocket() needs the connection to be served by trionet.http.serve"
-            " (its reader task runs in the connection's nursery)"
-        )
-    if not origin_allowed(request.headers.get("origin"), origins):
-        raise ProtocolError(f"origin {request.headers.get('origin')!r} is not allowed", 403)
+    max_message_size: int | None,
+) -> ServerAccept:
+    """Check the upgrade request ``head`` (its request line and header
+    fields, as received) and agree to it.
+
+    Raises:
+        UpgradeRefused: The request is not a valid upgrade.
+        ValueError: ``subprotocol`` was not offered, or ``headers`` holds an
+            invalid field.
+    """
     handshake = H11Handshake(ConnectionType.SERVER)
-    head = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n".encode()]
-    head.extend(b"%s: %s\r\n" % field for field in request._raw_headers)
-    head.append(b"\r\n")
     try:
-        handshake.receive_data(b"".join(head))
+        handshake.receive_data(head)
         event = next(iter(handshake.events()))
     except RemoteProtocolError as exc:
         hint = exc.event_hint
@@ -123,193 +123,129 @@ async def accept(
             if isinstance(hint, RejectConnection)
             else []
         )
-        raise ProtocolError(f"a bad WebSocket upgrade: {exc}", status, extra) from None
+        raise UpgradeRefused(f"a bad WebSocket upgrade: {exc}", status, extra) from None
     assert isinstance(event, Request)
     if subprotocol is not None and subprotocol not in event.subprotocols:
         raise ValueError(
             f"subprotocol {subprotocol!r} was not offered (the client offered"
             f" {list(event.subprotocols)})"
         )
-    offered = [bounded_deflate(options.max_message_size)] if compression else []
+    offered = [bounded_deflate(max_message_size)] if compression else []
     try:
         response = handshake.send(
             AcceptConnection(
                 subprotocol=subprotocol,
                 extensions=list(offered),
-                extra_headers=_encode_headers(headers),
+                extra_headers=encode_headers(headers),
             )
         )
     except LocalProtocolError as exc:  # pragma: no cover - checked above
         raise ValueError(str(exc)) from None
-    proto = handshake.connection
-    assert proto is not None
-    transport, trailing = await conn._switch_protocols(request, response)
+    conn = handshake.connection
+    assert conn is not None
     agreed = [extension.name for extension in offered if extension.enabled()]
-    ws = WebSocketConnection(
-        transport,
-        proto,
-        client=False,
-        subprotocol=subprotocol,
-        extensions=agreed,
-        path=request.path,
-        target=request.target,
-        request_headers=request.headers,
-        response_headers=response,
-        tls=conn.tls,
-        options=options,
+    protocol = WebSocketProtocol(
+        conn, client=False, extensions=agreed, max_message_size=max_message_size
     )
-    if trailing:
-        proto.receive_data(trailing)
-    conn._upgraded = ws
-    ws._start(conn._nursery)
-    return ws
+    return ServerAccept(response, protocol, agreed)
 
 
-# Request.accept_websocket (trionet.http) runs this: HTTP does not import WebSocket.
-UPGRADES.websocket = accept
+class ClientHandshake:
+    """The client's side: :attr:`request` to send, then
+    :meth:`receive_data` with what the server answers until it returns
+    ``True``; then :meth:`protocol` and the agreed parameters.
 
+    Attributes:
+        request: The upgrade request's bytes.
+        subprotocol: The subprotocol the server agreed to (once accepted).
+        extensions: The extensions' names the server agreed to (once accepted).
+        response_fields: The 101's header fields (once accepted).
+    """
 
-def parse_url(url: str) -> tuple[bool, str, int, str, str]:
-    """``(secure, host, port, target, host_header)`` of a ws:// or wss:// URL."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("ws", "wss"):
-        raise ValueError(f"a WebSocket URL starts with ws:// or wss://, not {url!r}")
-    if parts.fragment:
-        raise ValueError(f"a WebSocket URL has no fragment (RFC 6455 section 3): {url!r}")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"no host in {url!r}")
-    secure = scheme == "wss"
-    try:
-        port = parts.port or (443 if secure else 80)
-    except ValueError:
-        raise ValueError(f"a bad port in {url!r}") from None
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    return secure, host, port, target, host_header(host, port, 443 if secure else 80)
-
-
-async def open_client(
-    url: str,
-    *,
-    subprotocols: Iterable[str],
-    headers: HeadersInput | None,
-    origin: str | None,
-    ssl_context: ssl.SSLContext | None,
-    compression: bool,
-    handshake_timeout: float | None,
-    options: ConnectionOptions,
-) -> WebSocketConnection:
-    """Connect and complete the client side of the handshake."""
-    secure, host, port, target, host_header = parse_url(url)
-    if secure and ssl_context is None:
-        ssl_context = ssl.create_default_context()
-    elif not secure:
-        ssl_context = None
-    offered_protocols = list(subprotocols)
-    extra = _encode_headers(headers)
-    if origin is not None:
-        extra += _encode_headers([("Origin", origin)])
-    offered = [bounded_deflate(options.max_message_size)] if compression else []
-    handshake = H11Handshake(ConnectionType.CLIENT)
-    request = handshake.send(
-        Request(
-            host=host_header,
-            target=target,
-            extensions=list(offered),
-            subprotocols=offered_protocols,
-            extra_headers=extra,
+    def __init__(
+        self,
+        url: str,
+        *,
+        host: str,
+        target: str,
+        subprotocols: Iterable[str],
+        extra_headers: list[tuple[bytes, bytes]],
+        compression: bool,
+        max_message_size: int | None,
+    ) -> None:
+        self._url = url
+        self._max_message_size = max_message_size
+        self._handshake = H11Handshake(ConnectionType.CLIENT)
+        offered = [bounded_deflate(max_message_size)] if compression else []
+        self.request = self._handshake.send(
+            Request(
+                host=host,
+                target=target,
+                extensions=list(offered),
+                subprotocols=list(subprotocols),
+                extra_headers=extra_headers,
+            )
         )
-    )
-    deadline = trio.current_time() + (handshake_timeout or float("inf"))
-    conn = await connect_tcp(
-        host,
-        port,
-        ssl_context=ssl_context,
-        connect_timeout=handshake_timeout,
-        close_timeout=options.close_timeout,
-    )
-    transport = Transport(conn.stream, options.close_timeout)
-    accepted: AcceptConnection | None = None
-    fields: list[tuple[bytes, bytes]] = []
-    with trio.move_on_at(deadline) as scope:
-        try:
-            await transport.send_all(request)
-            accepted, fields = await _read_answer(handshake, transport, url)
-        except _ConnectionClosed as exc:
-            await transport.aclose()
-            raise HandshakeError(
-                f"the connection to {url} broke during the handshake: {exc}"
-            ) from exc
-        except BaseException:
-            await transport.aclose()
-            raise
-    if scope.cancelled_caught or accepted is None:
-        await transport.aclose()
-        raise ConnectTimeout(
-            errno.ETIMEDOUT, f"the WebSocket handshake with {url} took over {handshake_timeout:g} s"
-        )
-    proto = handshake.connection
-    assert proto is not None
-    path = target.split("?", 1)[0]
-    sent = Headers._from_raw([(b"host", host_header.encode("idna")), *extra])
-    return WebSocketConnection(
-        transport,
-        proto,
-        client=True,
-        subprotocol=accepted.subprotocol,
-        extensions=[extension.name for extension in accepted.extensions],
-        path=unquote(path),
-        target=target,
-        request_headers=sent,
-        response_headers=Headers._from_raw(fields),
-        tls=tls_info(conn.stream) if isinstance(conn.stream, trio.SSLStream) else None,
-        options=options,
-    )
+        self._received = bytearray()
+        self._rejected: RejectConnection | None = None
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self.subprotocol: str | None = None
+        self.extensions: list[str] = []
+        self.response_fields: list[tuple[bytes, bytes]] = []
 
+    def receive_data(self, data: bytes) -> bool:
+        """Feed what the server sent (``b""`` when it closed the connection);
+        ``True`` once the upgrade was accepted, ``False`` while more is needed.
 
-async def _read_answer(
-    handshake: H11Handshake, transport: Transport, url: str
-) -> tuple[AcceptConnection, list[tuple[bytes, bytes]]]:
-    """The server's acceptance, and the header fields of its 101."""
-    received = bytearray()
-    rejected: RejectConnection | None = None
-    body: list[bytes] = []
-    body_size = 0
-    while True:
-        data = await transport.receive()
-        if len(received) <= _MAX_RESPONSE_HEAD:
-            received += data
+        Raises:
+            HandshakeError: The server refused the upgrade, answered it
+                wrongly, or closed the connection.
+        """
+        if len(self._received) <= _MAX_RESPONSE_HEAD:
+            self._received += data
         try:
-            handshake.receive_data(data or None)
-            events = list(handshake.events())
+            self._handshake.receive_data(data or None)
+            events = list(self._handshake.events())
         except RemoteProtocolError as exc:
-            raise HandshakeError(f"{url} answered the upgrade wrongly: {exc}") from None
+            raise HandshakeError(f"{self._url} answered the upgrade wrongly: {exc}") from None
         for event in events:
             if isinstance(event, AcceptConnection):
-                return event, head_fields(bytes(received))
+                self.subprotocol = event.subprotocol
+                self.extensions = [extension.name for extension in event.extensions]
+                self.response_fields = head_fields(bytes(self._received))
+                return True
             if isinstance(event, RejectConnection):
-                rejected = event
+                self._rejected = event
                 if not event.has_body:
-                    break
+                    raise self._refusal()
             elif isinstance(event, RejectData):
-                body.append(bytes(event.data))
-                body_size += len(event.data)
+                self._body.append(bytes(event.data))
+                self._body_size += len(event.data)
                 if event.body_finished:
-                    break
-        else:
-            if rejected is None and len(received) > _MAX_RESPONSE_HEAD:
-                raise HandshakeError(f"{url} answered with an over-long response head")
-            if data and body_size < _MAX_REJECT_BODY:
-                continue
+                    raise self._refusal()
+        if self._rejected is None and len(self._received) > _MAX_RESPONSE_HEAD:
+            raise HandshakeError(f"{self._url} answered with an over-long response head")
+        if data and self._body_size < _MAX_REJECT_BODY:
+            return False
+        raise self._refusal()
+
+    def _refusal(self) -> HandshakeError:
+        rejected = self._rejected
         if rejected is None:
-            raise HandshakeError(f"{url} closed the connection during the handshake")
+            return HandshakeError(f"{self._url} closed the connection during the handshake")
         status = rejected.status_code
-        raise HandshakeError(
-            f"{url} refused the WebSocket upgrade with HTTP {status}",
+        return HandshakeError(
+            f"{self._url} refused the WebSocket upgrade with HTTP {status}",
             status,
             list(rejected.headers),
-            b"".join(body)[:_MAX_REJECT_BODY],
+            b"".join(self._body)[:_MAX_REJECT_BODY],
+        )
+
+    def protocol(self) -> WebSocketProtocol:
+        """The connection's protocol, once :meth:`receive_data` accepted."""
+        conn = self._handshake.connection
+        assert conn is not None, "the handshake is not complete"
+        return WebSocketProtocol(
+            conn, client=True, extensions=self.extensions, max_message_size=self._max_message_size
         )

@@ -1,19 +1,25 @@
-"""``trionet.websocket.serve`` and ``trionet.websocket.connect``: a WebSocket
-server (every request upgraded) and a client, on the HTTP server and the
-handshake module."""
+"""The WebSocket server side, on trio: :func:`accept` completes the upgrade of
+an HTTP request (what :meth:`trionet.http.Request.accept_websocket` runs), and
+:func:`serve` is a WebSocket server (every request upgraded) on the HTTP
+server. The handshake itself is :mod:`._handshake`'s, sans-IO.
+
+The HTTP server already parsed the upgrade request with h11; whatever the
+client sent after the request head is already in the HTTP connection's
+buffer: it is fed to the new WebSocket before anything else is read, so
+frames that came with the request are not lost.
+"""
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import trio
 
 from .. import _checks as checks
 from .._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors, Server
 from .._stream import DEFAULT_CLOSE_TIMEOUT
-from .._tls import DEFAULT_TLS_HANDSHAKE_TIMEOUT
 from .._websocket_limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -23,13 +29,85 @@ from .._websocket_limits import (
     DEFAULT_PING_TIMEOUT,
     ConnectionOptions,
 )
-from ..http import _serve as http_serve
 from ..http._headers import HeadersInput
-from ..http._messages import Request, Response
+from ..http._server._connection import HTTPConnection
+from ..http._server._errors import ProtocolError
+from ..http._server._request import UPGRADES, Request
+from ..http._server._response import Response
+from ..http._server._serve import Handler
+from ..http._server._serve import serve as serve_http
+from ..tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT
 from ._connection import WebSocketConnection
-from ._handshake import accept, open_client
+from ._handshake import UpgradeRefused, accept_upgrade, origin_allowed
 
-__all__ = ["WebSocketHandler", "connect", "serve"]
+__all__ = ["WebSocketHandler", "accept", "serve"]
+
+
+async def accept(
+    request: Request,
+    *,
+    subprotocol: str | None,
+    headers: HeadersInput | None,
+    origins: Sequence[str | None] | None,
+    compression: bool,
+    options: ConnectionOptions,
+) -> WebSocketConnection:
+    """Complete the server side of the handshake for ``request``."""
+    conn = request._conn
+    if not isinstance(conn, HTTPConnection):
+        raise RuntimeError(f"{request!r} did not come on an HTTP/1.1 connection: no upgrade")
+    if options.budget is None and conn._ws_budget is not None:
+        # The server's budget for the messages all its WebSockets queue.
+        options = replace(options, budget=conn._ws_budget)
+    if request.responded:
+        raise RuntimeError("a response to this request was already sent")
+    if not request.is_websocket_upgrade:
+        raise RuntimeError(f"{request!r} is not a WebSocket upgrade request")
+    if conn._nursery is None:
+        raise RuntimeError(
+            "accept_websocket() needs the connection to be served by trionet.http.serve"
+            " (its reader task runs in the connection's nursery)"
+        )
+    if not origin_allowed(request.headers.get("origin"), origins):
+        raise ProtocolError(f"origin {request.headers.get('origin')!r} is not allowed", 403)
+    head = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n".encode()]
+    head.extend(b"%s: %s\r\n" % field for field in request._raw_headers)
+    head.append(b"\r\n")
+    try:
+        agreed = accept_upgrade(
+            b"".join(head),
+            subprotocol=subprotocol,
+            headers=headers,
+            compression=compression,
+            max_message_size=options.max_message_size,
+        )
+    except UpgradeRefused as exc:
+        raise ProtocolError(str(exc), exc.status, exc.headers) from None
+    transport, trailing = await conn._switch_protocols(request, agreed.response)
+    ws = WebSocketConnection(
+        transport,
+        agreed.protocol,
+        subprotocol=subprotocol,
+        extensions=agreed.extensions,
+        path=request.path,
+        target=request.target,
+        request_headers=request.headers,
+        response_headers=agreed.response,
+        tls=conn.tls,
+        options=options,
+    )
+    if trailing:
+        # Whatever the client sent after the request head (frames that came
+        # with it) is read before anything else.
+        agreed.protocol.receive_data(trailing)
+    conn._upgraded = ws
+    ws._start(conn._nursery)
+    return ws
+
+
+# Request.accept_websocket (trionet.http) runs this: HTTP does not import WebSocket.
+UPGRADES.websocket = accept
+
 
 #: ``async def handler(ws) -> None``.
 WebSocketHandler = Callable[[WebSocketConnection], Awaitable[None]]
@@ -50,7 +128,7 @@ def _upgrade_handler(
     origins: Sequence[str | None] | None,
     compression: bool,
     options: ConnectionOptions,
-) -> http_serve.Handler:
+) -> Handler:
     """The HTTP handler that :func:`serve` runs for every request: it
     upgrades the request and runs ``handler`` on the WebSocket (426 for a
     request that is not an upgrade)."""
@@ -169,7 +247,9 @@ async def serve(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
         control_events=control_events,
+        handshake_timeout=handshake_timeout,
     )
+    # (None is no limit for a client, but a server always bounds the wait.)
     checks.seconds("handshake_timeout", handshake_timeout)
     upgrade = _upgrade_handler(
         handler,
@@ -179,7 +259,7 @@ async def serve(
         options=options,
     )
 
-    await http_serve.serve(
+    await serve_http(
         upgrade,
         port,
         host,
@@ -193,106 +273,3 @@ async def serve(
         max_total_queued_bytes=max_total_queued_bytes,
         task_status=task_status,
     )
-
-
-@asynccontextmanager
-async def connect(
-    url: str,
-    *,
-    subprotocols: Iterable[str] = (),
-    headers: HeadersInput | None = None,
-    origin: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    compression: bool = True,
-    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-    ping_interval: float | None = DEFAULT_PING_INTERVAL,
-    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-    control_events: bool = False,
-) -> AsyncIterator[WebSocketConnection]:
-    """Open a WebSocket client connection (the browser's and Node's ``new
-    WebSocket(url)``)::
-
-        async with trionet.websocket.connect("ws://127.0.0.1:12010/updates") as ws:
-            await ws.send("hello")
-            async for message in ws:
-                print(message.data)
-
-    The connection's reader runs in a nursery this ``async with`` owns; on
-    leaving the block the connection is closed (1000, or 1011 when the block
-    raised), and the block's exception comes out as itself.
-
-    Args:
-        url: ``ws://host[:port]/path`` or ``wss://...``.
-        subprotocols: Subprotocols to offer, preferred first.
-        headers: Extra header fields for the upgrade request
-            (``Authorization``, cookies...).
-        origin: An ``Origin`` header to send.
-        ssl_context: The TLS client context for ``wss://``; by default
-            ``ssl.create_default_context()`` (the system's trust store, host
-            name checked).
-        compression: Offer permessage-deflate (default on).
-        handshake_timeout: Seconds for connect, TLS and the upgrade together
-            (default 10); ``None`` for no limit.
-        max_message_size: Bytes of one received message (default 1 MiB;
-            close 1009 beyond); ``None`` for no limit.
-        max_queued_bytes: Bytes of received messages waiting to be read
-            (default 4 MiB).
-        ping_interval: Seconds between keepalive pings (default 20); ``None``
-            for none.
-        ping_timeout: Seconds a keepalive ping may wait for its pong (default
-            20).
-        close_timeout: Seconds the close handshake may take (default 5).
-        control_events: Report ping and pong events through
-            :meth:`WebSocketConnection.events` (default off).
-
-    Yields:
-        The open :class:`WebSocketConnection`.
-
-    Raises:
-        ValueError: The URL is not ws:// or wss://, a limit is out of
-            range, or a header field (or ``origin``) is not a valid field.
-        TypeError: An argument is of the wrong kind.
-        HandshakeError: The server refused the upgrade (``status``,
-            ``headers`` and ``body`` tell how) or answered it wrongly.
-        trionet.ConnectError: The connection was refused or the name did not resolve.
-        trionet.ConnectTimeout: ``handshake_timeout`` ran out.
-        trionet.TLSError: The TLS handshake failed (certificate rejected).
-    """
-    options = ConnectionOptions(
-        max_message_size=max_message_size,
-        max_queued_bytes=max_queued_bytes,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        control_events=control_events,
-    )
-    checks.seconds("handshake_timeout", handshake_timeout)
-    ws = await open_client(
-        url,
-        subprotocols=subprotocols,
-        headers=headers,
-        origin=origin,
-        ssl_context=ssl_context,
-        compression=compression,
-        handshake_timeout=handshake_timeout,
-        options=options,
-    )
-    failure: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        ws._start(nursery)
-        try:
-            yield ws
-        except BaseException as exc:
-            failure = exc
-            if isinstance(exc, Exception):
-                await ws.aclose(1011, "client error")
-            else:
-                await ws._abort_transport()
-        else:
-            await ws.aclose()
-        nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
