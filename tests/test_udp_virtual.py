@@ -3,6 +3,9 @@ simulated, seeded network."""
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import pytest
 import trio
 import trio.testing
@@ -267,3 +270,129 @@ async def test_a_protocol_survives_a_bad_network(
     assert delivered == messages
     assert sends > len(messages)  # the losses were real, and recovered from
     assert net.statistics().lost > 0
+
+
+# -- installed behind trio's socket factory: plain trionet code runs on it ----
+
+
+async def echo_upper(peer: trionet.UDPPeer) -> None:
+    async for dgram in peer:
+        await peer.send(dgram.data.upper())
+
+
+async def test_installed_network_runs_plain_trionet_udp(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = VirtualUDPNetwork(latency=0.01)
+    seen: list[trionet.SocketAddress] = []
+
+    async def echo(peer: trionet.UDPPeer) -> None:
+        seen.append(peer.remote_address)
+        await echo_upper(peer)
+
+    with net.install():
+        # host=None: dual stack on "::", as trionet binds it over the kernel.
+        server = await nursery.start(trionet.serve_udp, echo, 0)
+        assert server.port >= 49152
+        async with await trionet.connect_udp("127.0.0.1", server.port) as v4:
+            await v4.send(b"four")
+            assert await anext(v4) == trionet.Datagram(b"FOUR", ("127.0.0.1", server.port))
+            # IPv4 shown as IPv4 on the server's dual-stack socket
+            assert seen == [v4.local_address]
+        async with await trionet.connect_udp("::1", server.port) as v6:
+            await v6.send(b"six")
+            assert (await anext(v6)).data == b"SIX"
+            assert seen[1][:2] == v6.local_address[:2] == ("::1", v6.port)
+        async with await trionet.connect_udp("localhost", server.port) as named:
+            await named.send(b"name")
+            assert (await anext(named)).data == b"NAME"
+        async with trionet.open_udp_socket() as unconnected:
+            await unconnected.send(b"any", ("127.0.0.1", server.port))
+            assert (await anext(unconnected)).data == b"ANY"
+        with pytest.raises(trionet.ConnectError, match=r"example\.invalid"):
+            await trionet.connect_udp("example.invalid", 53)
+    assert len(seen) == 4
+    assert net.statistics().delivered == 8
+    await server.shutdown()
+
+
+async def run_plain_lossy(seed: int) -> list[bytes]:
+    net = VirtualUDPNetwork(seed=seed, loss=0.3, duplication=0.1, reordering=0.2)
+    with net.install():
+        async with (
+            trionet.open_udp_socket("127.0.0.1") as a,
+            trionet.open_udp_socket("127.0.0.1") as b,
+        ):
+            await send_numbers(a, 200, ("127.0.0.1", b.port))
+            received = await drain(b)
+    assert net.statistics().lost > 0
+    return received
+
+
+async def test_loss_applies_to_plain_trionet_sockets_deterministically(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    first = await run_plain_lossy(seed=7)
+    assert first == await run_plain_lossy(seed=7)
+    assert first != await run_plain_lossy(seed=8)
+    assert len(set(first)) < 200
+    net = VirtualUDPNetwork(loss=1.0)
+    with net.install():
+        async with trionet.open_udp_socket() as a, trionet.open_udp_socket() as b:
+            await send_numbers(a, 10, ("127.0.0.1", b.port))
+            assert await drain(b) == []
+    assert (net.statistics().sent, net.statistics().lost) == (10, 10)
+
+
+async def test_installed_network_keeps_tcp_real_and_uninstall_restores(
+    nursery: trio.Nursery,
+) -> None:
+    net = VirtualUDPNetwork()
+
+    async def tcp_echo(conn: trionet.TCPConnection) -> None:
+        async for event in conn:
+            if isinstance(event, trionet.Data):
+                await conn.send(event.data)
+
+    with net.install():
+        tcp_server = await nursery.start(trionet.serve_tcp, tcp_echo, 0, "127.0.0.1")
+        async with await trionet.connect_tcp("127.0.0.1", tcp_server.port) as conn:
+            await conn.send(b"still tcp")
+            assert await anext(conn) == trionet.Data(b"still tcp")
+        # Stream lookups go to the system's resolver.
+        assert await trio.socket.getaddrinfo("localhost", 80, type=trio.socket.SOCK_STREAM)
+        async with trionet.open_udp_socket("192.0.2.1", 5000) as virtual:
+            await virtual.send(b"to myself", virtual.local_address)
+            assert (await anext(virtual)).data == b"to myself"
+    assert net.statistics().sent == 1
+    async with trionet.open_udp_socket("127.0.0.1") as real:
+        await real.send(b"kernel", real.local_address)
+        assert (await anext(real)).data == b"kernel"
+        with pytest.raises(trionet.BindError):
+            async with trionet.open_udp_socket("192.0.2.1", 5000):
+                pass  # TEST-NET-1 (RFC 5737): no machine has it
+    assert net.statistics().sent == 1  # the real socket did not use the network
+    await tcp_server.shutdown()
+
+
+def test_install_needs_a_trio_run() -> None:
+    with pytest.raises(RuntimeError), VirtualUDPNetwork().install():
+        pass
+
+
+def test_dual_stack_binding_rules_without_an_event_loop() -> None:
+    from trionet.testing._udp_simulation import Simulation, VirtualSocket
+
+    sim = Simulation(seed=0, receive_buffer_size=1000)
+    dual = VirtualSocket(sim, socket.AF_INET6)  # IPV6_V6ONLY off, as Linux's default
+    assert dual.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    assert sim.bind(dual, "::", 53) == ("::", 53)
+    with pytest.raises(OSError, match="in use") as taken:
+        sim.bind(VirtualSocket(sim, socket.AF_INET), "0.0.0.0", 53)
+    assert taken.value.errno == errno.EADDRINUSE
+    assert sim.bind(VirtualSocket(sim, socket.AF_INET), "127.0.0.1", 53) == ("127.0.0.1", 53)
+    v6_only = VirtualSocket(sim, socket.AF_INET6)
+    v6_only.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    assert sim.bind(v6_only, "::", 54) == ("::", 54)
+    assert sim.bind(VirtualSocket(sim, socket.AF_INET), "0.0.0.0", 54) == ("0.0.0.0", 54)
+    assert sim.bind(VirtualSocket(sim, socket.AF_INET), "0.0.0.0", 0) == ("0.0.0.0", 49152)

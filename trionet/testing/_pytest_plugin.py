@@ -17,7 +17,7 @@ import trio
 from .._server import Server
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
-from .._udp_server import UDPPeer, UDPServer, serve_udp
+from .._udp import UDPPeer, UDPServer, serve_udp
 from ._certificates import TLSCertificates
 
 __all__ = ["TLSCertificates", "trionet_tcp_server", "trionet_tls", "trionet_udp_server"]

@@ -1,5 +1,9 @@
 """UDP sockets (Node's ``dgram``): async iterators of datagrams.
 
+This module owns :class:`UDPSocket` and what it hands out (:class:`Datagram`,
+:class:`UDPStatistics`, :exc:`PortUnreachable`); opening and binding one is
+:mod:`trionet._udp._open`'s job.
+
 Theory of operation
 -------------------
 A :class:`UDPSocket` wraps one trio datagram socket. ``async for dgram in
@@ -10,8 +14,8 @@ never delivered cut short as if it were whole. (``recvmsg`` and ``MSG_TRUNC``
 say the same, at a cost the echo benchmark notices.) A payload larger
 than ``max_datagram_size`` is refused before anything is sent.
 
-A socket bound with ``host=None`` (or ``"::"``) is dual-stack when the system has IPv6: one
-IPv6 socket with ``IPV6_V6ONLY`` off. IPv4 peers then show up as
+A socket bound with ``host=None`` (or ``"::"``) is dual-stack when the
+system has IPv6: one IPv6 socket with ``IPV6_V6ONLY`` off. IPv4 peers then show up as
 ``::ffff:a.b.c.d`` inside the kernel; this module turns those addresses back
 into plain IPv4 ``(host, port)`` pairs on the way in, and plain IPv4
 destinations into mapped ones on the way out, so callers never see the trick.
@@ -22,7 +26,10 @@ operation that did not have to wait) but without its per-call wrappers, and
 without its per-call address lookup: a destination whose host is a numeric
 address (always the case when answering a sender) goes straight to
 ``sendto``; a name still goes through trio, which resolves it without
-blocking. That makes an echo loop cheaper than the bare trio loop.
+blocking. That makes an echo loop cheaper than the bare trio loop. A socket
+that a custom trio socket factory made (the virtual network of
+:mod:`trionet.testing`) has no stdlib socket under it (``raw=None``): it goes
+through trio's socket methods, the same calls with the same results.
 
 In connected mode (:meth:`UDPSocket.connect`) the kernel reports an ICMP
 "port unreachable" from the peer as ``ECONNREFUSED`` on a later call; here it
@@ -36,17 +43,14 @@ import errno
 import ipaddress
 import socket as stdlib_socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Self
 
 import trio
 
-from . import _checks as checks
-from ._errors import BindError, ConnectionClosed, connect_error
-from ._listeners import format_address
-from ._server import SocketAddress
+from .._errors import ConnectionClosed
+from .._listeners import format_address
+from .._server import SocketAddress
 
 __all__ = [
     "DEFAULT_MAX_DATAGRAM_SIZE",
@@ -54,8 +58,6 @@ __all__ = [
     "PortUnreachable",
     "UDPSocket",
     "UDPStatistics",
-    "connect_udp",
-    "open_udp_socket",
 ]
 
 # The largest UDP payload over IPv4: 65535 minus the 8-byte UDP header and the
@@ -480,220 +482,3 @@ class UDPSocket(trio.abc.AsyncResource):
             self._closed = True
             self._sock.close()
         await trio.lowlevel.checkpoint()
-
-
-def _family_for(host: str | None) -> int:
-    if host is None:
-        return stdlib_socket.AF_INET6 if stdlib_socket.has_ipv6 else stdlib_socket.AF_INET
-    try:
-        return stdlib_socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else 0
-    except ValueError:
-        return 0  # a name: let getaddrinfo decide
-
-
-async def _bind(
-    host: str | None,
-    port: int,
-    family: int | None,
-    *,
-    reuse_address: bool,
-    reuse_port: bool,
-    broadcast: bool,
-    receive_buffer_size: int | None,
-    send_buffer_size: int | None,
-    max_datagram_size: int,
-) -> UDPSocket:
-    check_max_datagram_size(max_datagram_size)
-    checks.count("port", port, minimum=0, maximum=65535)
-    checks.count("receive_buffer_size", receive_buffer_size, none=True)
-    checks.count("send_buffer_size", send_buffer_size, none=True)
-    wanted = format_address((host or "*", port))
-    chosen = family if family is not None else _family_for(host)
-    try:
-        infos = await trio.socket.getaddrinfo(
-            host if host is not None else ("::" if chosen == stdlib_socket.AF_INET6 else None),
-            port,
-            family=chosen,
-            type=stdlib_socket.SOCK_DGRAM,
-            flags=stdlib_socket.AI_PASSIVE,
-        )
-    except stdlib_socket.gaierror as exc:
-        raise BindError(errno.EADDRNOTAVAIL, f"cannot bind {wanted}: {exc}") from None
-    af, type_, proto, _, sockaddr = infos[0]
-    raw = stdlib_socket.socket(af, type_, proto)
-    sock = trio.socket.from_stdlib_socket(raw)
-    try:
-        if af == stdlib_socket.AF_INET6:
-            # Every address ("::", or host=None): one socket for both families
-            # (dual stack), as Node and Linux do; a given IPv6 address: IPv6 only.
-            v6_only = host not in (None, "::")
-            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, v6_only)
-        if reuse_address:
-            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEPORT, 1)
-        if broadcast:
-            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_BROADCAST, 1)
-        if receive_buffer_size is not None:
-            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_RCVBUF, receive_buffer_size)
-        if send_buffer_size is not None:
-            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF, send_buffer_size)
-        try:
-            await sock.bind(sockaddr)
-        except OSError as exc:
-            what = format_address(sockaddr)
-            if exc.errno == errno.EADDRINUSE:
-                raise BindError(exc.errno, f"address already in use: {what}") from None
-            raise BindError(exc.errno or 0, f"cannot bind {what}: {exc.strerror}") from None
-        return UDPSocket(sock, max_datagram_size=max_datagram_size, raw=raw)
-    except BaseException:
-        sock.close()
-        raise
-
-
-def check_max_datagram_size(max_datagram_size: int) -> None:
-    checks.count("max_datagram_size", max_datagram_size, maximum=65535)
-
-
-@asynccontextmanager
-async def open_udp_socket(
-    host: str | None = None,
-    port: int = 0,
-    *,
-    family: int | None = None,
-    reuse_address: bool = False,
-    reuse_port: bool = False,
-    broadcast: bool = False,
-    max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
-    receive_buffer_size: int | None = None,
-    send_buffer_size: int | None = None,
-) -> AsyncIterator[UDPSocket]:
-    """Open a UDP socket bound to ``host``:``port`` (Node's
-    ``dgram.createSocket`` + ``bind``): ``async with open_udp_socket(port=41234)
-    as sock:``. The socket is closed when the block ends.
-
-    Args:
-        host: The local address; ``None`` (or ``"::"``) binds every address,
-            dual-stack (IPv4 and IPv6 on one socket) where the system has IPv6.
-        port: The local port; 0 lets the system pick (read
-            :attr:`UDPSocket.port`).
-        family: ``socket.AF_INET`` or ``socket.AF_INET6`` to force one
-            (Node's ``'udp4'`` / ``'udp6'``); by default from ``host``.
-        reuse_address: Set ``SO_REUSEADDR`` (Node's ``reuseAddr``), for
-            several multicast listeners on one port.
-        reuse_port: Set ``SO_REUSEPORT``: several sockets share the port and
-            the kernel spreads datagrams among them.
-        broadcast: Allow sending to broadcast addresses.
-        max_datagram_size: The largest datagram sent or received (default
-            65507, the IPv4 maximum); larger ones are refused when sending and
-            counted as truncated, not delivered, when received.
-        receive_buffer_size: ``SO_RCVBUF`` in bytes; ``None`` keeps the system's.
-        send_buffer_size: ``SO_SNDBUF`` in bytes; ``None`` keeps the system's.
-
-    Returns:
-        An async context manager giving the :class:`UDPSocket`.
-
-    Raises:
-        BindError: The address is in use or cannot be bound; the message names
-            it.
-        ValueError: An argument is out of range.
-        TypeError: An argument is of the wrong kind.
-    """
-    udp = await _bind(
-        host,
-        port,
-        family,
-        reuse_address=reuse_address,
-        reuse_port=reuse_port,
-        broadcast=broadcast,
-        receive_buffer_size=receive_buffer_size,
-        send_buffer_size=send_buffer_size,
-        max_datagram_size=max_datagram_size,
-    )
-    async with udp:
-        yield udp
-
-
-async def bind_udp(host: str | None, port: int, *, max_datagram_size: int) -> UDPSocket:
-    """:func:`open_udp_socket`'s socket with default options, for a caller
-    that closes it itself."""
-    return await _bind(
-        host,
-        port,
-        None,
-        reuse_address=False,
-        reuse_port=False,
-        broadcast=False,
-        receive_buffer_size=None,
-        send_buffer_size=None,
-        max_datagram_size=max_datagram_size,
-    )
-
-
-async def connect_udp(
-    host: str,
-    port: int,
-    *,
-    local_host: str | None = None,
-    local_port: int = 0,
-    max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
-    receive_buffer_size: int | None = None,
-    send_buffer_size: int | None = None,
-) -> UDPSocket:
-    """Open a UDP socket connected to ``host``:``port`` (Node's
-    ``createSocket`` + ``connect``): ``async with await connect_udp(host,
-    port) as sock:``. :meth:`UDPSocket.send` then needs no address, only that
-    peer's datagrams are delivered, and an ICMP "port unreachable" from the
-    peer surfaces as :exc:`PortUnreachable` from a later call.
-
-    Args:
-        host: The peer's name or address.
-        port: The peer's port.
-        local_host: The local address to bind; ``None`` lets the system choose.
-        local_port: The local port; 0 lets the system pick.
-        max_datagram_size: As for :func:`open_udp_socket`.
-        receive_buffer_size: As for :func:`open_udp_socket`.
-        send_buffer_size: As for :func:`open_udp_socket`.
-
-    Returns:
-        The connected :class:`UDPSocket`; close it (``async with``).
-
-    Raises:
-        trionet.ConnectError: The name could not be resolved or the address used.
-        BindError: The local address is in use or cannot be bound.
-        ValueError: An argument is out of range.
-        TypeError: An argument is of the wrong kind.
-    """
-    check_max_datagram_size(max_datagram_size)
-    checks.count("port", port, minimum=0, maximum=65535)
-    what = format_address((host, port))
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=stdlib_socket.SOCK_DGRAM)
-    except OSError as exc:
-        raise connect_error(exc, what) from None
-    family: int = infos[0][0]
-    address = infos[0][4]
-    if local_host is not None:
-        family = _family_for(local_host) or family
-    udp = await _bind(
-        local_host,
-        local_port,
-        family,
-        reuse_address=False,
-        reuse_port=False,
-        broadcast=False,
-        receive_buffer_size=receive_buffer_size,
-        send_buffer_size=send_buffer_size,
-        max_datagram_size=max_datagram_size,
-    )
-    try:
-        if udp._dual_stack:
-            address = await udp._target(str(address[0]), int(address[1]))
-        await udp._connect_to(address)
-    except OSError as exc:
-        await udp.aclose()
-        raise connect_error(exc, what) from None
-    except BaseException:
-        await trio.aclose_forcefully(udp)
-        raise
-    return udp

@@ -36,22 +36,22 @@ from typing import Any, Self, cast
 
 import trio
 
-from . import _checks as checks
-from ._listeners import format_address
-from ._server import (
+from .. import _checks as checks
+from .._listeners import format_address
+from .._server import (
     DEFAULT_MAX_CONNECTIONS,
     HandlerErrors,
     Server,
     ServerCore,
     SocketAddress,
 )
-from ._udp import (
+from ._open import bind_udp
+from ._socket import (
     DEFAULT_MAX_DATAGRAM_SIZE,
     Datagram,
     PortUnreachable,
     UDPSocket,
     UDPStatistics,
-    bind_udp,
 )
 
 __all__ = [
