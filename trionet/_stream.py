@@ -18,46 +18,33 @@ at end of stream. (Not on Unix sockets: there the kernel passes SHUT_RD on to
 the peer, whose sends would then fail, so they read under a scope.) The loop
 ends in both cases without an ``EndOfStream``: the peer did not finish, we did.
 
-The same benchmark is why a plain socket is read and written through the
-trio socket itself (``sock.recv`` / ``sock.send``) rather than through
-``SocketStream``, whose two generator-based context managers per call cost
-more than everything this class adds.
-
-Errors are translated here, once: an ``OSError`` from the socket, or trio's
-``BrokenResourceError`` (with the ``OSError`` or ``ssl.SSLError`` it carries)
-from any other stream, becomes a :class:`~trionet.ConnectionClosed` subclass. Misuse stays trio's:
-``ClosedResourceError`` after ``aclose``, ``BusyResourceError`` when two tasks
-iterate at once.
+The bytes move through a :class:`~trionet._transport.Transport`, the one
+stream transport every protocol shares: it reads and writes a plain socket
+directly (the same benchmark is why), counts the bytes, and translates
+errors, once, into :class:`~trionet.ConnectionClosed` subclasses (a
+connection asks it for :class:`~trionet.TLSError` when a TLS session fails).
+Misuse stays trio's: ``ClosedResourceError`` after ``aclose``,
+``BusyResourceError`` when two tasks iterate or send at once.
 """
 
 from __future__ import annotations
 
-import errno
 import math
 import socket as stdlib_socket
-import ssl
 from dataclasses import dataclass
 from typing import Self
 
 import trio
 
 from . import _checks as checks
-from ._errors import ConnectionReset, TLSError
+from ._errors import ConnectionClosed
 from ._events import Data, EndOfStream, StreamEvent, Timeout
 from ._listeners import format_address
 from ._server import SocketAddress
-from .tls._stream import TLSInfo, describe_tls_failure, tls_info
+from ._transport import DEFAULT_CLOSE_TIMEOUT, RECEIVE_SIZE, Transport, translate
+from .tls._stream import TLSInfo, tls_info
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "ConnectionStatistics", "TCPConnection"]
-
-# The most one read returns: 64 KiB is trio's own default and Node's
-# highWaterMark for sockets, and above the usual TCP window at startup.
-RECEIVE_SIZE = 65536
-
-# aclose() first tries the graceful close (for TLS: send close_notify), which
-# can block on a peer that stopped reading. After this many seconds it gives up
-# and closes the socket anyway.
-DEFAULT_CLOSE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,33 +59,6 @@ class ConnectionStatistics:
 
     bytes_received: int
     bytes_sent: int
-
-
-def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
-    while True:
-        if isinstance(stream, trio.SocketStream):
-            return stream.socket
-        if isinstance(stream, trio.SSLStream):
-            stream = stream.transport_stream
-            continue
-        return None
-
-
-def _address(sock: trio.socket.SocketType | None, peer: bool) -> SocketAddress:
-    if sock is None:
-        return ""
-    try:
-        address = sock.getpeername() if peer else sock.getsockname()
-    except OSError:
-        return ""
-    return address if isinstance(address, tuple | str) else str(address)
-
-
-def _translate_os_error(exc: OSError) -> Exception:
-    """The socket fast path's twin of trio's socket error translation."""
-    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
-        return trio.ClosedResourceError("the connection was closed")
-    return ConnectionReset(f"connection lost: {exc.strerror or exc}")
 
 
 class TCPConnection(trio.abc.AsyncResource):
@@ -124,40 +84,33 @@ class TCPConnection(trio.abc.AsyncResource):
     def __init__(
         self, stream: trio.abc.Stream, *, close_timeout: float = DEFAULT_CLOSE_TIMEOUT
     ) -> None:
+        transport = self._transport = Transport(stream, close_timeout, tls_errors=True)
         self._stream = stream
-        self._sock = _socket_of(stream)
-        self._plain = type(stream) is trio.SocketStream
+        self._sock = sock = transport.sock
         # Only TCP reads skip the cancel scope: a shutdown wakes them with
         # SHUT_RD, which on a Unix socket would also break the peer's sends.
         self._fast_reads = (
-            self._plain
-            and self._sock is not None
-            and self._sock.family
-            in (
-                stdlib_socket.AF_INET,
-                stdlib_socket.AF_INET6,
-            )
+            transport.raw is not None
+            and sock is not None
+            and sock.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6)
         )
         self._fast = self._fast_reads
-        self._close_timeout = close_timeout
         self._tls = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
-        self._local_address = _address(self._sock, peer=False)
-        self._remote_address = _address(self._sock, peer=True)
+        # Read now: once closed, the socket could no longer tell.
+        self._local_address = transport.local_address
+        self._remote_address = transport.remote_address
         self._timeout: float | None = None
         self._last_activity = 0.0
         self._receiving = False
-        self._sending = False
         self._read_scope: trio.CancelScope | None = None
         self._finished = False  # the event loop has ended
         self._shutdown_requested = False
-        self._closed = False
-        self._bytes_received = 0
-        self._bytes_sent = 0
+        self._eof_sent = False
 
     def __repr__(self) -> str:
         return (
             f"<trionet.TCPConnection {self._local_address!r} <-> {self._remote_address!r}"
-            f"{' tls' if self._tls else ''}{' closed' if self._closed else ''}>"
+            f"{' tls' if self._tls else ''}{' closed' if self._transport.closed else ''}>"
         )
 
     # -- reading ---------------------------------------------------------
@@ -166,7 +119,8 @@ class TCPConnection(trio.abc.AsyncResource):
         return self
 
     async def __anext__(self) -> StreamEvent:
-        if self._closed:
+        transport = self._transport
+        if transport.closed:
             raise trio.ClosedResourceError("the connection was closed")
         if self._finished:
             raise StopAsyncIteration
@@ -176,20 +130,18 @@ class TCPConnection(trio.abc.AsyncResource):
         try:
             if not self._fast:
                 return await self._next_slow()
-            data = await self._sock.recv(RECEIVE_SIZE)  # type: ignore[union-attr]
-        except OSError as exc:
+            data = await transport.receive(RECEIVE_SIZE)
+        except ConnectionClosed:
             self._finished = True
-            raise _translate_os_error(exc) from exc
-        except trio.BrokenResourceError as exc:
-            self._finished = True
-            raise self._translate(exc) from exc
+            if transport.closed:  # we closed it under a task still using it
+                raise trio.ClosedResourceError("the connection was closed") from None
+            raise
         finally:
             self._receiving = False
         if data:
-            self._bytes_received += len(data)
             if self._timeout is not None:  # set by another task during the read
                 self._last_activity = trio.current_time()
-            return Data(data if type(data) is bytes else bytes(data))
+            return Data(data)
         return self._end()
 
     async def _next_slow(self) -> StreamEvent:
@@ -201,7 +153,7 @@ class TCPConnection(trio.abc.AsyncResource):
                 if self._timeout is not None:
                     scope.deadline = self._last_activity + self._timeout
                 try:
-                    data = await self._stream.receive_some(RECEIVE_SIZE)
+                    data = await self._transport.receive(RECEIVE_SIZE)
                 finally:
                     self._read_scope = None
             if not scope.cancelled_caught:
@@ -216,10 +168,9 @@ class TCPConnection(trio.abc.AsyncResource):
                 self._last_activity = now
                 return Timeout()
         if data:
-            self._bytes_received += len(data)
             if self._timeout is not None:
                 self._last_activity = trio.current_time()
-            return Data(data if type(data) is bytes else bytes(data))
+            return Data(data)
         return self._end()
 
     def _touch(self) -> None:
@@ -233,18 +184,6 @@ class TCPConnection(trio.abc.AsyncResource):
         if self._shutdown_requested:
             raise StopAsyncIteration  # our own SHUT_RD, not the peer's FIN
         return EndOfStream()
-
-    def _translate(self, exc: trio.BrokenResourceError) -> Exception:
-        if self._closed:  # we closed it under a task still using it
-            return trio.ClosedResourceError("the connection was closed")
-        cause = exc.__cause__
-        if isinstance(cause, ssl.SSLError):
-            if isinstance(cause, ssl.SSLEOFError) or "EOF" in str(cause):
-                return TLSError("the peer closed the connection without a TLS close_notify")
-            return TLSError(describe_tls_failure(exc))
-        if isinstance(cause, OSError):
-            return ConnectionReset(f"connection lost: {cause.strerror or cause}")
-        return ConnectionReset(f"connection lost: {str(exc) or 'the transport is broken'}")
 
     # -- writing ---------------------------------------------------------
 
@@ -272,41 +211,19 @@ class TCPConnection(trio.abc.AsyncResource):
                 data = data.cast("B")
             elif not isinstance(data, bytes | bytearray):
                 raise TypeError(f"send() takes bytes or str, not {type(data).__name__}")
-        if self._sending:
-            raise trio.BusyResourceError("another task is already sending on this connection")
-        self._sending = True
+        transport = self._transport
+        if transport.closed:
+            raise trio.ClosedResourceError("the connection was closed")
+        if self._eof_sent and not transport.sending:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
         try:
-            if self._plain:
-                await self._send_to_socket(data)
-            else:
-                await self._stream.send_all(data)
-        except OSError as exc:
-            raise _translate_os_error(exc) from exc
-        except trio.BrokenResourceError as exc:
-            raise self._translate(exc) from exc
-        finally:
-            self._sending = False
-        self._bytes_sent += len(data)
+            await transport.send_all(data)
+        except ConnectionClosed:
+            if transport.closed:
+                raise trio.ClosedResourceError("the connection was closed") from None
+            raise
         if self._timeout is not None:
             self._touch()
-
-    async def _send_to_socket(self, data: bytes | bytearray | memoryview) -> None:
-        # SocketStream.send_all, minus two generator-based context managers per
-        # call: the plain-socket echo loop is the benchmark that matters.
-        sock = self._sock
-        assert sock is not None
-        if self._closed:
-            raise trio.ClosedResourceError("the connection was closed")
-        if sock.did_shutdown_SHUT_WR:
-            raise trio.ClosedResourceError("can't send data after sending EOF")
-        if not data:
-            await trio.lowlevel.checkpoint()
-            return
-        sent = await sock.send(data)
-        if sent < len(data):
-            with memoryview(data) as view:
-                while sent < len(view):
-                    sent += await sock.send(view[sent:])
 
     async def send_eof(self) -> None:
         """Half-close: tell the peer we will send nothing more (TCP FIN), and
@@ -320,9 +237,10 @@ class TCPConnection(trio.abc.AsyncResource):
                 half-close; use :meth:`aclose`.
         """
         stream = self._stream
-        if self._closed:
+        transport = self._transport
+        if transport.closed:
             raise trio.ClosedResourceError("the connection was closed")
-        if self._sending:  # the plain-socket send path bypasses the stream's own check
+        if transport.sending:
             raise trio.BusyResourceError("another task is sending on this connection")
         if not isinstance(stream, trio.abc.HalfCloseableStream):
             raise NotImplementedError(
@@ -332,7 +250,8 @@ class TCPConnection(trio.abc.AsyncResource):
         try:
             await stream.send_eof()
         except trio.BrokenResourceError as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc, tls_errors=True) from exc
+        self._eof_sent = True
 
     # -- closing ---------------------------------------------------------
 
@@ -367,22 +286,8 @@ class TCPConnection(trio.abc.AsyncResource):
         ``close_timeout`` seconds (not at all while another task is blocked
         sending: it would wait behind that send).
         """
-        if self._closed:
-            await trio.lowlevel.checkpoint()
-            return
-        self._closed = True
         self._finished = True
-        if self._sending:
-            # A graceful close (TLS close_notify) would queue behind that send.
-            await trio.aclose_forcefully(self._stream)
-            return
-        with trio.move_on_after(self._close_timeout) as scope:
-            try:
-                await self._stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
-        if scope.cancelled_caught:
-            await trio.aclose_forcefully(self._stream)
+        await self._transport.aclose()
 
     # -- options and details ---------------------------------------------
 
@@ -482,4 +387,5 @@ class TCPConnection(trio.abc.AsyncResource):
         Returns:
             A :class:`ConnectionStatistics`.
         """
-        return ConnectionStatistics(self._bytes_received, self._bytes_sent)
+        transport = self._transport
+        return ConnectionStatistics(transport.bytes_received, transport.bytes_sent)

@@ -1,14 +1,24 @@
-"""``Transport``: bytes in and out of a trio stream, for the protocol
-connections (HTTP, WebSocket) that parse bytes themselves.
+"""``Transport``: bytes in and out of a trio stream. Every stream protocol
+reads and writes through it: :class:`~trionet.TCPConnection` (events for
+the application), and the HTTP and WebSocket connections (which parse the
+bytes themselves).
 
-Plain TCP is read and written through the stdlib socket directly, with trio's
-checkpoint discipline, as in :mod:`trionet._udp`: a call that did not have to
-wait still checks for cancellation first and yields to the scheduler after,
-so it behaves exactly as ``receive_some`` / ``send_all`` would, at a fraction
-of their cost. TLS and other streams go through ``receive_some`` /
-``send_all``. Either way, operating-system errors and broken streams come out
-as :class:`~trionet.ConnectionReset` (one translation, from :mod:`._stream`),
-and the bytes each way are counted.
+Plain sockets (TCP and Unix) are read and written through the stdlib socket
+directly, with trio's checkpoint discipline: a call that did not have to wait
+still checks for cancellation first and yields to the scheduler after, so it
+behaves exactly as ``receive_some`` / ``send_all`` would, at a fraction of
+their cost (the two generator-based context managers ``SocketStream`` enters
+per call cost more than everything the protocols above add). TLS and other
+streams go through ``receive_some`` / ``send_all``. The bytes each way are
+counted.
+
+Errors are translated here, once (:func:`translate`): an ``OSError`` from the
+socket, or trio's ``BrokenResourceError`` (with the ``OSError`` or
+``ssl.SSLError`` it carries) from any other stream, becomes a
+:class:`~trionet.ConnectionClosed` subclass: :class:`~trionet.ConnectionReset`,
+or, where the owner asks for it (``tls_errors``), :class:`~trionet.TLSError`
+for a failed TLS session. Misuse stays trio's: ``ClosedResourceError`` after
+``aclose``, ``BusyResourceError`` when two tasks send at once.
 
 An HTTP connection hands its transport over to the WebSocket it upgrades to,
 so the server's byte counts go on across the upgrade.
@@ -16,28 +26,77 @@ so the server's byte counts go on across the upgrade.
 
 from __future__ import annotations
 
+import errno
 import socket as stdlib_socket
 import ssl
 
 import trio
 
-from ._errors import ConnectionReset
+from ._errors import ConnectionReset, TLSError
 from ._server import SocketAddress
-from ._stream import _address, _socket_of, _translate_os_error
 from .tls._stream import describe_tls_failure
 
-__all__ = ["RECEIVE_SIZE", "Transport"]
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "RECEIVE_SIZE", "Transport", "socket_of", "translate"]
 
+# The most one read returns: 64 KiB is trio's own default and Node's
+# highWaterMark for sockets, and above the usual TCP window at startup.
 RECEIVE_SIZE = 64 * 1024
 
+# aclose() first tries the graceful close (for TLS: send close_notify), which
+# can block on a peer that stopped reading. After this many seconds it gives up
+# and closes the socket anyway.
+DEFAULT_CLOSE_TIMEOUT = 5.0
 
-def _lost(exc: trio.BrokenResourceError) -> ConnectionReset:
-    """A broken stream, with the reason trio keeps in the cause (over TLS, the
-    alert the peer sent, such as "certificate required")."""
+
+def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket under ``stream`` (through TLS), or ``None`` (in memory)."""
+    while True:
+        if isinstance(stream, trio.SocketStream):
+            return stream.socket
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+            continue
+        return None
+
+
+def address_of(sock: trio.socket.SocketType | None, peer: bool) -> SocketAddress:
+    """The socket's (or its peer's) address; ``""`` when there is none."""
+    if sock is None:
+        return ""
+    try:
+        address = sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return ""
+    return address if isinstance(address, tuple | str) else str(address)
+
+
+def translate(exc: BaseException, *, tls_errors: bool = False) -> Exception:
+    """The exception a failed read or write raises: ``exc`` is the
+    ``OSError`` of a plain socket or the ``BrokenResourceError`` of any other
+    stream.
+
+    Args:
+        exc: What the stream raised.
+        tls_errors: Report a failed TLS session as :class:`~trionet.TLSError`
+            (and a TLS stream that ends without ``close_notify`` as one too)
+            rather than as a lost connection.
+    """
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+            return trio.ClosedResourceError("the connection was closed")
+        return ConnectionReset(f"connection lost: {exc.strerror or exc}")
     cause = exc.__cause__
     if isinstance(cause, ssl.SSLError):
-        return ConnectionReset(f"connection lost: {describe_tls_failure(exc)}")
-    return ConnectionReset(f"connection lost: {exc or cause or 'the stream broke'}")
+        # Over TLS, the reason trio keeps in the cause: the alert the peer
+        # sent, such as "certificate required".
+        if not tls_errors:
+            return ConnectionReset(f"connection lost: {describe_tls_failure(exc)}")
+        if isinstance(cause, ssl.SSLEOFError) or "EOF" in str(cause):
+            return TLSError("the peer closed the connection without a TLS close_notify")
+        return TLSError(describe_tls_failure(exc))
+    if isinstance(cause, OSError):
+        return ConnectionReset(f"connection lost: {cause.strerror or cause}")
+    return ConnectionReset(f"connection lost: {str(exc) or cause or 'the stream broke'}")
 
 
 class Transport:
@@ -54,11 +113,15 @@ class Transport:
         "raw",
         "sock",
         "stream",
+        "tls_errors",
     )
 
-    def __init__(self, stream: trio.abc.Stream, close_timeout: float) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, close_timeout: float, *, tls_errors: bool = False
+    ) -> None:
         self.stream = stream
-        self.sock = _socket_of(stream)
+        self.tls_errors = tls_errors
+        self.sock = socket_of(stream)
         self.raw: stdlib_socket.socket | None = None
         if type(stream) is trio.SocketStream and self.sock is not None:
             self.raw = getattr(self.sock, "_sock", None)
@@ -75,13 +138,13 @@ class Transport:
     @property
     def remote_address(self) -> SocketAddress:
         if self._remote_address is None:
-            self._remote_address = _address(self.sock, peer=True)
+            self._remote_address = address_of(self.sock, peer=True)
         return self._remote_address
 
     @property
     def local_address(self) -> SocketAddress:
         if self._local_address is None:
-            self._local_address = _address(self.sock, peer=False)
+            self._local_address = address_of(self.sock, peer=False)
         return self._local_address
 
     async def receive(self, size: int = RECEIVE_SIZE) -> bytes:
@@ -107,9 +170,9 @@ class Transport:
                 if not waited:
                     await trio.lowlevel.cancel_shielded_checkpoint()
         except OSError as exc:
-            raise _translate_os_error(exc) from exc
+            raise translate(exc) from exc
         except trio.BrokenResourceError as exc:
-            raise _lost(exc) from exc
+            raise translate(exc, tls_errors=self.tls_errors) from exc
         self.bytes_received += len(data)
         return data
 
@@ -126,7 +189,7 @@ class Transport:
         except BlockingIOError:
             return None
         except OSError as exc:
-            raise _translate_os_error(exc) from exc
+            raise translate(exc) from exc
         self.bytes_received += len(data)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data
@@ -162,12 +225,17 @@ class Transport:
                 if not waited:
                     await trio.lowlevel.cancel_shielded_checkpoint()
         except OSError as exc:
-            raise _translate_os_error(exc) from exc
+            raise translate(exc) from exc
         except trio.BrokenResourceError as exc:
-            raise _lost(exc) from exc
+            raise translate(exc, tls_errors=self.tls_errors) from exc
         finally:
             self._sending = False
         self.bytes_sent += len(data)
+
+    @property
+    def sending(self) -> bool:
+        """A task is in :meth:`send_all`."""
+        return self._sending
 
     async def shutdown_write(self) -> bool:
         """Stop writing where the stream can (TCP FIN); a stream that cannot
@@ -195,6 +263,10 @@ class Transport:
             await trio.lowlevel.checkpoint()
             return
         self.closed = True
+        if self._sending:
+            # A graceful close (TLS close_notify) would queue behind that send.
+            await trio.aclose_forcefully(self.stream)
+            return
         if self.raw is not None and isinstance(self.stream, trio.SocketStream):
             # Closing a plain socket cannot block: no need for the cancel
             # scope that aclose_forcefully would set up.
