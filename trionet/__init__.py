@@ -34,23 +34,23 @@ from ._tcp import connect_tcp as connect_tcp
 from ._tcp import connect_unix as connect_unix
 from ._tcp import serve_tcp as serve_tcp
 from ._tcp import serve_unix as serve_unix
-from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
-from .tls._stream import TLSInfo as TLSInfo
 from ._udp import DEFAULT_MAX_DATAGRAM_SIZE as DEFAULT_MAX_DATAGRAM_SIZE
+from ._udp import DEFAULT_UDP_IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT
+from ._udp import DEFAULT_UDP_MAX_QUEUED_BYTES as DEFAULT_UDP_MAX_QUEUED_BYTES
+from ._udp import DEFAULT_UDP_QUEUE_SIZE as DEFAULT_UDP_QUEUE_SIZE
 from ._udp import Datagram as Datagram
+from ._udp import PeerStatistics as PeerStatistics
 from ._udp import PortUnreachable as PortUnreachable
+from ._udp import UDPPeer as UDPPeer
+from ._udp import UDPServer as UDPServer
 from ._udp import UDPSocket as UDPSocket
 from ._udp import UDPStatistics as UDPStatistics
 from ._udp import connect_udp as connect_udp
 from ._udp import open_udp_socket as open_udp_socket
-from ._udp_server import DEFAULT_UDP_IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT
-from ._udp_server import DEFAULT_UDP_MAX_QUEUED_BYTES as DEFAULT_UDP_MAX_QUEUED_BYTES
-from ._udp_server import DEFAULT_UDP_QUEUE_SIZE as DEFAULT_UDP_QUEUE_SIZE
-from ._udp_server import PeerStatistics as PeerStatistics
-from ._udp_server import UDPPeer as UDPPeer
-from ._udp_server import UDPServer as UDPServer
-from ._udp_server import serve_udp as serve_udp
+from ._udp import serve_udp as serve_udp
 from ._version import __version__ as __version__
+from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
+from .tls._stream import TLSInfo as TLSInfo
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",

@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _demo, _get, _net
 from .._version import __version__
+from . import _demo, _get, _net
 
 __all__ = ["console_main", "main"]
 
@@ -56,4 +56,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> None:
     """The console script: exit with :func:`main`'s status."""
     sys.exit(main())
-

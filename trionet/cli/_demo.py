@@ -32,7 +32,6 @@ from pathlib import Path
 
 import trio
 
-from ..tls._devcert import DevCertificateError, cache_directory, dev_certificate
 from .._errors import BindError, ConnectionClosed
 from .._events import Data, EndOfStream
 from .._listeners import format_address, url_host
@@ -40,10 +39,11 @@ from .._run import run as trionet_run
 from .._server import Server, SocketAddress
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
-from .._udp_server import UDPPeer, serve_udp
+from .._udp import UDPPeer, serve_udp
 from ..http import Handler, Request, Response
 from ..http import serve as serve_http
 from ..tls._contexts import server_context
+from ..tls._devcert import DevCertificateError, cache_directory, dev_certificate
 from ..websocket import WebSocketConnection, close_code_name
 
 __all__ = ["add_arguments", "run"]

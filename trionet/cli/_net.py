@@ -21,18 +21,6 @@ from functools import partial
 
 import trio
 
-from ._io import (
-    USAGE_ERROR,
-    Ending,
-    Failure,
-    Lines,
-    Stdin,
-    StdoutClosed,
-    describe,
-    run_command,
-    tls_context,
-    write_stdout,
-)
 from .._errors import ConnectionClosed, TLSError
 from .._events import Data, EndOfStream
 from .._listeners import format_address
@@ -49,6 +37,18 @@ from ..websocket import (
     connect,
 )
 from ..websocket import ConnectionClosed as WebSocketClosed
+from ._io import (
+    USAGE_ERROR,
+    Ending,
+    Failure,
+    Lines,
+    Stdin,
+    StdoutClosed,
+    describe,
+    run_command,
+    tls_context,
+    write_stdout,
+)
 
 __all__ = ["add_commands"]
 
