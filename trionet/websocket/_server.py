@@ -30,12 +30,12 @@ from .._websocket_limits import (
     ConnectionOptions,
 )
 from ..http._headers import HeadersInput
-from ..http._server._connection import HTTPConnection
 from ..http._server._errors import ProtocolError
-from ..http._server._request import UPGRADES, Request
+from ..http._server._request import Request
 from ..http._server._response import Response
 from ..http._server._serve import Handler
 from ..http._server._serve import serve as serve_http
+from ..http._server._upgrade import UPGRADES, Upgrade
 from ..tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT
 from ._connection import WebSocketConnection
 from ._handshake import UpgradeRefused, accept_upgrade, origin_allowed
@@ -45,6 +45,7 @@ __all__ = ["WebSocketHandler", "accept", "serve"]
 
 async def accept(
     request: Request,
+    upgrade: Upgrade,
     *,
     subprotocol: str | None,
     headers: HeadersInput | None,
@@ -52,30 +53,17 @@ async def accept(
     compression: bool,
     options: ConnectionOptions,
 ) -> WebSocketConnection:
-    """Complete the server side of the handshake for ``request``."""
-    conn = request._conn
-    if not isinstance(conn, HTTPConnection):
-        raise RuntimeError(f"{request!r} did not come on an HTTP/1.1 connection: no upgrade")
-    if options.budget is None and conn._ws_budget is not None:
+    """Complete the server side of the handshake for ``request``, taking its
+    connection over through ``upgrade`` (what
+    :meth:`trionet.http.Request.accept_websocket` runs)."""
+    if options.budget is None and upgrade.budget is not None:
         # The server's budget for the messages all its WebSockets queue.
-        options = replace(options, budget=conn._ws_budget)
-    if request.responded:
-        raise RuntimeError("a response to this request was already sent")
-    if not request.is_websocket_upgrade:
-        raise RuntimeError(f"{request!r} is not a WebSocket upgrade request")
-    if conn._nursery is None:
-        raise RuntimeError(
-            "accept_websocket() needs the connection to be served by trionet.http.serve"
-            " (its reader task runs in the connection's nursery)"
-        )
+        options = replace(options, budget=upgrade.budget)
     if not origin_allowed(request.headers.get("origin"), origins):
         raise ProtocolError(f"origin {request.headers.get('origin')!r} is not allowed", 403)
-    head = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n".encode()]
-    head.extend(b"%s: %s\r\n" % field for field in request._raw_headers)
-    head.append(b"\r\n")
     try:
         agreed = accept_upgrade(
-            b"".join(head),
+            upgrade.request_head,
             subprotocol=subprotocol,
             headers=headers,
             compression=compression,
@@ -83,7 +71,7 @@ async def accept(
         )
     except UpgradeRefused as exc:
         raise ProtocolError(str(exc), exc.status, exc.headers) from None
-    transport, trailing = await conn._switch_protocols(request, agreed.response)
+    transport, trailing = await upgrade.switch(agreed.response)
     ws = WebSocketConnection(
         transport,
         agreed.protocol,
@@ -93,15 +81,15 @@ async def accept(
         target=request.target,
         request_headers=request.headers,
         response_headers=agreed.response,
-        tls=conn.tls,
+        tls=upgrade.tls,
         options=options,
     )
     if trailing:
         # Whatever the client sent after the request head (frames that came
         # with it) is read before anything else.
         agreed.protocol.receive_data(trailing)
-    conn._upgraded = ws
-    ws._start(conn._nursery)
+    upgrade.adopt(ws)
+    ws._start(upgrade.nursery)
     return ws
 
 
@@ -146,13 +134,16 @@ def _upgrade_handler(
             for value in request.headers.get_all("sec-websocket-protocol")
             for token in value.split(",")
         ]
-        ws = await accept(
-            request,
-            subprotocol=_choose(offered, supported),
-            headers=None,
+        ws = await request.accept_websocket(
+            _choose(offered, supported),
             origins=origins,
             compression=compression,
-            options=options,
+            max_message_size=options.max_message_size,
+            max_queued_bytes=options.max_queued_bytes,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+            close_timeout=options.close_timeout,
+            control_events=options.control_events,
         )
         await handler(ws)
         return None

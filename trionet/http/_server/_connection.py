@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from functools import partial
+from typing import Self
 
 import trio
 
@@ -63,9 +64,7 @@ from ._limits import (
 from ._protocol import DRAIN_LIMIT, ServerProtocol
 from ._request import Request
 from ._response import Response
-
-if TYPE_CHECKING:
-    from ...websocket._connection import WebSocketConnection
+from ._upgrade import Upgrade, Upgraded
 
 __all__ = [
     "HTTPConnection",
@@ -203,7 +202,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         self._receiving = False
         # Set by serve(): where an upgraded connection's tasks run.
         self._nursery: trio.Nursery | None = None
-        self._upgraded: WebSocketConnection | None = None
+        self._upgraded: Upgraded | None = None
         # Set by serve(): the budget of queued bytes its WebSockets share.
         self._ws_budget: QueueBudget | None = None
 
@@ -443,6 +442,30 @@ class HTTPConnection(trio.abc.AsyncResource):
             await self._send_all(end)
         else:
             await trio.lowlevel.checkpoint()
+
+    def _upgrade(self, request: Request) -> Upgrade:
+        """The hand-off of this connection to the protocol ``request``
+        upgrades to (see :mod:`._upgrade`)."""
+        nursery = self._nursery
+        if nursery is None:
+            raise RuntimeError(
+                "accept_websocket() needs the connection to be served by trionet.http.serve"
+                " (its reader task runs in the connection's nursery)"
+            )
+        head = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n".encode()]
+        head.extend(b"%s: %s\r\n" % field for field in request._raw_headers)
+        head.append(b"\r\n")
+        return Upgrade(
+            request_head=b"".join(head),
+            tls=self.tls,
+            budget=self._ws_budget,
+            nursery=nursery,
+            switch=partial(self._switch_protocols, request),
+            adopt=self._adopt,
+        )
+
+    def _adopt(self, upgraded: Upgraded) -> None:
+        self._upgraded = upgraded
 
     async def _switch_protocols(self, request: Request, response: bytes) -> tuple[Transport, bytes]:
         """Send ``response`` (a 101) and hand the transport over, with the

@@ -11,7 +11,7 @@ the socket in step.
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import parse_qs, unquote
 
@@ -30,11 +30,12 @@ from ...tls._stream import TLSInfo
 from .._headers import Headers, HeadersInput
 from ._errors import ProtocolError
 from ._response import Body, Response
+from ._upgrade import UPGRADES, Upgrade
 
 if TYPE_CHECKING:
     from ...websocket._connection import WebSocketConnection
 
-__all__ = ["UPGRADES", "Exchange", "Request", "RequestBody", "ResponseStream"]
+__all__ = ["Exchange", "Request", "RequestBody", "ResponseStream"]
 
 
 class Exchange(Protocol):
@@ -62,16 +63,7 @@ class Exchange(Protocol):
 
     async def _finish_response(self, request: Request, trailers: Headers) -> None: ...
 
-
-class _Upgrades:
-    """Protocols a request can be upgraded to, registered by their packages
-    when imported (``trionet.websocket`` registers its server handshake), so
-    that HTTP does not import them."""
-
-    websocket: Callable[..., Awaitable[WebSocketConnection]] | None = None
-
-
-UPGRADES = _Upgrades()
+    def _upgrade(self, request: Request) -> Upgrade: ...
 
 
 class RequestBody:
@@ -367,8 +359,13 @@ class Request:
             close_timeout=close_timeout,
             control_events=control_events,
         )
+        if self.responded:
+            raise RuntimeError("a response to this request was already sent")
+        if not self.is_websocket_upgrade:
+            raise RuntimeError(f"{self!r} is not a WebSocket upgrade request")
         return await accept(
             self,
+            self._conn._upgrade(self),
             subprotocol=subprotocol,
             headers=headers,
             origins=origins,
