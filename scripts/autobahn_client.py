@@ -12,7 +12,7 @@ is case i, for i from 1, where the suite sends and we echo; opening
 
 Many cases fail the connection on purpose (a bad frame, invalid UTF-8, a bad
 close code): trionet must then close with the right code, which ends the
-loop with :exc:`trionet.websocket.ConnectionClosed`, and the suite judges what
+loop with :exc:`trionet.websocket.WebSocketClosed`, and the suite judges what
 went over the wire. That is the expected end of those cases, not an error
 here. Anything else a case raises is a trionet bug the suite may not see: it
 is printed, the run goes on, and the exit status is 1.
@@ -80,7 +80,7 @@ async def main() -> int:
         with trio.move_on_after(CASE_TIMEOUT) as scope:
             try:
                 await run_case(url, case, agent)
-            except trionet.websocket.ConnectionClosed:
+            except trionet.websocket.WebSocketClosed:
                 pass  # the case failed the connection, as it meant to
             except Exception:
                 errors += 1

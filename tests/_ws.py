@@ -432,7 +432,7 @@ class Record:
         try:
             async for message in ws:
                 self.messages.append(message)
-        except trionet.websocket.ConnectionClosed as exc:
+        except trionet.websocket.WebSocketClosed as exc:
             self.error = exc
         finally:
             self.done.set()

@@ -217,7 +217,7 @@ async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
                 assert await ws.receive() == trionet.websocket.TextMessage("héllo")
                 assert await ws.receive() == trionet.websocket.BinaryMessage(b"\x00" * 1000)
                 await ws.send(b"\x00" * 1001)
-                with pytest.raises(trionet.websocket.ConnectionClosed) as info:
+                with pytest.raises(trionet.websocket.WebSocketClosed) as info:
                     await ws.receive()
     assert info.value.code == 1009
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,52 @@ def test_public_name_is_documented_and_typed(name: str, value: object) -> None:
             if attr.startswith("_") or not callable(member):
                 continue
             assert inspect.getdoc(member), f"{name}.{attr} has no docstring"
+
+
+RENAMED = [
+    (trionet.http, "DEFAULT_MAX_CONNECTIONS", "DEFAULT_CLIENT_MAX_CONNECTIONS"),
+    (trionet.http, "ConnectError", "HTTPConnectError"),
+    (trionet.http, "ConnectTimeout", "HTTPConnectTimeout"),
+    (trionet.http, "TLSError", "HTTPTLSError"),
+    (trionet.http, "Timeout", "HTTPTimeout"),
+    (trionet.websocket, "ConnectionClosed", "WebSocketClosed"),
+]
+
+
+@pytest.mark.parametrize(("module", "old", "new"), RENAMED, ids=lambda x: getattr(x, "__name__", x))
+def test_a_renamed_name_still_imports_with_a_deprecation_warning(
+    module: object, old: str, new: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match=rf"\.{old} is deprecated .*\.{new}$"):
+        value = getattr(module, old)
+    assert value is getattr(module, new)
+    with pytest.warns(DeprecationWarning, match=new):
+        exec(f"from {module.__name__} import {old}", {})  # type: ignore[attr-defined]
+    assert old not in module.__all__  # type: ignore[attr-defined]
+
+
+def test_the_changelog_lists_every_rename() -> None:
+    changelog = (Path(__file__).parent.parent / "docs" / "changelog.rst").read_text()
+    for module, old, new in RENAMED:
+        name = module.__name__  # type: ignore[attr-defined]
+        assert f"``{name}.{old}``" in changelog, old
+        assert f"``{name}.{new}``" in changelog, new
+
+
+def test_a_missing_name_is_still_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        trionet.http.Nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_no_two_public_names_mean_different_things() -> None:
+    """A class or constant exported under one name means one thing: the
+    functions ``trionet.http.serve`` and ``trionet.websocket.serve`` are each
+    their package's server, which is what the name says."""
+    meanings: dict[str, dict[int, str]] = {}
+    for module in PUBLIC_MODULES:
+        for name, value in public_names(module):
+            if inspect.isfunction(value) or name == "__version__":
+                continue
+            meanings.setdefault(name, {})[id(value)] = module.__name__
+    clashes = {name: sorted(found.values()) for name, found in meanings.items() if len(found) > 1}
+    assert not clashes

@@ -35,8 +35,8 @@ from tests._http import LOOPBACK
 from trionet.http import (
     Client,
     ClientStatistics,
-    ConnectTimeout,
     DecodingError,
+    HTTPConnectTimeout,
     HTTPError,
     HTTPStatusError,
     PoolTimeout,
@@ -244,7 +244,7 @@ async def never_answer(wire: Wire, index: int) -> None:
 def check_timeout(exc: BaseException, kind: type[BaseException]) -> None:
     assert type(exc) is kind
     assert isinstance(exc, TimeoutError)
-    assert isinstance(exc, trionet.http.Timeout)
+    assert isinstance(exc, trionet.http.HTTPTimeout)
     assert isinstance(exc, HTTPError)
 
 
@@ -259,13 +259,13 @@ async def test_connect_timeout_when_the_server_never_speaks_tls(
     )  # accepts, reads the ClientHello
     async with Client(timeout=Timeouts(connect=5)) as client:
         started = trio.current_time()
-        with trio.fail_after(BOUND), pytest.raises(ConnectTimeout) as info:
+        with trio.fail_after(BOUND), pytest.raises(HTTPConnectTimeout) as info:
             await client.get(f"https://{LOOPBACK}:{server.port}/")
         assert trio.current_time() - started >= 5
         assert client.statistics().connections == 0
-    check_timeout(info.value, ConnectTimeout)
+    check_timeout(info.value, HTTPConnectTimeout)
     assert isinstance(info.value, trionet.ConnectError)
-    assert isinstance(info.value, trionet.http.ConnectError)
+    assert isinstance(info.value, trionet.http.HTTPConnectError)
     assert isinstance(info.value, trionet.ConnectTimeout)
     assert str(info.value) == f"connecting to https://{LOOPBACK}:{server.port} took longer than 5 s"
     assert server.connections == 1
@@ -1450,7 +1450,7 @@ def test_error_hierarchy() -> None:
     assert issubclass(trionet.http.DecodingError, RemoteProtocolError)
     assert issubclass(ServerDisconnected, TransportError)
     assert issubclass(TransportError, trionet.ConnectionClosed)
-    assert issubclass(trionet.http.ConnectError, OSError)
+    assert issubclass(trionet.http.HTTPConnectError, OSError)
     assert issubclass(PoolTimeout, TimeoutError)
     assert not issubclass(PoolTimeout, TransportError)
 

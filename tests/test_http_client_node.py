@@ -496,7 +496,7 @@ async def test_https_untrusted_certificate(server_tls: TLSFiles) -> None:
     async with node_http_server(tls=config) as peer:
         with trio.fail_after(EXCHANGE_TIMEOUT):
             async with client() as http:  # the system's trust store
-                with pytest.raises(trionet.http.TLSError) as caught:
+                with pytest.raises(trionet.http.HTTPTLSError) as caught:
                     await http.get(peer.url("/hello"))
     assert isinstance(caught.value, trionet.TLSError)
     assert "certificate" in str(caught.value).lower()

@@ -386,7 +386,7 @@ async def test_seed_flow_over_https_refuses_a_hop_the_certificate_does_not_name(
     site.port = (await start(nursery, site.handle, context)).port
     with trio.fail_after(WAIT):
         async with Client(ssl_context=trionet_tls.client_context, timeout=TIMEOUTS) as client:
-            with pytest.raises(trionet.http.TLSError, match="certificate"):
+            with pytest.raises(trionet.http.HTTPTLSError, match="certificate"):
                 await client.get(f"https://example.test:{site.port}/index.html")
     assert site.hosts == [f"example.test:{site.port}"]
 
@@ -823,7 +823,7 @@ async def test_the_tunnel_does_not_lift_certificate_verification(
     proxy = await start_proxy(nursery)
     with trio.fail_after(WAIT):
         async with Client(proxy=proxy.url, timeout=TIMEOUTS) as client:
-            with pytest.raises(trionet.http.TLSError, match="certificate"):
+            with pytest.raises(trionet.http.HTTPTLSError, match="certificate"):
                 await client.get(site.url("/", "https"))
     assert proxy.request_lines == [f"CONNECT {LOOPBACK}:{site.port} HTTP/1.1"]
     assert site.seen == []
@@ -941,7 +941,7 @@ async def test_a_proxy_that_is_not_listening_is_a_connect_error() -> None:
     with refusing_port() as port, trio.fail_after(WAIT):
         async with Client(proxy=f"http://{LOOPBACK}:{port}", timeout=TIMEOUTS) as client:
             for url in ("http://127.0.0.1:1/", "https://127.0.0.1:1/"):
-                with pytest.raises(trionet.http.ConnectError) as caught:
+                with pytest.raises(trionet.http.HTTPConnectError) as caught:
                     await client.get(url)
                 assert isinstance(caught.value, trionet.ConnectError)
                 assert isinstance(caught.value, OSError)
@@ -1063,7 +1063,7 @@ async def test_the_default_context_refuses_an_unknown_authority(
     site = await start_site(nursery, ssl_context=trionet_tls.server_context)
     with trio.fail_after(WAIT):
         async with Client(timeout=TIMEOUTS) as client:
-            with pytest.raises(trionet.http.TLSError) as caught:
+            with pytest.raises(trionet.http.HTTPTLSError) as caught:
                 await client.get(site.url("/", "https", host="localhost"))
             assert client.statistics().connections == 0
     error = caught.value
@@ -1083,10 +1083,10 @@ async def test_a_certificate_for_another_host_name_is_refused(
     other = await start_site(nursery, ssl_context=server_context_for(trionet_tls.ca, "other.test"))
     with trio.fail_after(WAIT):
         async with Client(ssl_context=trionet_tls.client_context, timeout=TIMEOUTS) as client:
-            with pytest.raises(trionet.http.TLSError, match="certificate") as caught:
+            with pytest.raises(trionet.http.HTTPTLSError, match="certificate") as caught:
                 await client.get(site.url("/", "https", host="example.test"))
             assert "mismatch" in str(caught.value).lower()
-            with pytest.raises(trionet.http.TLSError, match="certificate"):
+            with pytest.raises(trionet.http.HTTPTLSError, match="certificate"):
                 await client.get(other.url("/", "https"))
     assert site.seen == other.seen == []
 

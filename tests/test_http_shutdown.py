@@ -427,7 +427,7 @@ async def test_websocket_handler_crash_record_names_path_peer_and_handler(
 
     server = await nursery.start(partial(trionet.websocket.serve, crashing_ws_handler, 0, LOOPBACK))
     with trio.fail_after(TEST_TIMEOUT):
-        with pytest.raises(trionet.websocket.ConnectionClosed) as closed:
+        with pytest.raises(trionet.websocket.WebSocketClosed) as closed:
             async with trionet.websocket.connect(f"ws://{LOOPBACK}:{server.port}/feed") as ws:
                 await ws.receive()
         assert closed.value.code == 1011

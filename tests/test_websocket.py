@@ -54,9 +54,9 @@ from tests._ws import (
 from trionet.http import Request, Response
 from trionet.websocket import (
     BinaryMessage,
-    ConnectionClosed,
     HandshakeError,
     TextMessage,
+    WebSocketClosed,
     WebSocketConnection,
     connect,
 )
@@ -252,13 +252,13 @@ async def test_send_fragments_failing_midway_never_splices_messages(
                     pass
         # A frame of the message is out and cannot be taken back: the
         # connection fails (1011) rather than let the next send continue it.
-        with pytest.raises((ConnectionClosed, trio.ClosedResourceError)):
+        with pytest.raises((WebSocketClosed, trio.ClosedResourceError)):
             await ws.send("x")
         assert ws.close_code == 1011
     await record.wait()
     # The peer never gets "a" + "b" (truncated) nor "a" + "b" + "x" (spliced).
     assert record.messages == []
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 1011
 
 
@@ -300,10 +300,10 @@ async def test_server_close_ends_the_client_loop_cleanly(nursery: trio.Nursery, 
         assert messages == [TextMessage("bye")]
         assert ws.close_code == code
         assert ws.close_reason == "done here"
-        with pytest.raises(ConnectionClosed) as info:
+        with pytest.raises(WebSocketClosed) as info:
             await ws.receive()
         assert info.value.code == code
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(WebSocketClosed):
             await ws.send("too late")
     await wait_until(lambda: ended == [code])
 
@@ -352,7 +352,7 @@ async def test_an_exception_in_the_client_block_closes_1011_and_comes_out_as_its
     with pytest.raises(KeyError, match="boom"):
         await failing_client()
     await record.wait()
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 1011
 
 
@@ -369,7 +369,7 @@ async def test_server_close_with_another_code_raises_at_the_client(
     server = await start_ws(nursery, handler)
     async with connect(url(server)) as ws:
         received: list[Any] = []
-        with pytest.raises(ConnectionClosed) as info, trio.fail_after(HANG_GUARD):
+        with pytest.raises(WebSocketClosed) as info, trio.fail_after(HANG_GUARD):
             await collect(ws, received)
     assert received == [TextMessage("before")]
     assert info.value.code == code
@@ -386,7 +386,7 @@ async def test_client_close_with_a_private_code_raises_at_the_server(
     async with connect(url(server)) as ws:
         await ws.aclose(4001, "go away, privately")
     await record.wait()
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 4001
     assert record.error.reason == "go away, privately"
     assert "4001" in str(record.error)
@@ -409,7 +409,7 @@ async def test_a_close_you_started_ends_your_own_loop_quietly(nursery: trio.Nurs
             await ws.aclose(4002, "my own reasons")
     assert ended == ["quietly"]  # even with a code that raises at the other side
     await record.wait()
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 4002
 
 
@@ -457,7 +457,7 @@ async def test_send_close_against_a_peer_that_never_answers_ends_with_1006(
             await ws.send_close()
             with trio.fail_after(10):
                 assert await ws.receive() == TextMessage("before the close")
-                with pytest.raises(ConnectionClosed) as info:
+                with pytest.raises(WebSocketClosed) as info:
                     await ws.receive()
             assert info.value.code == 1006
             assert ws.close_code == 1006
@@ -678,7 +678,7 @@ async def test_a_handler_that_crashes_after_accepting_closes_1011_and_the_server
     server = await start_ws(nursery, handler, handler_errors="log")
     async with connect(url(server)) as ws:
         await ws.send("crash")
-        with pytest.raises(ConnectionClosed) as info, trio.fail_after(HANG_GUARD):
+        with pytest.raises(WebSocketClosed) as info, trio.fail_after(HANG_GUARD):
             async for _ in ws:
                 pass
     assert info.value.code == 1011
@@ -951,7 +951,7 @@ async def test_serve_refuses_bad_limits(nursery: trio.Nursery, name: str, value:
 async def test_the_client_closes_1009_on_a_message_over_its_limit(
     nursery: trio.Nursery, compression: bool
 ) -> None:
-    errors: list[ConnectionClosed] = []
+    errors: list[WebSocketClosed] = []
 
     async def handler(ws: WebSocketConnection) -> None:
         await ws.send("a" * 100)  # at the client's limit
@@ -959,14 +959,14 @@ async def test_the_client_closes_1009_on_a_message_over_its_limit(
         await ws.send(b"b" * 101)  # over it
         try:
             await ws.receive()
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             errors.append(exc)
 
     server = await start_ws(nursery, handler)
     async with connect(url(server), compression=compression, max_message_size=100) as ws:
         assert await ws.receive() == TextMessage("a" * 100)
         await ws.send("got it")
-        with pytest.raises(ConnectionClosed) as info, trio.fail_after(HANG_GUARD):
+        with pytest.raises(WebSocketClosed) as info, trio.fail_after(HANG_GUARD):
             await ws.receive()
     assert info.value.code == 1009
     await wait_until(lambda: len(errors) == 1)
@@ -1087,14 +1087,14 @@ async def test_closing_discards_the_queue_and_the_close_handshake_completes(
             try:
                 for index in range(_COUNT):
                     await ws.send(_numbered(index))
-            except ConnectionClosed as exc:
+            except WebSocketClosed as exc:
                 outcomes["sender"] = exc
 
         async def reader() -> None:
             try:
                 async for _ in ws:
                     pass
-            except ConnectionClosed as exc:
+            except WebSocketClosed as exc:
                 outcomes["reader"] = exc
 
         with trio.fail_after(HANG_GUARD):
@@ -1111,7 +1111,7 @@ async def test_closing_discards_the_queue_and_the_close_handshake_completes(
     with trio.fail_after(HANG_GUARD):
         await handled.wait()
     sender_error = outcomes["sender"]
-    assert isinstance(sender_error, ConnectionClosed)
+    assert isinstance(sender_error, WebSocketClosed)
     assert sender_error.code == 4000
     assert state["ws"].close_code == 4000
     assert state["stats"].queued_bytes == 0

@@ -1,5 +1,5 @@
 """Every way a WebSocket connection can end surfaces as
-:class:`trionet.websocket.ConnectionClosed` with a code, on both sides: here
+:class:`trionet.websocket.WebSocketClosed` with a code, on both sides: here
 the peer floods pings and then resets the connection, so the automatic pongs
 the reader writes meet a broken socket (that write used to escape the
 reader's task as an ``ExceptionGroup``)."""
@@ -19,7 +19,7 @@ from tests._ws import (
     raw_listener,
     start_ws,
 )
-from trionet.websocket import ConnectionClosed
+from trionet.websocket import WebSocketClosed
 
 # Pings in the flood: enough that the peer's receive buffer fills with pongs
 # it never reads, so the reader's writes are still going when the reset lands.
@@ -51,7 +51,7 @@ async def test_client_sees_connection_closed_when_peer_resets_during_ping_flood(
                 await peer.send_raw(ping_flood(masked=False))
                 await peer.reset()
     [error] = ended
-    assert type(error) is ConnectionClosed, repr(error)
+    assert type(error) is WebSocketClosed, repr(error)
     assert error.code == 1006
 
 
@@ -67,6 +67,6 @@ async def test_server_handler_sees_connection_closed_when_peer_resets_during_pin
             await peer.send_raw(ping_flood(masked=True))
             await peer.reset()
     await record.wait()
-    assert type(record.error) is ConnectionClosed, repr(record.error)
+    assert type(record.error) is WebSocketClosed, repr(record.error)
     assert record.error.code == 1006
     assert server.statistics().handler_errors == 0

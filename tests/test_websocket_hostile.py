@@ -49,7 +49,7 @@ from tests._ws import (
     url,
     watchdog,
 )
-from trionet.websocket import ConnectionClosed, HandshakeError, WebSocketConnection, connect
+from trionet.websocket import HandshakeError, WebSocketClosed, WebSocketConnection, connect
 
 # A guard in virtual seconds, for autojump_clock tests: larger than any
 # timeout they set, reached at once if something hangs.
@@ -178,7 +178,7 @@ async def test_a_peer_that_vanishes_ends_the_loop_with_1006(
                 seen.append(received)
                 got_whole.set()
                 await ws.send(received.data)
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             seen.append(exc)
             codes.append(ws.close_code)
             raise  # a peer's failure: counted, and no handler bug
@@ -197,7 +197,7 @@ async def test_a_peer_that_vanishes_ends_the_loop_with_1006(
             await peer.stream.aclose()  # FIN, and no close frame
     await wait_until(lambda: server.statistics().connection_errors == 1)
     error = seen[-1]
-    assert isinstance(error, ConnectionClosed)
+    assert isinstance(error, WebSocketClosed)
     assert error.code == 1006
     assert codes == [1006]
     if when == "after a message":
@@ -224,7 +224,7 @@ async def test_receive_fragments_raises_1006_when_the_message_is_cut(
             async for piece in fragments:
                 outcome.append(piece)
                 await ws.send("ack")
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             outcome.append(exc)
 
     server = await start_ws(nursery, handler)
@@ -235,7 +235,7 @@ async def test_receive_fragments_raises_1006_when_the_message_is_cut(
     await wait_until(lambda: len(outcome) == 2)
     assert outcome[0] == b"first piece"
     error = outcome[1]
-    assert isinstance(error, ConnectionClosed)
+    assert isinstance(error, WebSocketClosed)
     assert error.code == 1006
 
 
@@ -257,7 +257,7 @@ async def test_unanswered_keepalive_pings_end_the_connection_with_1011(
     [close] = [event for event in events if isinstance(event, CloseConnection)]
     assert (close.code, close.reason) == (1011, "keepalive ping timeout")
     await record.wait(VIRTUAL_GUARD)
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 1011
     assert record.ws is not None
     assert record.ws.closed
@@ -282,7 +282,7 @@ async def test_client_keepalive_against_a_server_that_never_answers(
                 async for _ in ws:
                     pass
 
-        with pytest.raises(ConnectionClosed) as info:
+        with pytest.raises(WebSocketClosed) as info:
             await client()
     assert info.value.code == 1011
     assert any(isinstance(event, Ping) for event in seen)
@@ -398,12 +398,12 @@ async def test_pings_are_answered_while_the_handler_reads_nothing(nursery: trio.
 async def test_a_message_over_max_message_size_is_closed_with_1009(
     nursery: trio.Nursery, compression: bool, at_limit: str | bytes, over: str | bytes
 ) -> None:
-    errors: list[ConnectionClosed] = []
+    errors: list[WebSocketClosed] = []
 
     async def handler(ws: WebSocketConnection) -> None:
         try:
             await echo(ws)
-        except ConnectionClosed as exc:
+        except WebSocketClosed as exc:
             errors.append(exc)
 
     server = await start_ws(nursery, handler, max_message_size=1000)
@@ -430,7 +430,7 @@ async def test_the_limit_counts_every_fragment_of_a_message(nursery: trio.Nurser
     assert close.code == 1009
     await record.wait()
     assert record.messages == []
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 1009
 
 
@@ -447,7 +447,7 @@ async def test_a_frame_announcing_gigabytes_is_refused_as_its_bytes_cross_the_li
         close = await peer.close_frame()
     assert close.code == 1009
     await record.wait()
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 1009
 
 
@@ -486,7 +486,7 @@ async def test_a_compression_bomb_is_refused_without_inflating_it(
     assert peak < 16 << 20, f"{peak} bytes allocated at most"
     await record.wait()
     assert record.messages == []
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 1009
 
 
@@ -520,7 +520,7 @@ async def test_messages_before_a_violation_are_still_delivered(
         await peer.answer_close(close)
     failed.set()
     await record.wait()
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == code
     assert record.messages == [trionet.websocket.TextMessage("good")]
 
@@ -540,7 +540,7 @@ async def test_messages_before_a_close_frame_are_delivered(nursery: trio.Nursery
     closed.set()
     await record.wait()
     assert record.messages == [trionet.websocket.TextMessage("good")]
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == 4000
 
 
@@ -583,7 +583,7 @@ async def test_protocol_violations_are_answered_with_their_close_code(
         await peer.rest()  # and the server closes the socket without waiting
     assert close.code == code
     await record.wait()
-    assert isinstance(record.error, ConnectionClosed)
+    assert isinstance(record.error, WebSocketClosed)
     assert record.error.code == code
 
 

@@ -8,13 +8,13 @@ import trio
 import trio.testing
 
 from trionet._websocket_limits import QueueBudget
-from trionet.websocket import BinaryMessage, ConnectionClosed, Ping, TextMessage
+from trionet.websocket import BinaryMessage, Ping, TextMessage, WebSocketClosed
 from trionet.websocket._inbox import Inbox
 from trionet.websocket._protocol import MessageData
 
 
 def cut(_: bool) -> Exception:
-    return ConnectionClosed(1006, "cut")
+    return WebSocketClosed(1006, "cut")
 
 
 async def test_pieces_are_joined_and_control_events_pass_between_them() -> None:
@@ -36,7 +36,7 @@ async def test_the_end_returns_none_and_a_cut_message_raises() -> None:
     inbox = Inbox(1000, None)
     inbox.admit(MessageData(b"half", False, 4))
     inbox.finish()
-    with pytest.raises(ConnectionClosed, match="cut"):
+    with pytest.raises(WebSocketClosed, match="cut"):
         await inbox.next_event(cut)
     assert await inbox.next_event(cut) is None
 

@@ -218,7 +218,7 @@ def echo_app(sessions: list[Session]) -> Callable[[trionet.http.Request], Awaita
                 session.received.append(message)
                 await ws.send(message.data)
             session.ended_cleanly = True
-        except trionet.websocket.ConnectionClosed as exc:
+        except trionet.websocket.WebSocketClosed as exc:
             session.error = exc
             raise
         finally:

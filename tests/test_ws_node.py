@@ -36,7 +36,7 @@ from tests._node import (
     run_node_lines,
 )
 from tests._process import running
-from trionet.websocket import BinaryMessage, ConnectionClosed, TextMessage
+from trionet.websocket import BinaryMessage, TextMessage, WebSocketClosed
 
 pytestmark = pytest.mark.node
 
@@ -114,7 +114,7 @@ class ServerSide:
     extensions: list[str]
     received: list[TextMessage | BinaryMessage] = field(default_factory=list)
     # ("clean", close_code, close_reason) when `async for` ended, or
-    # ("ConnectionClosed", exc.code, exc.reason) when it raised.
+    # ("WebSocketClosed", exc.code, exc.reason) when it raised.
     end: tuple[str, int | None, str | None] | None = None
     bytes_received: int = 0
     bytes_sent: int = 0
@@ -134,8 +134,8 @@ async def echo_until_closed(
                 break
             await ws.send(message.data)
         side.end = ("clean", ws.close_code, ws.close_reason)
-    except ConnectionClosed as exc:
-        side.end = ("ConnectionClosed", exc.code, exc.reason)
+    except WebSocketClosed as exc:
+        side.end = ("WebSocketClosed", exc.code, exc.reason)
     stats = ws.statistics()
     side.bytes_received, side.bytes_sent = stats.bytes_received, stats.bytes_sent
 
@@ -322,7 +322,7 @@ async def test_node_client_10mib_is_refused_with_1009(
     side = await server.next_side()
     assert side.received == [TextMessage("first")]
     assert side.end is not None
-    assert side.end[:2] == ("ConnectionClosed", 1009)
+    assert side.end[:2] == ("WebSocketClosed", 1009)
     assert report["received"] == [summary("first")]
     assert report["close"]["code"] == 1009
     assert "max_message_size" in report["close"]["reason"]
@@ -380,8 +380,8 @@ async def test_node_client_close_codes(nursery: trio.Nursery, tmp_path: Path) ->
     # Node closes normally: the loop ends quietly.
     assert sides["/node-closes-1000"].end == ("clean", 1000, "")
     assert node_closes_1000["close"] == {"code": 1000, "reason": ""}
-    # Node closes with its own code: ConnectionClosed says which, and why.
-    assert sides["/node-closes-4001"].end == ("ConnectionClosed", 4001, "bye")
+    # Node closes with its own code: WebSocketClosed says which, and why.
+    assert sides["/node-closes-4001"].end == ("WebSocketClosed", 4001, "bye")
     assert node_closes_4001["close"] == {"code": 4001, "reason": "bye"}
     # Node closes without a code (as browsers do): reported as 1005, quietly.
     assert sides["/node-closes-without-code"].end == ("clean", 1005, "")
@@ -393,7 +393,7 @@ async def test_node_client_close_codes(nursery: trio.Nursery, tmp_path: Path) ->
     # Node drops the TCP connection without a close frame: 1006, no hang.
     end = sides["/node-terminates"].end
     assert end is not None
-    assert end[:2] == ("ConnectionClosed", 1006)
+    assert end[:2] == ("WebSocketClosed", 1006)
     assert node_terminates["close"]["code"] == 1006
 
     for report in reports:
@@ -530,7 +530,7 @@ async def test_trionet_client_refuses_10mib_with_1009(tmp_path: Path, kind: str)
                     async for event in ws:
                         received.append(event)
 
-                with pytest.raises(ConnectionClosed) as excinfo:
+                with pytest.raises(WebSocketClosed) as excinfo:
                     await read_all()
             report = await next_report()
     assert received == [TextMessage("first")]
@@ -583,8 +583,8 @@ async def test_trionet_client_close_codes(tmp_path: Path) -> None:
                         async for message in ws:
                             pytest.fail(f"{path}: unexpected {message!r}")
                         ends[path] = ("clean", ws.close_code, ws.close_reason)
-                    except ConnectionClosed as exc:
-                        ends[path] = ("ConnectionClosed", exc.code, exc.reason)
+                    except WebSocketClosed as exc:
+                        ends[path] = ("WebSocketClosed", exc.code, exc.reason)
             reports[path] = await next_report()
         with trio.fail_after(NODE_TIMEOUT):
             async with trionet.websocket.connect(f"ws://127.0.0.1:{port}/echo") as ws:
@@ -597,8 +597,8 @@ async def test_trionet_client_close_codes(tmp_path: Path) -> None:
     # Node closes normally: the loop ends quietly.
     assert ends["/node-closes-1000"] == ("clean", 1000, "")
     assert reports["/node-closes-1000"]["close"] == {"code": 1000, "reason": ""}
-    # Node closes with its own code: ConnectionClosed says which, and why.
-    assert ends["/node-closes-4001"] == ("ConnectionClosed", 4001, "bye")
+    # Node closes with its own code: WebSocketClosed says which, and why.
+    assert ends["/node-closes-4001"] == ("WebSocketClosed", 4001, "bye")
     assert reports["/node-closes-4001"]["close"] == {"code": 4001, "reason": "bye"}
     # Node closes without a code: reported as 1005, quietly.
     assert ends["/node-closes-without-code"] == ("clean", 1005, "")
@@ -607,7 +607,7 @@ async def test_trionet_client_close_codes(tmp_path: Path) -> None:
     assert ends["/echo"] == ("closed by us", 4002, "done")
     assert reports["/echo"]["close"] == {"code": 4002, "reason": "done"}
     # Node drops the TCP connection without a close frame: 1006, no hang.
-    assert ends["/node-terminates"][:2] == ("ConnectionClosed", 1006)
+    assert ends["/node-terminates"][:2] == ("WebSocketClosed", 1006)
     assert reports["/node-terminates"]["close"]["code"] == 1006
 
     for path, report in reports.items():

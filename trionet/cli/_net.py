@@ -32,11 +32,11 @@ from ..websocket import (
     CLEAN_CLOSE_CODES,
     BinaryMessage,
     TextMessage,
+    WebSocketClosed,
     WebSocketConnection,
     close_code_name,
     connect,
 )
-from ..websocket import ConnectionClosed as WebSocketClosed
 from ._io import (
     USAGE_ERROR,
     Ending,

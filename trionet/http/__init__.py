@@ -8,14 +8,17 @@ on any trio stream. ``async with trionet.http.Client() as client`` sends
 requests: ``await client.get(url)``.
 """
 
+from .._deprecated import aliases as _aliases
 from ._client._client import Client as Client
 from ._client._client import Content as Content
 from ._client._client import QueryParams as QueryParams
 from ._client._client import RequestOptions as RequestOptions
-from ._client._errors import ConnectError as ConnectError
-from ._client._errors import ConnectTimeout as ConnectTimeout
 from ._client._errors import DecodingError as DecodingError
+from ._client._errors import HTTPConnectError as HTTPConnectError
+from ._client._errors import HTTPConnectTimeout as HTTPConnectTimeout
 from ._client._errors import HTTPError as HTTPError
+from ._client._errors import HTTPTimeout as HTTPTimeout
+from ._client._errors import HTTPTLSError as HTTPTLSError
 from ._client._errors import PoolTimeout as PoolTimeout
 from ._client._errors import ProxyError as ProxyError
 from ._client._errors import ReadTimeout as ReadTimeout
@@ -24,14 +27,12 @@ from ._client._errors import RedirectLoop as RedirectLoop
 from ._client._errors import RemoteProtocolError as RemoteProtocolError
 from ._client._errors import ResponseTooLarge as ResponseTooLarge
 from ._client._errors import ServerDisconnected as ServerDisconnected
-from ._client._errors import Timeout as Timeout
-from ._client._errors import TLSError as TLSError
 from ._client._errors import TooManyRedirects as TooManyRedirects
 from ._client._errors import TransportError as TransportError
 from ._client._errors import WriteTimeout as WriteTimeout
+from ._client._limits import DEFAULT_CLIENT_MAX_CONNECTIONS as DEFAULT_CLIENT_MAX_CONNECTIONS
 from ._client._limits import DEFAULT_CONTINUE_TIMEOUT as DEFAULT_CONTINUE_TIMEOUT
 from ._client._limits import DEFAULT_KEEPALIVE_EXPIRY as DEFAULT_KEEPALIVE_EXPIRY
-from ._client._limits import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS
 from ._client._limits import DEFAULT_MAX_KEEPALIVE_PER_HOST as DEFAULT_MAX_KEEPALIVE_PER_HOST
 from ._client._limits import DEFAULT_MAX_REDIRECTS as DEFAULT_MAX_REDIRECTS
 from ._client._limits import (
@@ -70,11 +71,11 @@ from ._wire import reason_phrase as reason_phrase
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_CLIENT_MAX_CONNECTIONS",
     "DEFAULT_CONTINUE_TIMEOUT",
     "DEFAULT_KEEPALIVE_EXPIRY",
     "DEFAULT_KEEPALIVE_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
-    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_HEADER_COUNT",
     "DEFAULT_MAX_HEADER_SIZE",
     "DEFAULT_MAX_KEEPALIVE_PER_HOST",
@@ -89,14 +90,16 @@ __all__ = [
     "Client",
     "ClientResponse",
     "ClientStatistics",
-    "ConnectError",
-    "ConnectTimeout",
     "Content",
     "DecodingError",
+    "HTTPConnectError",
+    "HTTPConnectTimeout",
     "HTTPConnection",
     "HTTPConnectionStatistics",
     "HTTPError",
     "HTTPStatusError",
+    "HTTPTLSError",
+    "HTTPTimeout",
     "Handler",
     "Headers",
     "PoolTimeout",
@@ -115,8 +118,6 @@ __all__ = [
     "ResponseStream",
     "ResponseTooLarge",
     "ServerDisconnected",
-    "TLSError",
-    "Timeout",
     "Timeouts",
     "TimeoutsInput",
     "TooManyRedirects",
@@ -125,3 +126,20 @@ __all__ = [
     "reason_phrase",
     "serve",
 ]
+
+# Renamed (see docs/changelog.rst): the old names meant something else at
+# the top level (trionet.Timeout is an event, trionet.DEFAULT_MAX_CONNECTIONS
+# the server's cap, trionet.ConnectError the plain socket's error).
+__getattr__ = _aliases(
+    __name__,
+    {
+        "DEFAULT_MAX_CONNECTIONS": (
+            "DEFAULT_CLIENT_MAX_CONNECTIONS",
+            DEFAULT_CLIENT_MAX_CONNECTIONS,
+        ),
+        "ConnectError": ("HTTPConnectError", HTTPConnectError),
+        "ConnectTimeout": ("HTTPConnectTimeout", HTTPConnectTimeout),
+        "TLSError": ("HTTPTLSError", HTTPTLSError),
+        "Timeout": ("HTTPTimeout", HTTPTimeout),
+    },
+)

@@ -9,9 +9,10 @@ HTTP on the same port.
 
 Every connection is read the same way: ``async for message in ws`` yields
 :class:`TextMessage` and :class:`BinaryMessage`; a clean close ends the loop,
-any other end raises :exc:`ConnectionClosed` with the close code.
+any other end raises :exc:`WebSocketClosed` with the close code.
 """
 
+from .._deprecated import aliases as _aliases
 from .._websocket_limits import DEFAULT_HANDSHAKE_TIMEOUT as DEFAULT_HANDSHAKE_TIMEOUT
 from .._websocket_limits import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from .._websocket_limits import DEFAULT_MAX_QUEUED_BYTES as DEFAULT_MAX_QUEUED_BYTES
@@ -26,12 +27,12 @@ from ._connection import WebSocketConnection as WebSocketConnection
 from ._connection import WebSocketEvents as WebSocketEvents
 from ._events import CLEAN_CLOSE_CODES as CLEAN_CLOSE_CODES
 from ._events import BinaryMessage as BinaryMessage
-from ._events import ConnectionClosed as ConnectionClosed
 from ._events import HandshakeError as HandshakeError
 from ._events import Message as Message
 from ._events import Ping as Ping
 from ._events import Pong as Pong
 from ._events import TextMessage as TextMessage
+from ._events import WebSocketClosed as WebSocketClosed
 from ._events import WebSocketEvent as WebSocketEvent
 from ._events import WebSocketStatistics as WebSocketStatistics
 from ._events import close_code_name as close_code_name
@@ -47,13 +48,13 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "BinaryMessage",
-    "ConnectionClosed",
     "HandshakeError",
     "Message",
     "MessageFragments",
     "Ping",
     "Pong",
     "TextMessage",
+    "WebSocketClosed",
     "WebSocketConnection",
     "WebSocketEvent",
     "WebSocketEvents",
@@ -63,3 +64,7 @@ __all__ = [
     "connect",
     "serve",
 ]
+
+# Renamed (see docs/changelog.rst): trionet.ConnectionClosed is the base
+# class of every abnormal end, this is the WebSocket one.
+__getattr__ = _aliases(__name__, {"ConnectionClosed": ("WebSocketClosed", WebSocketClosed)})

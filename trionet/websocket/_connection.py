@@ -150,7 +150,7 @@ class WebSocketConnection(WebSocketDriver):
             A :class:`TextMessage` or :class:`BinaryMessage`.
 
         Raises:
-            ConnectionClosed: The connection ended, cleanly or not (its
+            WebSocketClosed: The connection ended, cleanly or not (its
                 ``code`` tells which); ``async for`` is the way to read until
                 a clean end without an exception.
             trio.BusyResourceError: Another task is receiving.
@@ -189,7 +189,7 @@ class WebSocketConnection(WebSocketDriver):
         Raises:
             ValueError: The payload is over 125 bytes, or a ping with the same
                 payload is still waiting for its pong.
-            ConnectionClosed: The connection ended before the pong arrived.
+            WebSocketClosed: The connection ended before the pong arrived.
             trio.ClosedResourceError: You closed the connection.
         """
         await self._ping(payload)
@@ -207,7 +207,7 @@ class WebSocketConnection(WebSocketDriver):
 
         Raises:
             TypeError: ``message`` is neither text nor bytes.
-            ConnectionClosed: The connection ended.
+            WebSocketClosed: The connection ended.
             trio.ClosedResourceError: You closed the connection.
         """
         if isinstance(message, str | bytes):
@@ -238,7 +238,7 @@ class WebSocketConnection(WebSocketDriver):
 
         Raises:
             TypeError: The pieces mix text and bytes, or are neither.
-            ConnectionClosed: The connection ended.
+            WebSocketClosed: The connection ended.
             trio.ClosedResourceError: You closed the connection.
         """
         async with self._message_lock:
@@ -311,7 +311,7 @@ class WebSocketConnection(WebSocketDriver):
         ``ws.close()``): the messages the peer sent before its close frame
         are still delivered, and ``async for`` ends cleanly when that frame
         arrives. It must arrive within ``close_timeout``, else the loop raises
-        :class:`ConnectionClosed` with 1006. Sending is over at once
+        :class:`WebSocketClosed` with 1006. Sending is over at once
         (``send`` raises ``trio.ClosedResourceError``). :meth:`aclose` still
         closes the transport (``async with`` does it for you).
 

@@ -53,9 +53,9 @@ from ..tls._stream import TLSInfo
 from . import _keepalive as keepalive
 from ._events import (
     CLEAN_CLOSE_CODES,
-    ConnectionClosed,
     Ping,
     Pong,
+    WebSocketClosed,
 )
 from ._inbox import Inbox
 from ._protocol import CloseReceived, Failed, MessageData, State, WebSocketProtocol
@@ -149,7 +149,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
         self._close_deadline: float | None = None
         self._close_code: int | None = None
         self._close_reason = ""
-        self._error: ConnectionClosed | None = None  # how an abnormal end is reported
+        self._error: WebSocketClosed | None = None  # how an abnormal end is reported
         self._keepalive_due: float | None = None  # see _keepalive.py
         self._reader_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
@@ -165,14 +165,14 @@ class WebSocketDriver(trio.abc.AsyncResource):
         if self._ping_interval is not None:
             keepalive.schedule(self, self._ping_interval)
 
-    def _end_error(self, cut: bool = False) -> ConnectionClosed:
+    def _end_error(self, cut: bool = False) -> WebSocketClosed:
         if self._error is not None:
             return self._error
         code = self._close_code if self._close_code is not None else 1006
         reason = self._close_reason
         if cut:
             reason = f"the connection closed in the middle of a message ({reason or code})"
-        return ConnectionClosed(code, reason)
+        return WebSocketClosed(code, reason)
 
     # -- the reader ----------------------------------------------------------------
 
@@ -277,26 +277,26 @@ class WebSocketDriver(trio.abc.AsyncResource):
             # The peer started the close: answer with its code.
             try:
                 await self._write(proto.send_close(event.code, event.reason))
-            except ConnectionClosed:
+            except WebSocketClosed:
                 pass
         self._inbox.ended = True
         if self._error is None and not self._local_close:
             code = self._close_code
             if code not in CLEAN_CLOSE_CODES:
-                self._error = ConnectionClosed(code, self._close_reason)
+                self._error = WebSocketClosed(code, self._close_reason)
 
     async def _fail(self, code: int, reason: str, drop: bool = False) -> None:
         """Fail the connection (RFC 6455 section 7.1.7): close with ``code``,
         keep nothing more, and report ``code`` to the application."""
         if self._error is None and self._close_code is None:
-            self._error = ConnectionClosed(code, reason)
+            self._error = WebSocketClosed(code, reason)
             self._close_code = code
             self._close_reason = reason
         self._discard(keep_queued=True)
         if self._proto.state is _OPEN:
             try:
                 await self._write(self._proto.send_close(code, reason[:120]))
-            except ConnectionClosed:
+            except WebSocketClosed:
                 drop = True
         if drop:
             self._inbox.ended = True
@@ -306,7 +306,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
             self._close_code = 1006
             self._close_reason = reason
         if self._error is None and not (self._local_close and self._inbox.ended):
-            self._error = ConnectionClosed(1006, reason)
+            self._error = WebSocketClosed(1006, reason)
         self._inbox.ended = True
 
     def _discard(self, keep_queued: bool = False) -> None:
@@ -349,7 +349,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
         with trio.move_on_after(self._ping_timeout or math.inf) as scope:
             try:
                 await self._ping(None)
-            except (ConnectionClosed, trio.ClosedResourceError):
+            except (WebSocketClosed, trio.ClosedResourceError):
                 return
         inbox = self._inbox
         if scope.cancelled_caught and not inbox.paused and inbox.pauses == pauses:
@@ -363,7 +363,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
                 with trio.move_on_after(self._close_timeout):
                     try:
                         await self._write(self._proto.send_close(1011, reason))
-                    except (ConnectionClosed, trio.ClosedResourceError):
+                    except (WebSocketClosed, trio.ClosedResourceError):
                         pass
             await self._abort(1011, reason)
             return
@@ -468,7 +468,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
         with trio.move_on_at(self._close_deadline):
             try:
                 await self._write(self._proto.send_close(code, reason))
-            except ConnectionClosed:
+            except WebSocketClosed:
                 return False
             return True
         return False
@@ -480,7 +480,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
             self._close_code = code
             self._close_reason = reason
         if self._error is None:
-            self._error = ConnectionClosed(code, reason)
+            self._error = WebSocketClosed(code, reason)
         self._inbox.ended = True
         self._discard()
         await self._abort_transport()

@@ -10,11 +10,11 @@ from .._errors import ConnectionClosed as _ConnectionClosed
 __all__ = [
     "CLEAN_CLOSE_CODES",
     "BinaryMessage",
-    "ConnectionClosed",
     "HandshakeError",
     "Message",
     "Ping",
     "Pong",
+    "WebSocketClosed",
     "WebSocketEvent",
     "WebSocketStatistics",
     "close_code_name",
@@ -115,7 +115,7 @@ Message = TextMessage | BinaryMessage
 WebSocketEvent = TextMessage | BinaryMessage | Ping | Pong
 
 
-class ConnectionClosed(_ConnectionClosed):
+class WebSocketClosed(_ConnectionClosed):
     """The WebSocket connection ended abnormally: the peer closed with a code
     other than 1000, 1001 or 1005, it broke the protocol, a limit was
     exceeded, or the transport broke (code 1006).

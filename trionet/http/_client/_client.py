@@ -45,9 +45,9 @@ from ._connection import ClientConnection, open_connection
 from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
 from ._exchange import exchange
 from ._limits import (
+    DEFAULT_CLIENT_MAX_CONNECTIONS,
     DEFAULT_CONTINUE_TIMEOUT,
     DEFAULT_KEEPALIVE_EXPIRY,
-    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_KEEPALIVE_PER_HOST,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_RESPONSE_HEADER_SIZE,
@@ -147,7 +147,7 @@ class Client(trio.abc.AsyncResource):
         headers: HeadersInput | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: TimeoutsInput = DEFAULT_TIMEOUTS,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections: int = DEFAULT_CLIENT_MAX_CONNECTIONS,
         max_connections_per_host: int | None = None,
         max_keepalive_per_host: int = DEFAULT_MAX_KEEPALIVE_PER_HOST,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
@@ -256,9 +256,9 @@ class Client(trio.abc.AsyncResource):
             response.read()`` returns it at once).
 
         Raises:
-            HTTPError: A subclass says what failed: ``ConnectError``,
-                ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
-                ``PoolTimeout``, ``TLSError``, ``ServerDisconnected``,
+            HTTPError: A subclass says what failed: ``HTTPConnectError``,
+                ``HTTPConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
+                ``PoolTimeout``, ``HTTPTLSError``, ``ServerDisconnected``,
                 ``RemoteProtocolError``, ``TooManyRedirects``,
                 ``ResponseTooLarge``...
             ValueError: The URL is not a valid ``http``/``https`` URL.

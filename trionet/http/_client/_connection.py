@@ -51,12 +51,12 @@ from ..._listeners import format_address
 from ..._transport import Transport
 from ...tls._stream import TLSInfo, tls_info
 from ._errors import (
-    ConnectError,
-    ConnectTimeout,
+    HTTPConnectError,
+    HTTPConnectTimeout,
+    HTTPTLSError,
     ProxyError,
     ReadTimeout,
     ServerDisconnected,
-    TLSError,
     TransportError,
     WriteTimeout,
 )
@@ -187,7 +187,7 @@ class ClientConnection:
 
 
 def _broken(exc: ConnectionReset, what: str) -> TransportError:
-    """The error for a connection that broke: :class:`TLSError` when TLS
+    """The error for a connection that broke: :class:`HTTPTLSError` when TLS
     itself failed (a certificate refused after a TLS 1.3 handshake arrives
     as a failed read), else :class:`ServerDisconnected`."""
     broken = exc.__cause__
@@ -198,7 +198,7 @@ def _broken(exc: ConnectionReset, what: str) -> TransportError:
         cause, ssl.SSLEOFError | ssl.SSLZeroReturnError
     ):
         detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(cause))
-        return TLSError(f"the server ended the TLS session: {detail}")
+        return HTTPTLSError(f"the server ended the TLS session: {detail}")
     return ServerDisconnected(f"{what}: {exc.reason}")
 
 
@@ -214,10 +214,10 @@ async def open_connection(
     ``CONNECT`` tunnel for ``https`` through a proxy, then TLS for ``https``.
 
     Raises:
-        ConnectError: The connection could not be opened.
-        ConnectTimeout: All of it took longer than ``connect_timeout``.
+        HTTPConnectError: The connection could not be opened.
+        HTTPConnectTimeout: All of it took longer than ``connect_timeout``.
         ProxyError: The proxy refused the tunnel.
-        TLSError: The TLS handshake failed.
+        HTTPTLSError: The TLS handshake failed.
     """
     origin, proxy = key
     if proxy is not None:
@@ -242,13 +242,13 @@ async def open_connection(
             trace=trace,
         )
     except _ConnectTimeout:
-        raise ConnectTimeout(
+        raise HTTPConnectTimeout(
             f"connecting to {what} took longer than {connect_timeout:g} s"
         ) from None
     except _ConnectError as exc:
-        raise ConnectError(exc.strerror or str(exc), exc.errno or 0) from None
+        raise HTTPConnectError(exc.strerror or str(exc), exc.errno or 0) from None
     except _TLSError as exc:
-        raise TLSError(f"TLS with {origin}: {exc.reason}") from None
+        raise HTTPTLSError(f"TLS with {origin}: {exc.reason}") from None
     tls = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
     return ClientConnection(key, Transport(stream, _CLOSE_TIMEOUT), tls, max_header_size)
 

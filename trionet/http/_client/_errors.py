@@ -25,10 +25,12 @@ from ..._errors import ConnectTimeout as _ConnectTimeout
 from ..._errors import TLSError as _TLSError
 
 __all__ = [
-    "ConnectError",
-    "ConnectTimeout",
     "DecodingError",
+    "HTTPConnectError",
+    "HTTPConnectTimeout",
     "HTTPError",
+    "HTTPTLSError",
+    "HTTPTimeout",
     "PoolTimeout",
     "ProxyError",
     "ReadTimeout",
@@ -37,8 +39,6 @@ __all__ = [
     "RemoteProtocolError",
     "ResponseTooLarge",
     "ServerDisconnected",
-    "TLSError",
-    "Timeout",
     "TooManyRedirects",
     "TransportError",
     "WriteTimeout",
@@ -92,7 +92,7 @@ class DecodingError(RemoteProtocolError):
     says."""
 
 
-class TLSError(TransportError, _TLSError):
+class HTTPTLSError(TransportError, _TLSError):
     """The TLS handshake with the server (or the proxy's tunnel) failed, for
     example because its certificate was not trusted (also a
     :class:`trionet.TLSError`)."""
@@ -111,7 +111,7 @@ class ProxyError(TransportError):
         self.status = status
 
 
-class ConnectError(HTTPError, _ConnectError):
+class HTTPConnectError(HTTPError, _ConnectError):
     """The connection to the server (or proxy) could not be opened: refused,
     unreachable, or the name did not resolve (also a
     :class:`trionet.ConnectError`, an ``OSError``; ``errno`` is kept)."""
@@ -122,11 +122,11 @@ class ConnectError(HTTPError, _ConnectError):
         self.strerror = message
 
 
-class Timeout(HTTPError, TimeoutError):
+class HTTPTimeout(HTTPError, TimeoutError):
     """The base of the client's timeouts (also a ``TimeoutError``)."""
 
 
-class ConnectTimeout(ConnectError, Timeout, _ConnectTimeout):
+class HTTPConnectTimeout(HTTPConnectError, HTTPTimeout, _ConnectTimeout):
     """Opening the connection (name lookup, TCP, proxy tunnel and TLS
     handshake) took longer than the ``connect`` timeout."""
 
@@ -134,15 +134,15 @@ class ConnectTimeout(ConnectError, Timeout, _ConnectTimeout):
         super().__init__(message, errno_codes.ETIMEDOUT)
 
 
-class ReadTimeout(Timeout, TransportError):
+class ReadTimeout(HTTPTimeout, TransportError):
     """The server sent nothing for longer than the ``read`` timeout."""
 
 
-class WriteTimeout(Timeout, TransportError):
+class WriteTimeout(HTTPTimeout, TransportError):
     """The server accepted no data for longer than the ``write`` timeout."""
 
 
-class PoolTimeout(Timeout):
+class PoolTimeout(HTTPTimeout):
     """No connection became available within the ``pool`` timeout (every
     connection the limits allow was busy)."""
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from ... import _checks as checks
 
 __all__ = [
+    "DEFAULT_CLIENT_MAX_CONNECTIONS",
     "DEFAULT_CONTINUE_TIMEOUT",
     "DEFAULT_KEEPALIVE_EXPIRY",
-    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_KEEPALIVE_PER_HOST",
     "DEFAULT_MAX_REDIRECTS",
     "DEFAULT_MAX_RESPONSE_HEADER_SIZE",
@@ -22,7 +22,7 @@ __all__ = [
 # Connections open at once, over all hosts: httpx's and aiohttp's default.
 # Enough for a crawler's parallelism, few enough to stay under a default
 # ulimit of 1024 descriptors with room for the rest of a program.
-DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_CLIENT_MAX_CONNECTIONS = 100
 
 # Idle connections kept per host: as many as the pool may open, so that a
 # burst of concurrent requests finds its connections again in the next burst
