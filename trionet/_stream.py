@@ -214,7 +214,7 @@ class TCPConnection(trio.abc.AsyncResource):
         transport = self._transport
         if transport.closed:
             raise trio.ClosedResourceError("the connection was closed")
-        if self._eof_sent and not transport.sending:
+        if self._eof_sent:
             raise trio.ClosedResourceError("can't send data after sending EOF")
         try:
             await transport.send_all(data)
