@@ -63,8 +63,8 @@ def test_line_endings() -> None:
 
 
 def test_limits_are_checked_once() -> None:
-    HTTPLimits().check()
+    HTTPLimits()
     with pytest.raises(ValueError, match="max_header_size"):
-        HTTPLimits(max_header_size=0).check()
+        HTTPLimits(max_header_size=0)
     with pytest.raises(ValueError, match="server_header"):
-        HTTPLimits(server_header="a\r\nb").check()
+        HTTPLimits(server_header="a\r\nb")

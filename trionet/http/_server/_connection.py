@@ -180,7 +180,6 @@ class HTTPConnection(trio.abc.AsyncResource):
                 max_requests_per_connection=max_requests_per_connection,
                 server_header=server_header,
             )
-            _limits.check()
         transport = self._transport = Transport(stream, close_timeout)
         self._receive = transport.receive
         self._receive_ready = transport.receive_ready

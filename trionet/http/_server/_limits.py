@@ -21,7 +21,6 @@ __all__ = [
     "DEFAULT_MAX_TARGET_LENGTH",
     "DEFAULT_REQUEST_HEAD_TIMEOUT",
     "HTTPLimits",
-    "check_http_limits",
     "check_server_header",
 ]
 
@@ -70,35 +69,10 @@ def check_server_header(server_header: str | None) -> None:
         raise ValueError(f"server_header is not a valid header value: {server_header!r}") from None
 
 
-def check_http_limits(
-    *,
-    max_header_size: int,
-    max_header_count: int,
-    max_target_length: int,
-    max_body_size: int,
-    request_head_timeout: float,
-    keepalive_timeout: float,
-    body_timeout: float,
-    max_requests_per_connection: int | None,
-) -> None:
-    """Validate the HTTP limits; call it before binding.
-
-    Raises:
-        ValueError: A limit is out of range.
-    """
-    checks.count("max_header_size", max_header_size)
-    checks.count("max_header_count", max_header_count)
-    checks.count("max_target_length", max_target_length)
-    checks.count("max_body_size", max_body_size)
-    checks.seconds("request_head_timeout", request_head_timeout)
-    checks.seconds("keepalive_timeout", keepalive_timeout)
-    checks.seconds("body_timeout", body_timeout)
-    checks.count("max_requests_per_connection", max_requests_per_connection, none=True)
-
-
 @dataclass(frozen=True, slots=True)
 class HTTPLimits:
-    """The server's limits and timeouts for one connection, checked once.
+    """The server's limits and timeouts for one connection, checked when it
+    is built (``ValueError`` / ``TypeError``, before anything binds).
 
     Built by :func:`~trionet.http.serve` from its keyword arguments (or by
     :class:`~trionet.http.HTTPConnection` from its own) and shared by every
@@ -128,23 +102,13 @@ class HTTPLimits:
     max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION
     server_header: str | None = "trionet"
 
-    def check(self) -> None:
-        """Validate every field (before binding, or once per
-        ``HTTPConnection`` made by hand).
-
-        Raises:
-            ValueError: A limit is out of range, or ``server_header`` is not a
-                valid field value.
-            TypeError: A limit is of the wrong kind.
-        """
+    def __post_init__(self) -> None:
         check_server_header(self.server_header)
-        check_http_limits(
-            max_header_size=self.max_header_size,
-            max_header_count=self.max_header_count,
-            max_target_length=self.max_target_length,
-            max_body_size=self.max_body_size,
-            request_head_timeout=self.request_head_timeout,
-            keepalive_timeout=self.keepalive_timeout,
-            body_timeout=self.body_timeout,
-            max_requests_per_connection=self.max_requests_per_connection,
-        )
+        checks.count("max_header_size", self.max_header_size)
+        checks.count("max_header_count", self.max_header_count)
+        checks.count("max_target_length", self.max_target_length)
+        checks.count("max_body_size", self.max_body_size)
+        checks.seconds("request_head_timeout", self.request_head_timeout)
+        checks.seconds("keepalive_timeout", self.keepalive_timeout)
+        checks.seconds("body_timeout", self.body_timeout)
+        checks.count("max_requests_per_connection", self.max_requests_per_connection, none=True)

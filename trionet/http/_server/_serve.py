@@ -241,7 +241,6 @@ async def serve(
         max_requests_per_connection=max_requests_per_connection,
         server_header=server_header,
     )
-    limits.check()
     make = partial(HTTPConnection, close_timeout=close_timeout, _limits=limits)
     checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
