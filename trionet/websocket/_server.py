@@ -31,7 +31,7 @@ from .._websocket_limits import (
 )
 from ..http._headers import HeadersInput
 from ..http._server._errors import ProtocolError
-from ..http._server._request import Request
+from ..http._server._request import Request, websocket_upgrade
 from ..http._server._response import Response
 from ..http._server._serve import Handler
 from ..http._server._serve import serve as serve_http
@@ -134,16 +134,14 @@ def _upgrade_handler(
             for value in request.headers.get_all("sec-websocket-protocol")
             for token in value.split(",")
         ]
-        ws = await request.accept_websocket(
-            _choose(offered, supported),
+        ws = await accept(
+            request,
+            websocket_upgrade(request),
+            subprotocol=_choose(offered, supported),
+            headers=None,
             origins=origins,
             compression=compression,
-            max_message_size=options.max_message_size,
-            max_queued_bytes=options.max_queued_bytes,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
-            close_timeout=options.close_timeout,
-            control_events=options.control_events,
+            options=options,
         )
         await handler(ws)
         return None

@@ -35,7 +35,7 @@ from ._upgrade import UPGRADES, Upgrade
 if TYPE_CHECKING:
     from ...websocket._connection import WebSocketConnection
 
-__all__ = ["Exchange", "Request", "RequestBody", "ResponseStream"]
+__all__ = ["Exchange", "Request", "RequestBody", "ResponseStream", "websocket_upgrade"]
 
 
 class Exchange(Protocol):
@@ -359,13 +359,9 @@ class Request:
             close_timeout=close_timeout,
             control_events=control_events,
         )
-        if self.responded:
-            raise RuntimeError("a response to this request was already sent")
-        if not self.is_websocket_upgrade:
-            raise RuntimeError(f"{self!r} is not a WebSocket upgrade request")
         return await accept(
             self,
-            self._conn._upgrade(self),
+            websocket_upgrade(self),
             subprotocol=subprotocol,
             headers=headers,
             origins=origins,
@@ -434,3 +430,20 @@ class ResponseStream(trio.abc.AsyncResource):
     async def aclose(self) -> None:
         """The same as :meth:`finish`."""
         await self.finish()
+
+
+def websocket_upgrade(request: Request) -> Upgrade:
+    """The hand-off of ``request``'s connection to a WebSocket (see
+    :mod:`._upgrade`): what :meth:`Request.accept_websocket` and
+    :func:`trionet.websocket.serve` give the WebSocket server side.
+
+    Raises:
+        RuntimeError: The request was already answered, is not a WebSocket
+            upgrade, or its connection is not served by
+            :func:`~trionet.http.serve`.
+    """
+    if request.responded:
+        raise RuntimeError("a response to this request was already sent")
+    if not request.is_websocket_upgrade:
+        raise RuntimeError(f"{request!r} is not a WebSocket upgrade request")
+    return request._conn._upgrade(request)

@@ -3,8 +3,9 @@
 protocols above it (WebSocket today).
 
 A protocol registers its server handshake in :data:`UPGRADES` when it is
-imported, so that HTTP never imports it. ``Request.accept_websocket`` asks
-its connection for an :class:`Upgrade` and gives it to that handshake, which
+imported, so that HTTP never imports it. ``Request.accept_websocket`` (and
+``trionet.websocket.serve``) gets the request's :class:`Upgrade` from
+``websocket_upgrade`` in :mod:`._request` and gives it to that handshake, which
 reads the request head from it, sends its ``101`` through
 :meth:`Upgrade.switch` (getting back the transport and whatever the client
 sent after the head), starts its tasks in :attr:`Upgrade.nursery` (the HTTP
