@@ -2,7 +2,7 @@
 WebSocket (with and without permessage-deflate) and TCP.
 
     uv run python benchmarks/idle_memory.py [--connections 10000] [--kind all]
-                                            [--where]
+                                            [--parser auto] [--where]
 
 For each kind, a trionet server runs in a child process; this process opens
 ``--connections`` connections to it and leaves them idle (HTTP: after one
@@ -14,7 +14,9 @@ kernel-side socket buffers only as far as they count in the process's RSS
 
 ``--where`` runs the server under tracemalloc (which inflates the RSS
 figure) and prints, per connection, where the Python heap grew, by source
-line: what ``docs/limits.rst`` reports as "where the bytes go". RSS moves
+line: what ``docs/limits.rst`` reports as "where the bytes go". ``--parser``
+picks the HTTP request parser (``h11``, ``httptools``; ``auto`` by
+default). RSS moves
 with the allocator's arenas, so compare runs of the same size, and repeat.
 """
 
@@ -44,6 +46,7 @@ CAP = 100_000  # above any --connections: this measures memory, not the cap
 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 kind = sys.argv[1]
+parser = sys.argv[3]
 HELLO = trionet.http.Response(200, {"content-type": "text/plain"}, b"Hello World\n")
 
 async def hello(request):
@@ -66,9 +69,9 @@ def rss():
 async def main():
     async with trio.open_nursery() as nursery:
         if kind == "http":
-            server = await nursery.start(partial(trionet.http.serve, hello, 0, "127.0.0.1", max_connections=CAP))
+            server = await nursery.start(partial(trionet.http.serve, hello, 0, "127.0.0.1", max_connections=CAP, parser=parser))
         elif kind.startswith("websocket"):
-            server = await nursery.start(partial(trionet.websocket.serve, ws_echo, 0, "127.0.0.1", max_connections=CAP))
+            server = await nursery.start(partial(trionet.websocket.serve, ws_echo, 0, "127.0.0.1", max_connections=CAP, parser=parser))
         else:
             server = await nursery.start(partial(trionet.serve_tcp, tcp_echo, 0, "127.0.0.1", max_connections=CAP))
         print("port", server.port, flush=True)
@@ -146,9 +149,9 @@ def ask(server: subprocess.Popen[str], command: str) -> str:
     return server.stdout.readline()
 
 
-def measure(kind: str, count: int, where: bool) -> None:
+def measure(kind: str, count: int, where: bool, parser: str) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, kind, "1" if where else "0"],
+        [sys.executable, "-c", SERVER, kind, "1" if where else "0", parser],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -196,11 +199,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--kind", choices=[*KINDS, "all"], default="all")
+    parser.add_argument("--parser", choices=["auto", "h11", "httptools"], default="auto")
     parser.add_argument("--where", action="store_true", help="attribute the heap by source line")
     args = parser.parse_args()
     raise_fd_limit()
     for kind in KINDS if args.kind == "all" else [args.kind]:
-        measure(kind, args.connections, args.where)
+        measure(kind, args.connections, args.where, args.parser)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The seed's Node ``http`` server in trionet: every request gets
 ``Hello World``.
 
-    uv run python examples/http_hello.py [--port 12010] [--host 127.0.0.1]
+    uv run python examples/http_hello.py [--port 12010] [--host 127.0.0.1] [--parser h11]
 
 The Node original::
 
@@ -30,9 +30,9 @@ async def hello(request: trionet.http.Request) -> trionet.http.Response:
     return HELLO
 
 
-async def main(host: str, port: int) -> None:
+async def main(host: str, port: int, parser: str) -> None:
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(trionet.http.serve, hello, port, host))
+        server = await nursery.start(partial(trionet.http.serve, hello, port, host, parser=parser))
         print(f"Server running at http://{host}:{server.port}/", flush=True)
 
 
@@ -40,10 +40,16 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=12010)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--parser",
+        choices=trionet.http.PARSERS,
+        default="auto",
+        help="the request parser (auto: httptools when installed, else h11)",
+    )
     args = parser.parse_args()
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
-    trionet.run(main, args.host, args.port)
+    trionet.run(main, args.host, args.port, args.parser)
 
 
 if __name__ == "__main__":

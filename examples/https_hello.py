@@ -36,10 +36,10 @@ async def hello(request: trionet.http.Request) -> trionet.http.Response:
     return HELLO
 
 
-async def main(host: str, port: int, context: ssl.SSLContext) -> None:
+async def main(host: str, port: int, context: ssl.SSLContext, parser: str) -> None:
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
-            partial(trionet.http.serve, hello, port, host, ssl_context=context)
+            partial(trionet.http.serve, hello, port, host, ssl_context=context, parser=parser)
         )
         print(f"Server running at https://{host}:{server.port}/", flush=True)
 
@@ -50,6 +50,12 @@ def cli() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--cert", required=True, help="PEM certificate chain (Node's cert)")
     parser.add_argument("--key", required=True, help="PEM private key (Node's key)")
+    parser.add_argument(
+        "--parser",
+        choices=trionet.http.PARSERS,
+        default="auto",
+        help="the request parser (auto: httptools when installed, else h11)",
+    )
     args = parser.parse_args()
     # Read before serving, as Node's readFileSync does: a missing or wrong file
     # is a one-line error naming it, not a traceback.
@@ -59,7 +65,7 @@ def cli() -> None:
         parser.error(str(exc))
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
-    trionet.run(main, args.host, args.port, context)
+    trionet.run(main, args.host, args.port, context, args.parser)
 
 
 if __name__ == "__main__":

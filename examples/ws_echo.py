@@ -31,10 +31,10 @@ async def app(max_message_size: int, request: trionet.http.Request) -> trionet.h
     return None
 
 
-async def main(host: str, port: int, max_message_size: int) -> None:
+async def main(host: str, port: int, max_message_size: int, parser: str) -> None:
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
-            partial(trionet.http.serve, partial(app, max_message_size), port, host)
+            partial(trionet.http.serve, partial(app, max_message_size), port, host, parser=parser)
         )
         print(f"WebSocket echo at ws://{host}:{server.port}/", flush=True)
 
@@ -46,10 +46,16 @@ def cli() -> None:
     parser.add_argument(
         "--max-message-size", type=int, default=trionet.websocket.DEFAULT_MAX_MESSAGE_SIZE
     )
+    parser.add_argument(
+        "--parser",
+        choices=trionet.http.PARSERS,
+        default="auto",
+        help="the request parser (auto: httptools when installed, else h11)",
+    )
     args = parser.parse_args()
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
-    trionet.run(main, args.host, args.port, args.max_message_size)
+    trionet.run(main, args.host, args.port, args.max_message_size, args.parser)
 
 
 if __name__ == "__main__":

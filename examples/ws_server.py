@@ -1,7 +1,7 @@
 """The seed's WebSocket server in trionet: HTTP and WebSocket on one port,
 live updates pushed on ``/updates``.
 
-    uv run python examples/ws_server.py [--port 12010] [--host 127.0.0.1]
+    uv run python examples/ws_server.py [--port 12010] [--host 127.0.0.1] [--parser h11]
 
 The Node original upgrades by hand on the HTTP server's ``'upgrade'`` event
 (reading ``Sec-WebSocket-Key``, answering ``101 Switching Protocols`` with
@@ -53,9 +53,9 @@ async def app(request: trionet.http.Request) -> trionet.http.Response | None:
     return trionet.http.Response.text("Hello World\n")
 
 
-async def main(host: str, port: int) -> None:
+async def main(host: str, port: int, parser: str) -> None:
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(trionet.http.serve, app, port, host))
+        server = await nursery.start(partial(trionet.http.serve, app, port, host, parser=parser))
         print(f"Server running at http://{host}:{server.port}/", flush=True)
         print(f"WebSocket updates at ws://{host}:{server.port}/updates", flush=True)
 
@@ -64,10 +64,16 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=12010)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--parser",
+        choices=trionet.http.PARSERS,
+        default="auto",
+        help="the request parser (auto: httptools when installed, else h11)",
+    )
     args = parser.parse_args()
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
-    trionet.run(main, args.host, args.port)
+    trionet.run(main, args.host, args.port, args.parser)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests import _leaks
+from tests import _leaks, _record_requests
 from tests._peers import MISSING_PREFIX, prepare_node_packages
 
 pytest_plugins = ["pytester"]
@@ -49,9 +49,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(said)
     _leaks.remember_baseline()
+    _record_requests.install()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("TRIONET_RECORD_REQUESTS"):
+        _record_requests.save()
     left = _leaks.leftovers()
     if left:
         session.config.stash[_leaks.REPORT] = left
@@ -82,3 +85,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("left behind by the suite", red=True)
         for line in left:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(params=["h11", "httptools"])
+def http_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test under each HTTP request parser: a server built with the
+    default ``parser="auto"`` in this process uses this one. HTTP server
+    test modules use it on every test (``pytestmark``)."""
+    from trionet.http._server import _limits
+
+    parser: str = request.param
+    monkeypatch.setattr(_limits, "_auto", lambda: parser)
+    return parser

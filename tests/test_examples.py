@@ -207,7 +207,7 @@ async def test_ws_server_and_ws_client_are_the_seeds_pair() -> None:
 
 
 async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
-    command = [*example("ws_echo.py", 0), "--max-message-size", "1000"]
+    command = [*example("ws_echo.py", 0), "--max-message-size", "1000", "--parser", "h11"]
     async with running(command) as (_, output):
         port = await read_port(output, r"^WebSocket echo at ws://127\.0\.0\.1:(\d+)/$")
         with trio.fail_after(STARTUP_TIMEOUT):
@@ -222,8 +222,9 @@ async def test_ws_echo_echoes_and_its_limit_flag_bites() -> None:
     assert info.value.code == 1009
 
 
-async def test_http_get_fetches_from_the_seeds_http_server() -> None:
-    async with running(example("http_hello.py", 0)) as (_, server_output):
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+async def test_http_get_fetches_from_the_seeds_http_server(parser: str) -> None:
+    async with running([*example("http_hello.py", 0), "--parser", parser]) as (_, server_output):
         port = await read_port(server_output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
         client = [sys.executable, str(EXAMPLES / "http_get.py"), f"http://127.0.0.1:{port}/x"]
         async with running(client) as (process, output):

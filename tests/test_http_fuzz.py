@@ -36,6 +36,9 @@ import trionet.http
 from tests._wait import wait_until
 from trionet.http import Request, Response
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 LOOPBACK = "127.0.0.1"
 
 # Real seconds for one exchange: the server's own limits below are under a

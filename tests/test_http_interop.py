@@ -33,6 +33,9 @@ from tests._peers import require_executable
 from tests._wait import wait_until
 from trionet.http import Request, Response
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 LOOPBACK = "127.0.0.1"
 
 # Seconds a whole curl run may take (a few requests over loopback take

@@ -28,6 +28,9 @@ from trionet.http import Headers, HTTPConnection, ProtocolError, Request, Respon
 from trionet.http._server._serve import _serve_connection
 from trionet.testing import memory_stream_pair
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 Handler = Callable[[Request], Awaitable[Response | None]]
 
 

@@ -28,6 +28,9 @@ import trionet
 from tests._peers import missing
 from tests._process import EXAMPLES, read_port, running
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 # Seconds a REDbot run may take: about two on loopback (mostly starting
 # Python), with a wide margin for a loaded machine.
 REDBOT_TIMEOUT = 60.0

@@ -23,6 +23,9 @@ from tests._wait import wait_until
 from trionet.http import HTTPConnection, Request, Response
 from trionet.testing import memory_stream_pair
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 HELLO = Response(200, {"content-type": "text/plain"}, b"Hello World\n")
 
 

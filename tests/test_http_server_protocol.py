@@ -28,6 +28,9 @@ from trionet.http._server._events import (
 from trionet.http._server._limits import HTTPLimits
 from trionet.http._server._protocol import ServerProtocol
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 DATE = re.compile(rb"date: [^\r]+\r\n")
 
 

@@ -27,6 +27,9 @@ import trionet.http
 from tests._http import LOOPBACK
 from trionet.http import Request, Response
 
+# Every test here runs under each request parser (h11, httptools).
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 GET = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
 
 # Seconds any one of these tests may take on a loaded two-core machine.

@@ -40,7 +40,7 @@ from .._server import Server, SocketAddress
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
 from .._udp import UDPPeer, serve_udp
-from ..http import Handler, Request, Response
+from ..http import PARSERS, Handler, Request, Response
 from ..http import serve as serve_http
 from ..tls._contexts import server_context
 from ..tls._devcert import DevCertificateError, cache_directory, dev_certificate
@@ -268,7 +268,12 @@ SERVICES = [
 
 
 async def _start(
-    service: Service, nursery: trio.Nursery, host: str, port: int, tls: ssl.SSLContext | None
+    service: Service,
+    nursery: trio.Nursery,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    parser: str,
 ) -> Server:
     if service.kind == "tcp":
         start = partial(serve_tcp, welcome, port, host)
@@ -276,7 +281,9 @@ async def _start(
         start = partial(serve_udp, dgram_echo, port, host)
     else:
         context = tls if service.tls else None
-        start = partial(serve_http, http_app(service.kind), port, host, ssl_context=context)
+        start = partial(
+            serve_http, http_app(service.kind), port, host, ssl_context=context, parser=parser
+        )
     server: Server = await nursery.start(start)
     return server
 
@@ -400,6 +407,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not start the HTTPS and wss server (no development certificate is made)",
     )
+    parser.add_argument(
+        "--parser",
+        choices=PARSERS,
+        default="auto",
+        help="the HTTP request parser (auto: httptools when installed, else h11)",
+    )
 
 
 def _fail(message: str) -> int:
@@ -433,7 +446,9 @@ async def _main(args: argparse.Namespace) -> int:
         for service in services:
             port = getattr(args, service.dest)
             try:
-                servers[service.kind] = await _start(service, nursery, args.host, port, context)
+                servers[service.kind] = await _start(
+                    service, nursery, args.host, port, context, args.parser
+                )
             except BindError as exc:
                 nursery.cancel_scope.cancel()
                 if exc.errno == errno.EADDRINUSE:

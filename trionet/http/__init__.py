@@ -61,6 +61,7 @@ from ._server._limits import (
 )
 from ._server._limits import DEFAULT_MAX_TARGET_LENGTH as DEFAULT_MAX_TARGET_LENGTH
 from ._server._limits import DEFAULT_REQUEST_HEAD_TIMEOUT as DEFAULT_REQUEST_HEAD_TIMEOUT
+from ._server._limits import PARSERS as PARSERS
 from ._server._request import Request as Request
 from ._server._request import RequestBody as RequestBody
 from ._server._request import ResponseStream as ResponseStream
@@ -86,6 +87,7 @@ __all__ = [
     "DEFAULT_MAX_TARGET_LENGTH",
     "DEFAULT_REQUEST_HEAD_TIMEOUT",
     "DEFAULT_TIMEOUTS",
+    "PARSERS",
     "BodyTooLarge",
     "Client",
     "ClientResponse",

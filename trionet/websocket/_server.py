@@ -171,6 +171,7 @@ async def serve(
     tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT,
     handler_errors: HandlerErrors = "log",
     backlog: int | None = None,
+    parser: str = "auto",
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve WebSocket (Node's ``new WebSocketServer({port})``): every request
@@ -220,12 +221,15 @@ async def serve(
         handler_errors: ``"log"`` or ``"raise"``, as for
             :func:`trionet.serve_tcp`.
         backlog: The listen queue length; ``None`` for the system's maximum.
+        parser: The parser of the upgrade request, as for
+            :func:`trionet.http.serve`.
         task_status: Set by ``nursery.start``.
 
     Raises:
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
         TypeError: An argument is of the wrong kind.
+        ImportError: ``parser="httptools"`` without httptools installed.
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
@@ -258,6 +262,7 @@ async def serve(
         request_head_timeout=handshake_timeout,
         handler_errors=handler_errors,
         backlog=backlog,
+        parser=parser,
         close_timeout=close_timeout,
         max_total_queued_bytes=max_total_queued_bytes,
         task_status=task_status,

@@ -124,10 +124,13 @@ class HTTPConnection(trio.abc.AsyncResource):
             ``None`` for no limit.
         server_header: The ``Server`` header's value; ``None`` to send none.
         close_timeout: Seconds closing may take (TLS close_notify).
+        parser: The request parser, as for :func:`~trionet.http.serve`:
+            ``"auto"``, ``"h11"`` or ``"httptools"``.
 
     Raises:
-        ValueError: A limit is out of range.
+        ValueError: A limit is out of range, or an unknown parser.
         TypeError: A limit is of the wrong kind.
+        ImportError: ``parser="httptools"`` without httptools installed.
     """
 
     # Slots, not a __dict__: a server holds one of these per idle connection.
@@ -166,6 +169,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION,
         server_header: str | None = "trionet",
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        parser: str = "auto",
         _limits: HTTPLimits | None = None,
     ) -> None:
         if _limits is None:  # serve() built and checked its limits once, before binding
@@ -179,6 +183,7 @@ class HTTPConnection(trio.abc.AsyncResource):
                 body_timeout=body_timeout,
                 max_requests_per_connection=max_requests_per_connection,
                 server_header=server_header,
+                parser=parser,
             )
         transport = self._transport = Transport(stream, close_timeout)
         self._receive = transport.receive

@@ -7,7 +7,7 @@ that nothing above the protocol sees an h11 type."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = [
     "BODY",
@@ -26,7 +26,9 @@ __all__ = [
     "EndOfBody",
     "Event",
     "NeedData",
+    "ParsedHead",
     "RequestHead",
+    "RequestReader",
 ]
 
 # The states of the request side (``ServerProtocol.state``).
@@ -63,6 +65,38 @@ class RequestHead(Event):
     http_version: str
 
 
+class ParsedHead(Event):
+    """A request head as a parser read it, before trionet's own checks: what
+    a request reader (:mod:`._reader_h11`, :mod:`._reader_llhttp`) gives
+    :class:`~._protocol.ServerProtocol`, never seen above it.
+
+    Attributes:
+        method: The method, as sent.
+        target: The request target, as sent.
+        http_version: ``b"1.1"``, ``b"1.0"``...
+        headers: The fields, names as sent, values without the whitespace
+            around them, in order.
+        head: The bytes of the head as they arrived (for the line-ending
+            check).
+    """
+
+    __slots__ = ("head", "headers", "http_version", "method", "target")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        head: bytes,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.head = head
+
+
 @dataclass(frozen=True, slots=True)
 class BodyData(Event):
     """A piece of the request body.
@@ -93,3 +127,33 @@ class NeedData(Event):
 END_OF_BODY: Final = EndOfBody()
 CLIENT_CLOSED: Final = ClientClosed()
 NEED_DATA: Final = NeedData()
+
+
+class RequestReader(Protocol):
+    """What :class:`~._protocol.ServerProtocol` asks of a request reader
+    (:class:`~._reader_h11.H11Reader`, :class:`~._reader_llhttp.LLHTTPReader`):
+    one request at a time, bytes in, these events out.
+
+    Attributes:
+        trailers: The trailer fields of the request just read.
+    """
+
+    trailers: list[tuple[bytes, bytes]]
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the client; ``b""`` when it closed its side."""
+
+    def next_event(self) -> Event:
+        """A :class:`ParsedHead`, :class:`BodyData`, :data:`END_OF_BODY`,
+        :data:`NEED_DATA` or :data:`CLIENT_CLOSED` (raises
+        :exc:`~._errors.ProtocolError`)."""
+
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """What arrived after the request read so far, and whether the
+        client closed its side."""
+
+    def next_request(self) -> bytes:
+        """Start reading the next request; returns what already arrived of it."""
+
+    def release(self) -> None:
+        """Drop the parser: the connection went to another protocol."""

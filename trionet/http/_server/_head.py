@@ -9,10 +9,12 @@ Stricter than h11 alone, as RFC 9112 asks of a server:
   400 and the connection closed (section 6.3: such a message "ought to be
   handled as an error"; answering it and reading on is how requests are
   smuggled past proxies);
-* more than one ``Host``, control characters in a field value (h11's field
-  grammar admits them), a bare LF or a folded line, and an HTTP major
-  version other than 1 (505) are refused; h11 already refuses a 1.1 request
-  without ``Host`` and conflicting ``Content-Length`` values;
+* more than one ``Host``, an HTTP/1.1 request without one, control
+  characters in a field value (h11's field grammar admits them), a request
+  target with anything but visible ASCII, a bare LF or a folded line, and
+  an HTTP major version other than 1 (505) are refused. h11 refuses some of
+  these itself; llhttp (the fast reader) admits a missing ``Host``: the
+  checks here hold whichever parser read the head.
 * the limits that are counts and sizes: the head (431), its field count
   (431), the target (414, measured while the request line streams in), the
   body (413, from ``Content-Length`` at once, else as it arrives); CONNECT
@@ -28,29 +30,35 @@ import re
 from ._errors import BodyTooLarge, ProtocolError
 from ._limits import HTTPLimits
 
-__all__ = ["check_head", "check_line_endings"]
+__all__ = ["check_head", "check_head_bytes"]
 
-# A line ending that is not CRLF, or a line folded onto the previous one.
-_LOOSE_LINES = re.compile(rb"(?<!\r)\n|\n[ \t]")
+# A line ending that is not CRLF, a line folded onto the previous one, a bare
+# CR, or a control character other than HTAB anywhere in a head (RFC 9110
+# section 5.5 allows only VCHAR, obs-text, SP and HTAB in a field value; the
+# request line and field names allow less).
+_LOOSE = re.compile(rb"(?<!\r)\n|\n[ \t]|\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-# A field value with a control character (RFC 9110 section 5.5 allows only
-# VCHAR, obs-text, SP and HTAB).
-_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# A request target is visible ASCII (RFC 9112 section 3.2, RFC 3986).
+_TARGET = re.compile(rb"[^\x21-\x7e]")
 
 
-def check_line_endings(head: bytes) -> None:
-    """Refuse a head with a bare LF or a folded line. h11 accepts both, as
-    RFC 9112 allows, but proxies disagree on them, which is how requests
-    are smuggled (Node refuses them too: CVE-2023-30589, CVE-2022-32215).
+def check_head_bytes(head: bytes) -> None:
+    """Refuse a head with a bare LF, a folded line, a bare CR or a control
+    character, in one scan of its bytes. h11 accepts bare LFs and folded
+    lines, as RFC 9112 allows, but proxies disagree on them, which is how
+    requests are smuggled (Node refuses them too: CVE-2023-30589,
+    CVE-2022-32215); and h11's field grammar admits control characters.
 
     Args:
         head: The bytes of the request head, as received.
 
     Raises:
-        ProtocolError: A bare LF or a folded line (400).
+        ProtocolError: Any of those (400).
     """
-    if _LOOSE_LINES.search(head):
-        raise ProtocolError("a bare LF or a folded line in the request head")
+    if _LOOSE.search(head):
+        raise ProtocolError(
+            "a bare LF, a folded line, a bare CR or a control character in the request head"
+        )
 
 
 def check_head(
@@ -60,7 +68,7 @@ def check_head(
     raw: list[tuple[bytes, bytes]],
     limits: HTTPLimits,
 ) -> tuple[bool, int | None, bool]:
-    """Check a request head h11 parsed.
+    """Check a request head a parser read (h11 or llhttp).
 
     Args:
         method: The method.
@@ -79,12 +87,6 @@ def check_head(
             505).
         BodyTooLarge: Its ``Content-Length`` is over ``max_body_size`` (413).
     """
-    if http_version[:2] != b"1.":
-        raise ProtocolError("only HTTP/1.x is served", 505)
-    if len(raw) > limits.max_header_count:
-        raise ProtocolError(f"more than {limits.max_header_count} header fields", 431)
-    if len(target) > limits.max_target_length:
-        raise ProtocolError("the request target is too long", 414)
     hosts = 0
     length: int | None = None
     chunked = False
@@ -96,8 +98,6 @@ def check_head(
     for raw_name, value in raw:
         name = raw_name.lower()
         size += len(name) + len(value) + 4
-        if _CONTROL.search(value):
-            raise ProtocolError("a control character in a header field value")
         if name == b"host":
             hosts += 1
         elif name == b"content-length":
@@ -108,10 +108,21 @@ def check_head(
             close = close or b"close" in value.lower()
         elif name == b"expect":
             expect_continue = value.lower() == b"100-continue"
+    # First what h11 itself refuses while parsing (400), so that the answer
+    # is the same whichever parser read the head: the Host count, and the
+    # target's characters.
+    if hosts != 1 and (hosts or http_version == b"1.1"):
+        raise ProtocolError("an HTTP/1.1 request needs exactly one Host header field")
+    if _TARGET.search(target):
+        raise ProtocolError("a request target of anything but visible ASCII")
+    if http_version[:2] != b"1.":
+        raise ProtocolError("only HTTP/1.x is served", 505)
+    if len(raw) > limits.max_header_count:
+        raise ProtocolError(f"more than {limits.max_header_count} header fields", 431)
+    if len(target) > limits.max_target_length:
+        raise ProtocolError("the request target is too long", 414)
     if size > limits.max_header_size:
         raise ProtocolError(f"the request head is over {limits.max_header_size} bytes", 431)
-    if hosts > 1:
-        raise ProtocolError("more than one Host header field")
     if chunked and length is not None:
         raise ProtocolError("both Content-Length and Transfer-Encoding")
     if length is not None and length > limits.max_body_size:

@@ -7,6 +7,7 @@ connection and its sans-IO protocol."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from ... import _checks as checks
 from .._headers import Headers
@@ -20,8 +21,10 @@ __all__ = [
     "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
     "DEFAULT_MAX_TARGET_LENGTH",
     "DEFAULT_REQUEST_HEAD_TIMEOUT",
+    "PARSERS",
     "HTTPLimits",
     "check_server_header",
+    "resolve_parser",
 ]
 
 # The request head (request line and header fields) may take 16 KiB: h11's
@@ -52,6 +55,51 @@ DEFAULT_BODY_TIMEOUT = 30.0
 # Requests on one connection before it is closed: nginx's keepalive_requests.
 # Bounds what one connection can hold on to (and rebalances clients).
 DEFAULT_MAX_REQUESTS_PER_CONNECTION = 1000
+
+
+# The request parsers: h11 (pure Python, the reference, always installed) and
+# llhttp through httptools (``pip install 'trionet[fast]'``); "auto" takes
+# httptools when it is installed.
+PARSERS = ("auto", "h11", "httptools")
+
+
+@cache
+def _httptools_installed() -> bool:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _auto() -> str:
+    # (The tests replace this to run a suite under each parser.)
+    return "httptools" if _httptools_installed() else "h11"
+
+
+def resolve_parser(parser: str) -> str:
+    """The request parser a server uses for ``parser=``.
+
+    Args:
+        parser: ``"auto"`` (httptools when it is installed, else h11),
+            ``"h11"`` or ``"httptools"``.
+
+    Returns:
+        ``"h11"`` or ``"httptools"``.
+
+    Raises:
+        ValueError: An unknown parser.
+        ImportError: ``"httptools"`` without httptools installed.
+    """
+    if parser not in PARSERS:
+        raise ValueError(f"parser must be one of {', '.join(map(repr, PARSERS))}, not {parser!r}")
+    if parser == "auto":
+        return _auto()
+    if parser == "httptools" and not _httptools_installed():
+        raise ImportError(
+            "parser='httptools' needs the httptools package: pip install 'trionet[fast]'"
+        )
+    return parser
 
 
 def check_server_header(server_header: str | None) -> None:
@@ -90,6 +138,9 @@ class HTTPLimits:
         max_requests_per_connection: Requests before the connection closes;
             ``None`` for no limit.
         server_header: The ``Server`` header's value; ``None`` to send none.
+        parser: The request parser: ``"auto"`` (the default: httptools when
+            it is installed, else h11), ``"h11"`` or ``"httptools"``;
+            resolved when built, so it reads ``"h11"`` or ``"httptools"``.
     """
 
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
@@ -101,9 +152,11 @@ class HTTPLimits:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION
     server_header: str | None = "trionet"
+    parser: str = "auto"
 
     def __post_init__(self) -> None:
         check_server_header(self.server_header)
+        object.__setattr__(self, "parser", resolve_parser(self.parser))
         checks.count("max_header_size", self.max_header_size)
         checks.count("max_header_count", self.max_header_count)
         checks.count("max_target_length", self.max_target_length)

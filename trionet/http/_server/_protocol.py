@@ -13,9 +13,13 @@ gives the bytes of that answer. Responses come out as bytes too:
 :meth:`response_head`, :meth:`complete_response`, :meth:`body_bytes`,
 :meth:`end_of_response`. The driver owns every wait and every timeout.
 
-h11 parses requests; responses are written here without it, because
-serializing a response through h11 costs more than parsing the request did
-(it validates every field again, for every response). A response's fields
+A request reader parses requests: h11 (:mod:`._reader_h11`, the reference)
+or llhttp (:mod:`._reader_llhttp`, the fast path), as ``limits.parser``
+says; both give the same events, and every check of trionet's own runs here
+on those events, after whichever reader ran. Responses are written here
+without either, because serializing a response through h11 costs more than
+parsing the request did (it validates every field again, for every
+response). A response's fields
 are checked once per :class:`~trionet.http.Headers` object (names are
 tokens, values have no CR, LF or other control characters, so no response
 splitting; RFC 9110 section 5) and kept encoded, so a response sent many
@@ -25,10 +29,9 @@ times is checked once; the framing rules are RFC 9112 section 6:
 ``Connection: close`` on the last response of a connection.
 
 One request is in flight at a time. When its exchange is over
-(:meth:`start_next_request`), the next request head gets a fresh h11
-parser, fed whatever the client already sent after the previous request
-(h11's ``trailing_data``). Pipelined requests are simply already there, so
-they are answered in order.
+(:meth:`start_next_request`), the reader starts on the next request head
+from whatever the client already sent after the previous request. Pipelined
+requests are simply already there, so they are answered in order.
 
 The RFC 9112 checks beyond h11 on a request head, and the limits that are
 counts and sizes, are :mod:`._head`'s; the body's size is counted here (413).
@@ -47,8 +50,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import h11
-
 from .._headers import Headers
 from .._wire import reason_phrase
 from ._errors import BodyTooLarge, ProtocolError
@@ -66,10 +67,13 @@ from ._events import (
     SWITCHED,
     BodyData,
     Event,
+    ParsedHead,
     RequestHead,
+    RequestReader,
 )
-from ._head import check_head, check_line_endings
+from ._head import check_head, check_head_bytes
 from ._limits import HTTPLimits
+from ._reader_h11 import H11Reader
 from ._wire import http_date, status_line
 
 __all__ = ["DRAIN_LIMIT", "ServerProtocol"]
@@ -81,8 +85,12 @@ DRAIN_LIMIT = 64 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def _parser(limits: HTTPLimits) -> h11.Connection:
-    return h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_size)
+def _reader(limits: HTTPLimits) -> RequestReader:
+    if limits.parser == "httptools":
+        from ._reader_llhttp import LLHTTPReader  # (an optional dependency)
+
+        return LLHTTPReader(limits)
+    return H11Reader(limits)
 
 
 class ServerProtocol:
@@ -108,8 +116,6 @@ class ServerProtocol:
         "_body_received",
         "_chunked_out",
         "_expect_continue",
-        "_h11",
-        "_head_chunks",
         "_head_started",
         "_http_10",
         "_length_out",
@@ -119,6 +125,7 @@ class ServerProtocol:
         "_method",
         "_no_body",
         "_pending_head",
+        "_reader",
         "_reading_head",
         "_request_length",
         "_sent_out",
@@ -135,7 +142,7 @@ class ServerProtocol:
 
     def __init__(self, limits: HTTPLimits) -> None:
         self._limits = limits
-        self._h11 = _parser(limits)
+        self._reader = _reader(limits)
         server_header = limits.server_header
         self._server_line = (
             b"\r\nserver: " + server_header.encode("latin-1") if server_header else b""
@@ -143,7 +150,6 @@ class ServerProtocol:
         # the request head being read
         self._reading_head = True
         self._pending_head = b""  # bytes of the next head received behind a request
-        self._head_chunks: list[bytes] = []  # kept to check its line endings
         self._head_started = False
         self._line_done = False
         self._line_length = 0
@@ -192,6 +198,12 @@ class ServerProtocol:
         return self._body_done
 
     @property
+    def trailers(self) -> list[tuple[bytes, bytes]]:
+        """The trailer fields of the request body, once it was read to its
+        end (empty before, and when it had none)."""
+        return self._reader.trailers if self._body_done else []
+
+    @property
     def no_body(self) -> bool:
         """Whether the response begun has no body (HEAD, 204, 304)."""
         return self._no_body
@@ -216,14 +228,13 @@ class ServerProtocol:
                 self._line_length += end if self._line_done else len(data)
                 if self._line_length > self._limits.max_target_length + 32:  # method, version
                     raise ProtocolError("the request target is too long", 414)
-            self._head_chunks.append(data)
-        self._h11.receive_data(data)
+        self._reader.receive_data(data)
 
     def receive_ahead(self, data: bytes) -> None:
         """Feed bytes found waiting while no request is read (a graceful
         shutdown looks whether the next request came): they start its head."""
         self._pending_head += data
-        self._h11.receive_data(data)
+        self._reader.receive_data(data)
         self._begin_head()
 
     def next_event(self) -> Event:
@@ -241,16 +252,11 @@ class ServerProtocol:
         """
         if not self._reading_head:
             return self._next_body_event()
-        try:
-            event = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProtocolError(f"bad request: {exc}", exc.error_status_hint) from None
-        if event is h11.NEED_DATA:
-            return NEED_DATA
-        if isinstance(event, h11.Request):
+        event = self._reader.next_event()
+        if type(event) is ParsedHead:
             return self._accept(event)
-        if isinstance(event, h11.ConnectionClosed):
-            return CLIENT_CLOSED
+        if event is NEED_DATA or event is CLIENT_CLOSED:
+            return event
         raise ProtocolError(f"unexpected {type(event).__name__}")  # pragma: no cover
 
     def _next_body_event(self) -> Event:
@@ -259,18 +265,21 @@ class ServerProtocol:
         if self._stash is not None:
             data, self._stash = self._stash, None
             return BodyData(self._count_body(data))
+        event = self._body_event()
+        if type(event) is BodyData:
+            return BodyData(self._count_body(event.data))
+        if event is END_OF_BODY:
+            self._body_done = True
+        return event
+
+    def _body_event(self) -> Event:
         try:
-            event = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
+            event = self._reader.next_event()
+        except ProtocolError as exc:
             self.closing = True
             raise ProtocolError(f"a malformed request body: {exc}") from None
-        if event is h11.NEED_DATA:
-            return NEED_DATA
-        if isinstance(event, h11.Data):
-            return BodyData(self._count_body(bytes(event.data)))
-        if isinstance(event, h11.EndOfMessage):
-            self._body_done = True
-            return END_OF_BODY
+        if type(event) is BodyData or event is END_OF_BODY or event is NEED_DATA:
+            return event
         self.closing = True  # pragma: no cover
         raise ProtocolError(f"unexpected {type(event).__name__} in a body")  # pragma: no cover
 
@@ -283,16 +292,12 @@ class ServerProtocol:
             )
         return data
 
-    def _accept(self, event: h11.Request) -> RequestHead:
-        """Check a parsed request head against what h11 lets through, and
-        begin its exchange."""
-        chunks = self._head_chunks
-        self._head_chunks = []
-        received = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        rest = len(self._h11.trailing_data[0])
-        check_line_endings(received[: len(received) - rest] if rest else received)
+    def _accept(self, event: ParsedHead) -> RequestHead:
+        """Check a parsed request head against what the parser let through,
+        and begin its exchange."""
+        check_head_bytes(event.head)
         self._method = event.method  # (an answer to a HEAD has no body)
-        raw = event.headers.raw_items()
+        raw = event.headers
         close, length, expect_continue = check_head(
             event.method, event.target, event.http_version, raw, self._limits
         )
@@ -323,14 +328,11 @@ class ServerProtocol:
         Raises:
             ProtocolError: The body's framing is malformed.
         """
-        try:
-            nxt = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProtocolError(f"a malformed request body: {exc}") from None
-        if isinstance(nxt, h11.EndOfMessage):
+        nxt = self._body_event()
+        if nxt is END_OF_BODY:
             self._body_done = True
-        elif isinstance(nxt, h11.Data):
-            self._stash = bytes(nxt.data)
+        elif type(nxt) is BodyData:
+            self._stash = nxt.data
         return self._body_done
 
     def continue_response(self) -> bytes:
@@ -350,19 +352,9 @@ class ServerProtocol:
         """
         if self.response_state != FINISHED:
             raise RuntimeError("respond to the previous request before reading the next")
-        # h11 parsed this request; the response went out without it (see the
-        # module docstring), so the next request gets a parser of its own,
-        # fed what the client already sent after this one.
-        leftover, closed = self._h11.trailing_data
-        self._h11 = h11 = _parser(self._limits)
         # RFC 9112 section 2.2: empty lines before a request line are ignored
-        # (some clients end a body with an extra CRLF).
-        leftover = bytes(leftover).lstrip(b"\r\n")
-        self._pending_head = leftover
-        if leftover:
-            h11.receive_data(leftover)
-        if closed:
-            h11.receive_data(b"")
+        # (some clients end a body with an extra CRLF); the reader drops them.
+        self._pending_head = self._reader.next_request()
         self._reading_head = True
         self.response_state = NOT_STARTED
         self._method = b""
@@ -371,7 +363,6 @@ class ServerProtocol:
     def _begin_head(self) -> None:
         # Bytes that came behind the previous request already started this head.
         pending = self._pending_head
-        self._head_chunks = [pending] if pending else []
         self._head_started = bool(pending)
         self._line_done = b"\n" in pending
         self._line_length = len(pending) if not self._line_done else 0
@@ -382,7 +373,7 @@ class ServerProtocol:
         than dropped with the connection."""
         if not self._body_done:
             return False
-        return b"\r\n\r\n" in bytes(self._h11.trailing_data[0]).lstrip(b"\r\n")
+        return b"\r\n\r\n" in self._reader.trailing_data()[0].lstrip(b"\r\n")
 
     def _must_close(self) -> bool:
         if self.shutdown_requested and not self.pipelined():
@@ -582,10 +573,10 @@ class ServerProtocol:
         self._switched = True
         self.last_status = 101
         self.last_response_bytes = 0
-        trailing = bytes(self._h11.trailing_data[0])
+        trailing = self._reader.trailing_data()[0]
         if self._stash:
             trailing = self._stash + trailing
             self._stash = None
-        # No request is read here again: an idle WebSocket need not hold h11.
-        del self._h11
+        # No request is read here again: an idle WebSocket need not hold a parser.
+        self._reader.release()
         return trailing

@@ -164,6 +164,7 @@ async def serve(
     backlog: int | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     max_total_queued_bytes: int = DEFAULT_MAX_TOTAL_QUEUED_BYTES,
+    parser: str = "auto",
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP/1.1 (Node's ``http.createServer``), or HTTPS with
@@ -217,12 +218,18 @@ async def serve(
             together (default 64 MiB). Past it their readers stop reading
             until the handlers consume; a WebSocket with nothing queued may
             always take one message.
+        parser: The request parser: ``"auto"`` (the default: httptools,
+            the fast path, when it is installed with ``pip install
+            'trionet[fast]'``, else h11), ``"h11"`` (the reference) or
+            ``"httptools"``. Both give the same answers to the same bytes
+            (see :doc:`/http`).
         task_status: Set by ``nursery.start``.
 
     Raises:
         BindError: The address is in use or cannot be bound.
         ValueError: An argument is out of range.
         TypeError: An argument is of the wrong kind.
+        ImportError: ``parser="httptools"`` without httptools installed.
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
@@ -240,6 +247,7 @@ async def serve(
         body_timeout=body_timeout,
         max_requests_per_connection=max_requests_per_connection,
         server_header=server_header,
+        parser=parser,
     )
     make = partial(HTTPConnection, close_timeout=close_timeout, _limits=limits)
     checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
