@@ -51,6 +51,7 @@ import inspect
 import logging
 import os
 import socket as stdlib_socket
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -150,6 +151,9 @@ class ServerCore(Generic[R, C]):
         self.finished = trio.Event()
         self.slot_done = trio.lowlevel.ParkingLot()  # unparked as each connection ends
         self.accept_scope = trio.CancelScope()
+        # The accept loops' queues (see _AcceptQueue): closed with the
+        # listeners on shutdown, since each holds its listening socket open.
+        self.accept_queues: list[_AcceptQueue] = []
         self.nursery: trio.Nursery | None = None
         self.fatal: BaseException | None = None
         # counters
@@ -225,6 +229,19 @@ class ServerCore(Generic[R, C]):
 
     async def _accept_loop(self, listener: trio.abc.Listener[R]) -> None:
         assert self.nursery is not None
+        queue = _AcceptQueue.of(listener)
+        if queue is not None:
+            self.accept_queues.append(queue)
+        try:
+            await self._accept_from(listener, queue)
+        finally:
+            if queue is not None:
+                queue.close()
+                self.accept_queues.remove(queue)
+
+    async def _accept_from(
+        self, listener: trio.abc.Listener[R], queue: _AcceptQueue | None
+    ) -> None:
         while True:
             try:
                 resource = await listener.accept()
@@ -243,6 +260,12 @@ class ServerCore(Generic[R, C]):
                 return
             if not self._admit(resource):
                 await trio.aclose_forcefully(resource)
+            if queue is not None:
+                # What else the kernel already completed is taken now, without
+                # a schedule point per connection (as asyncio's accept loop).
+                for extra in queue.take():
+                    if not self._admit(extra):  # type: ignore[arg-type]
+                        await trio.aclose_forcefully(extra)
 
     def _admit(self, resource: R) -> bool:
         """Start serving ``resource`` if there is room (made by closing the
@@ -403,6 +426,8 @@ class ServerCore(Generic[R, C]):
         # "Connection: close" may reconnect at once, and must then be refused
         # by the kernel, not accepted into a queue nobody reads and reset.
         # What is already queued is taken out first and served.
+        for queue in self.accept_queues:
+            queue.close()  # (a duplicate descriptor of a listening socket)
         pending: list[Any] = []
         for listener in self.listeners:
             pending.extend(accept_pending(listener))
@@ -458,6 +483,46 @@ class ServerCore(Generic[R, C]):
                 self.waiting_slots.discard(mine)
 
 
+class _AcceptQueue:
+    """Non-blocking accepts on a duplicate of a listening socket's
+    descriptor, so that they leave the trio socket (and the waits trio
+    registered on it) alone."""
+
+    # At most this many connections per wake-up of the accept loop: the
+    # connections already being served get their turn too.
+    BATCH = 64
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, sock: trio.socket.SocketType) -> None:
+        self._socket = stdlib_socket.socket(fileno=os.dup(sock.fileno()))
+        self._socket.setblocking(False)
+
+    @classmethod
+    def of(cls, listener: object) -> _AcceptQueue | None:
+        """The queue of a socket listener (``None`` for another kind)."""
+        sock = getattr(listener, "socket", None)
+        if not isinstance(sock, trio.socket.SocketType) or sock.fileno() < 0:
+            return None
+        return cls(sock)
+
+    def take(self, limit: int = BATCH) -> list[trio.SocketStream]:
+        """The connections waiting, as trio streams (up to ``limit``)."""
+        accepted: list[trio.SocketStream] = []
+        while len(accepted) < limit:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                # Empty (EAGAIN), or out of descriptors: nothing more to take.
+                break
+            conn.setblocking(False)
+            accepted.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+        return accepted
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 def accept_pending(listener: object) -> list[trio.SocketStream]:
     """Accept, without waiting, every connection the kernel has already
     completed on ``listener``'s socket (its accept queue).
@@ -472,26 +537,13 @@ def accept_pending(listener: object) -> list[trio.SocketStream]:
     Returns:
         The accepted connections, as trio streams.
     """
-    sock = getattr(listener, "socket", None)
-    if not isinstance(sock, trio.socket.SocketType) or sock.fileno() < 0:
+    queue = _AcceptQueue.of(listener)
+    if queue is None:
         return []
-    accepted: list[trio.SocketStream] = []
-    # A duplicate descriptor, so that these accepts leave the trio socket (and
-    # the waits trio registered on it) alone.
-    dup = stdlib_socket.socket(fileno=os.dup(sock.fileno()))
     try:
-        dup.setblocking(False)
-        while True:
-            try:
-                conn, _ = dup.accept()
-            except OSError:
-                # Empty (EAGAIN), or out of descriptors: nothing more to take.
-                break
-            conn.setblocking(False)
-            accepted.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+        return queue.take(limit=sys.maxsize)
     finally:
-        dup.close()
-    return accepted
+        queue.close()
 
 
 def describe_callable(function: object) -> str:
