@@ -135,13 +135,15 @@ async def test_bodies_read_whole_chunked_and_streamed(nursery: trio.Nursery) -> 
             return Response.json(await request.json())
         if request.path == "/text":
             return Response.text((await request.text()).upper())
+        assert not request.trailers
         sizes = [len(chunk) async for chunk in request.body]
-        return Response(200, body=str(sum(sizes)).encode())
+        trailers = ",".join(f"{name}={value}" for name, value in request.trailers.items())
+        return Response(200, {"x-trailers": trailers}, str(sum(sizes)).encode())
 
     server = await start(nursery, handler)
     chunked = (
         b"POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum:  11 \r\nX-Tag: a\r\n\r\n"
     )
     data = (
         request("POST", "/json", body=b'{"a": [1, 2]}')
@@ -154,6 +156,8 @@ async def test_bodies_read_whole_chunked_and_streamed(nursery: trio.Nursery) -> 
         [("POST", "/json"), ("POST", "/text"), ("POST", "/stream"), ("GET", "/x")],
     )
     assert [r.body for r in replies] == [b'{"a": [1, 2]}', "CAFÉ".encode(), b"11", b"0"]
+    assert replies[2].headers["x-trailers"] == "x-sum=11,x-tag=a"
+    assert replies[3].headers["x-trailers"] == ""
 
 
 async def test_invalid_json_body_is_a_400(nursery: trio.Nursery) -> None:

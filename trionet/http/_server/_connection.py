@@ -296,7 +296,7 @@ class HTTPConnection(trio.abc.AsyncResource):
         _ = self._transport.remote_address  # asked while the socket is surely open
         started: float | None = trio.current_time() if protocol.head_started else None
         idle_limit = self._keepalive_timeout if protocol.requests else self._head_timeout
-        idle_deadline = trio.current_time() + idle_limit
+        idle_deadline: float | None = None
         while True:
             event = protocol.next_event()
             if event is NEED_DATA:
@@ -307,6 +307,8 @@ class HTTPConnection(trio.abc.AsyncResource):
                     if ready is not None:
                         data = ready
                     else:
+                        if idle_deadline is None:
+                            idle_deadline = trio.current_time() + idle_limit
                         with trio.move_on_at(idle_deadline) as scope:
                             self._idle_scope = scope
                             self._idle_since = trio.current_time() if protocol.requests else None
@@ -381,6 +383,7 @@ class HTTPConnection(trio.abc.AsyncResource):
             # END_OF_BODY
             if not self._draining:
                 request._body_read = True
+                request._trailers = protocol.trailers
             return None
 
     # -- responding ------------------------------------------------------------
@@ -414,6 +417,9 @@ class HTTPConnection(trio.abc.AsyncResource):
         if isinstance(body, bytes):
             if request is not self._current:
                 raise RuntimeError("this request's exchange is over")
+            # (The send's schedule point matters: while the other connections
+            # run, this client's next request arrives, and is then read
+            # without waiting on epoll.)
             await self._send_all(
                 self._protocol.complete_response(response.status, response.headers, body)
             )

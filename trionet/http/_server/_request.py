@@ -110,6 +110,7 @@ class Request:
         "_path",
         "_query",
         "_raw_headers",
+        "_trailers",
         "http_version",
         "method",
         "target",
@@ -130,6 +131,7 @@ class Request:
         self.http_version = http_version
         self._body: RequestBody | None = None
         self._body_read = False  # the handler read the body to its end
+        self._trailers: list[tuple[bytes, bytes]] = []
         self._headers: Headers | None = None
         self._path: str | None = None
         self._query: dict[str, list[str]] | None = None
@@ -161,6 +163,14 @@ class Request:
         if self._headers is None:
             self._headers = Headers._from_raw(self._raw_headers)
         return self._headers
+
+    @property
+    def trailers(self) -> Headers:
+        """The trailer fields that followed a chunked body (RFC 9112 section
+        7.1.2), once the body was read to its end; empty before, and when it
+        had none. (A server may not let them change what the header fields
+        said: they are kept apart.)"""
+        return Headers._from_raw(self._trailers)
 
     @property
     def path(self) -> str:
