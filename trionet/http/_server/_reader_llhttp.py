@@ -29,6 +29,7 @@ checks (:mod:`._head`), which run on the head after either reader.
 from __future__ import annotations
 
 import re
+import threading
 
 import httptools
 
@@ -46,47 +47,15 @@ _END_OF_HEAD = re.compile(rb"\n\r?\n")
 _HEAD, _BODY, _END, _DONE = range(4)
 
 
-class LLHTTPReader:
-    """Reads one request at a time: heads with llhttp, ``Content-Length``
-    bodies by counting, anything else with h11 (see the module docstring).
+class _HeadParser:
+    """llhttp, one complete request head at a time. One per thread, shared
+    by the connections it serves: parsing a head never waits, so two never
+    interleave, and an idle connection holds no parser."""
 
-    Args:
-        limits: The server's limits (``max_header_size`` bounds an
-            incomplete head: 431).
+    __slots__ = ("_complete", "_framed", "_headers", "_length", "_parser", "_url")
 
-    Attributes:
-        trailers: The trailer fields of the request just read (after
-            :data:`~._events.END_OF_BODY`; only a chunked body, read by
-            h11, has any).
-    """
-
-    __slots__ = (
-        "_buffer",
-        "_closed",
-        "_complete",
-        "_fallback",
-        "_framed",
-        "_headers",
-        "_length",
-        "_limits",
-        "_parser",
-        "_remaining",
-        "_state",
-        "_url",
-        "trailers",
-    )
-
-    def __init__(self, limits: HTTPLimits) -> None:
-        self._limits = limits
+    def __init__(self) -> None:
         self._parser: httptools.HttpRequestParser | None = None
-        self._buffer = b""
-        self._closed = False
-        self._state = _HEAD
-        self._remaining = 0
-        # The request h11 reads instead (see the module docstring).
-        self._fallback: H11Reader | None = None
-        self.trailers: list[tuple[bytes, bytes]] = []
-        # What llhttp's callbacks found in the head.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._length: bytes | None = None
@@ -111,6 +80,93 @@ class LLHTTPReader:
 
     def on_headers_complete(self) -> None:
         self._complete = True
+
+    def parse(
+        self, head: bytes
+    ) -> tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], int] | None:
+        """Parse a complete head.
+
+        Returns:
+            The method, target, version, fields and ``Content-Length`` (0
+            when absent), or ``None`` when h11 must read this request: llhttp
+            refused it, its body is framed by ``Transfer-Encoding``, or its
+            request line is not in the one plain form.
+        """
+        self._url = b""
+        self._headers = []
+        self._length = None
+        self._framed = self._complete = False
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpRequestParser(self)
+        try:
+            parser.feed_data(head)
+        except httptools.HttpParserUpgrade:
+            self._parser = None  # (it resumed after the upgrade; start afresh)
+        except httptools.HttpParserError:
+            self._parser = None
+            return None
+        if not self._complete or self._framed:
+            self._parser = None
+            return None
+        method = parser.get_method()
+        url = self._url
+        version = parser.get_http_version().encode("ascii")
+        if not head.startswith(b"%b %b HTTP/%b\r\n" % (method, url, version)):
+            self._parser = None
+            return None
+        length = int(self._length) if self._length is not None else 0
+        if length or not parser.should_keep_alive():
+            # Mid-message, or past a last message: the next head needs a
+            # parser that expects one.
+            self._parser = None
+        return method, url, version, self._headers, length
+
+
+_threads = threading.local()
+
+
+def _head_parser() -> _HeadParser:
+    try:
+        parser: _HeadParser = _threads.parser
+    except AttributeError:
+        parser = _threads.parser = _HeadParser()
+    return parser
+
+
+class LLHTTPReader:
+    """Reads one request at a time: heads with llhttp, ``Content-Length``
+    bodies by counting, anything else with h11 (see the module docstring).
+
+    Args:
+        limits: The server's limits (``max_header_size`` bounds an
+            incomplete head: 431).
+
+    Attributes:
+        trailers: The trailer fields of the request just read (after
+            :data:`~._events.END_OF_BODY`; only a chunked body, read by
+            h11, has any).
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_closed",
+        "_fallback",
+        "_limits",
+        "_remaining",
+        "_state",
+        "trailers",
+    )
+
+    def __init__(self, limits: HTTPLimits) -> None:
+        self._limits = limits
+        self._buffer = b""
+        self._closed = False
+        self._state = _HEAD
+        self._remaining = 0
+        # The request h11 reads instead (see the module docstring).
+        self._fallback: H11Reader | None = None
+        self.trailers: list[tuple[bytes, bytes]] = []
 
     # -- bytes in, events out ------------------------------------------------------
 
@@ -176,39 +232,17 @@ class LLHTTPReader:
                 raise ProtocolError("bad request: the client closed in the request head")
             return NEED_DATA
         head = buffer[: end.end()]
-        self._url = b""
-        self._headers = []
-        self._length = None
-        self._framed = self._complete = False
-        parser = self._parser
-        if parser is None:
-            parser = self._parser = httptools.HttpRequestParser(self)
-        try:
-            parser.feed_data(head)
-        except httptools.HttpParserUpgrade:
-            self._parser = None  # (it resumed after the upgrade; start afresh)
-        except httptools.HttpParserError:
-            self._parser = None
+        parsed = _head_parser().parse(head)
+        if parsed is None:
             return self._fall_back()
-        if not self._complete or self._framed:
-            self._parser = None
-            return self._fall_back()
-        method = parser.get_method()
-        url = self._url
-        version = parser.get_http_version().encode("ascii")
-        if not head.startswith(b"%b %b HTTP/%b\r\n" % (method, url, version)):
-            self._parser = None
-            return self._fall_back()
-        length = int(self._length) if self._length is not None else 0
-        if length or not parser.should_keep_alive():
-            self._parser = None  # (mid-message, or done with this connection)
+        method, target, version, fields, length = parsed
         self._buffer = buffer[len(head) :]
         if length:
             self._state = _BODY
             self._remaining = length
         else:
             self._state = _END
-        return ParsedHead(method, url, version, self._headers, head)
+        return ParsedHead(method, target, version, fields, head)
 
     def _fall_back(self) -> Event:
         """Hand the current request, whole, to h11."""
@@ -241,7 +275,6 @@ class LLHTTPReader:
         return leftover
 
     def release(self) -> None:
-        """Drop the parsers: the connection went to another protocol."""
-        self._parser = None
+        """Drop what is buffered: the connection went to another protocol."""
         self._fallback = None
         self._buffer = b""
