@@ -515,7 +515,7 @@ class _AcceptQueue:
             except OSError:
                 # Empty (EAGAIN), or out of descriptors: nothing more to take.
                 break
-            conn.setblocking(False)
+            # (trio's socket makes it non-blocking.)
             accepted.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
         return accepted
 

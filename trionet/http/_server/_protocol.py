@@ -267,8 +267,8 @@ class ServerProtocol:
             return BodyData(self._count_body(data))
         event = self._body_event()
         if type(event) is BodyData:
-            return BodyData(self._count_body(event.data))
-        if event is END_OF_BODY:
+            self._count_body(event.data)
+        elif event is END_OF_BODY:
             self._body_done = True
         return event
 

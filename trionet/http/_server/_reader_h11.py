@@ -21,6 +21,10 @@ from ._limits import HTTPLimits
 __all__ = ["H11Reader"]
 
 
+def _connection(limits: HTTPLimits) -> h11.Connection:
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_size)
+
+
 class H11Reader:
     """Reads one request at a time with h11.
 
@@ -37,7 +41,7 @@ class H11Reader:
 
     def __init__(self, limits: HTTPLimits) -> None:
         self._limits = limits
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_size)
+        self._h11 = _connection(limits)
         # What arrived of the head, kept for the line-ending check; None once read.
         self._chunks: list[bytes] | None = []
         self.trailers: list[tuple[bytes, bytes]] = []
@@ -101,9 +105,7 @@ class H11Reader:
             (RFC 9112 section 2.2), already fed.
         """
         leftover, closed = self.trailing_data()
-        self._h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self._limits.max_header_size
-        )
+        self._h11 = _connection(self._limits)
         self._chunks = []
         self.trailers = []
         leftover = leftover.lstrip(b"\r\n")

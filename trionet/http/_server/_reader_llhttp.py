@@ -96,30 +96,29 @@ class _HeadParser:
         self._headers = []
         self._length = None
         self._framed = self._complete = False
-        parser = self._parser
+        # Taken out, and put back only when it is ready for another head.
+        parser, self._parser = self._parser, None
         if parser is None:
-            parser = self._parser = httptools.HttpRequestParser(self)
+            parser = httptools.HttpRequestParser(self)
         try:
             parser.feed_data(head)
         except httptools.HttpParserUpgrade:
-            self._parser = None  # (it resumed after the upgrade; start afresh)
+            upgraded = True  # (it resumed after the upgrade; start afresh)
         except httptools.HttpParserError:
-            self._parser = None
             return None
+        else:
+            upgraded = False
         if not self._complete or self._framed:
-            self._parser = None
             return None
         method = parser.get_method()
         url = self._url
         version = parser.get_http_version().encode("ascii")
         if not head.startswith(b"%b %b HTTP/%b\r\n" % (method, url, version)):
-            self._parser = None
             return None
         length = int(self._length) if self._length is not None else 0
-        if length or not parser.should_keep_alive():
-            # Mid-message, or past a last message: the next head needs a
-            # parser that expects one.
-            self._parser = None
+        # Not mid-message (a body follows) or past a last message.
+        if not (upgraded or length) and parser.should_keep_alive():
+            self._parser = parser
         return method, url, version, self._headers, length
 
 
