@@ -45,6 +45,7 @@ from trionet.http._server._events import (
     END_OF_BODY,
     NEED_DATA,
     BodyData,
+    ParsedHead,
     RequestHead,
 )
 from trionet.http._server._limits import HTTPLimits
@@ -280,6 +281,35 @@ def test_the_smuggling_vectors_are_refused_or_read_alike() -> None:
     trailers = compare([VECTORS["trailer fields"]])
     assert trailers[0][3] == [(b"X-Sum", b"1"), (b"X-B", b"2")]
     assert [event[1][1] for event in trailers if event[0] == "request"] == ["/", "/second"]
+
+
+# -- the fast path is taken ---------------------------------------------------------
+
+PLAIN = {
+    "keep-alive": b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "Connection: close": b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    "HTTP/1.0": b"GET / HTTP/1.0\r\n\r\n",
+    "HTTP/1.0 keep-alive": b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    "a counted body": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+    "an upgrade": (
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    ),
+}
+
+
+def test_the_fast_path_reads_plain_requests_itself() -> None:
+    # Equal answers could hide a fast path that hands everything to h11:
+    # every plain request is read by llhttp, whatever came before it on
+    # this thread (llhttp's parser is shared by the connections).
+    from trionet.http._server._reader_llhttp import LLHTTPReader
+
+    for _ in range(3):
+        for name, data in PLAIN.items():
+            reader = LLHTTPReader(HTTPLimits(parser="httptools"))
+            reader.receive_data(data)
+            event = reader.next_event()
+            assert isinstance(event, ParsedHead), name
+            assert reader._fallback is None, f"h11 read {name!r}"
 
 
 # -- every request stream the HTTP test suite sent ------------------------------------

@@ -52,15 +52,27 @@ class _HeadParser:
     by the connections it serves: parsing a head never waits, so two never
     interleave, and an idle connection holds no parser."""
 
-    __slots__ = ("_complete", "_framed", "_headers", "_length", "_parser", "_url")
+    __slots__ = (
+        "_complete",
+        "_feeding",
+        "_framed",
+        "_headers",
+        "_keep_alive",
+        "_length",
+        "_parser",
+        "_url",
+    )
 
     def __init__(self) -> None:
         self._parser: httptools.HttpRequestParser | None = None
+        # The parser being fed, for the callbacks.
+        self._feeding: httptools.HttpRequestParser | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._length: bytes | None = None
         self._framed = False
         self._complete = False
+        self._keep_alive = False
 
     # -- llhttp's callbacks --------------------------------------------------------
 
@@ -80,6 +92,10 @@ class _HeadParser:
 
     def on_headers_complete(self) -> None:
         self._complete = True
+        # Asked now: once the message is complete, llhttp answers True even
+        # after "Connection: close" (and refuses whatever it is fed next).
+        assert self._feeding is not None
+        self._keep_alive = self._feeding.should_keep_alive()
 
     def parse(
         self, head: bytes
@@ -95,11 +111,12 @@ class _HeadParser:
         self._url = b""
         self._headers = []
         self._length = None
-        self._framed = self._complete = False
+        self._framed = self._complete = self._keep_alive = False
         # Taken out, and put back only when it is ready for another head.
         parser, self._parser = self._parser, None
         if parser is None:
             parser = httptools.HttpRequestParser(self)
+        self._feeding = parser
         try:
             parser.feed_data(head)
         except httptools.HttpParserUpgrade:
@@ -117,7 +134,7 @@ class _HeadParser:
             return None
         length = int(self._length) if self._length is not None else 0
         # Not mid-message (a body follows) or past a last message.
-        if not (upgraded or length) and parser.should_keep_alive():
+        if not (upgraded or length) and self._keep_alive:
             self._parser = parser
         return method, url, version, self._headers, length
 
