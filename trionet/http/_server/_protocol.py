@@ -48,7 +48,8 @@ to the new protocol (:meth:`switch_protocols`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 
 from .._headers import Headers
 from .._wire import reason_phrase
@@ -85,11 +86,17 @@ DRAIN_LIMIT = 64 * 1024
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def _reader(limits: HTTPLimits) -> RequestReader:
-    if limits.parser == "httptools":
-        from ._reader_llhttp import LLHTTPReader  # (an optional dependency)
+@functools.cache
+def _llhttp_reader() -> Callable[[HTTPLimits], RequestReader]:
+    from ._reader_llhttp import LLHTTPReader  # (an optional dependency)
 
-        return LLHTTPReader(limits)
+    return LLHTTPReader
+
+
+def _reader(limits: HTTPLimits) -> RequestReader:
+    # (An import statement per connection is a measurable part of serving one.)
+    if limits.parser == "httptools":
+        return _llhttp_reader()(limits)
     return H11Reader(limits)
 
 
