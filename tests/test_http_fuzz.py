@@ -14,6 +14,7 @@ never answered."""
 
 from __future__ import annotations
 
+import errno
 import queue
 import socket
 import string
@@ -139,6 +140,11 @@ def exchange_blocking(
                 sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before taking it all; read on
+        except OSError as exc:
+            # Reset already: shutdown() on a connection the server's reset
+            # ended says "not connected" (what was received still reads).
+            if exc.errno != errno.ENOTCONN:
+                raise
         while True:
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
