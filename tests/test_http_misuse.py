@@ -65,7 +65,7 @@ async def drive(
     async def run() -> None:
         nonlocal error
         try:
-            await _serve_connection(handler, False, conn)
+            await _serve_connection(handler, None, conn)
         except Exception as exc:
             error = exc
         finally:
@@ -726,7 +726,7 @@ async def test_pipelining_client_that_never_reads_gets_backpressure(
         sent_all.set()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(partial(_serve_connection, handler, False, conn))
+        nursery.start_soon(partial(_serve_connection, handler, None, conn))
         nursery.start_soon(flood)
         await trio.testing.wait_all_tasks_blocked()
         assert not sent_all.is_set()
@@ -875,7 +875,7 @@ async def test_cancelling_a_handler_blocked_on_a_client_that_does_not_read(
 
     await client.send_all(request())
     with trio.move_on_after(60) as scope:
-        await _serve_connection(huge, False, conn)
+        await _serve_connection(huge, None, conn)
     assert scope.cancelled_caught
     # the driver aborted the connection: the client's reads end
     data = await receive_all(client)

@@ -3,10 +3,12 @@ failures and the shutdown contract, over loopback and in-memory streams."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import ssl
 from collections.abc import AsyncIterator
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -542,6 +544,43 @@ async def test_access_log(nursery: trio.Nursery, caplog: pytest.LogCaptureFixtur
         r'"GET /x\?y=1 HTTP/1\.1" 200 12',
         line,
     ), line
+
+
+async def test_access_log_in_json_lines(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start(
+        nursery,
+        hello,
+        access_log=True,
+        access_log_format="json",
+        forwarded_allow_ips="127.0.0.1",
+    )
+    with caplog.at_level(logging.INFO, logger="trionet.http.access"):
+        await exchange(
+            server.port,
+            request(
+                target="/x?y=1",
+                headers=(
+                    "User-Agent: probe/1.0\r\nX-Forwarded-For: 203.0.113.9\r\n"
+                    "X-Forwarded-Proto: https\r\nConnection: close\r\n"
+                ),
+            ),
+        )
+        await wait_until(lambda: bool(caplog.records))
+    record = json.loads(caplog.records[0].getMessage())
+    assert set(record) == {
+        "time", "client", "client_port", "method", "target", "http_version", "status",
+        "bytes", "duration", "scheme", "host", "user_agent", "referer",
+    }  # fmt: skip
+    assert datetime.fromisoformat(record["time"]).tzinfo is not None
+    assert record["client"] == "203.0.113.9"  # the forwarded client, as the handler sees it
+    assert (record["method"], record["target"], record["status"]) == ("GET", "/x?y=1", 200)
+    assert (record["bytes"], record["scheme"], record["user_agent"]) == (12, "https", "probe/1.0")
+    assert record["referer"] is None
+    assert record["duration"] >= 0
+    with pytest.raises(ValueError, match="access_log_format"):
+        await trionet.http.serve(hello, 0, access_log=True, access_log_format="combined")
 
 
 async def test_https(nursery: trio.Nursery, trionet_tls: Any) -> None:

@@ -123,6 +123,7 @@ SERVING_EXAMPLES = {
     "udp_echo.py": r"^UDP echo on ",
     "ws_echo.py": r"^WebSocket echo at ",
     "ws_server.py": r"^WebSocket updates at ",
+    "whoami.py": r"^whoami at http://",
 }
 
 

@@ -21,6 +21,10 @@ from ._events import Data as Data
 from ._events import EndOfStream as EndOfStream
 from ._events import StreamEvent as StreamEvent
 from ._events import Timeout as Timeout
+from ._proxy import ProxyHeader as ProxyHeader
+from ._proxy import ProxySSL as ProxySSL
+from ._proxy._accept import DEFAULT_MAX_PROXY_HEADER_SIZE as DEFAULT_MAX_PROXY_HEADER_SIZE
+from ._proxy._accept import DEFAULT_PROXY_HEADER_TIMEOUT as DEFAULT_PROXY_HEADER_TIMEOUT
 from ._run import run as run
 from ._server import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS
 from ._server import DEFAULT_SHUTDOWN_GRACE as DEFAULT_SHUTDOWN_GRACE
@@ -56,6 +60,8 @@ __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_DATAGRAM_SIZE",
+    "DEFAULT_MAX_PROXY_HEADER_SIZE",
+    "DEFAULT_PROXY_HEADER_TIMEOUT",
     "DEFAULT_SHUTDOWN_GRACE",
     "DEFAULT_TLS_HANDSHAKE_TIMEOUT",
     "DEFAULT_UDP_IDLE_TIMEOUT",
@@ -72,6 +78,8 @@ __all__ = [
     "EndOfStream",
     "PeerStatistics",
     "PortUnreachable",
+    "ProxyHeader",
+    "ProxySSL",
     "Server",
     "ServerStatistics",
     "SocketAddress",

@@ -40,6 +40,8 @@ from . import _checks as checks
 from ._errors import ConnectionClosed
 from ._events import Data, EndOfStream, StreamEvent, Timeout
 from ._listeners import format_address
+from ._proxy._accept import Proxied
+from ._proxy._protocol import ProxyHeader
 from ._server import SocketAddress
 from ._transport import DEFAULT_CLOSE_TIMEOUT, RECEIVE_SIZE, Transport, translate
 from .tls._stream import TLSInfo, tls_info
@@ -82,9 +84,15 @@ class TCPConnection(trio.abc.AsyncResource):
     """
 
     def __init__(
-        self, stream: trio.abc.Stream, *, close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+        self,
+        stream: trio.abc.Stream,
+        *,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        _proxied: Proxied | None = None,
     ) -> None:
-        transport = self._transport = Transport(stream, close_timeout, tls_errors=True)
+        transport = self._transport = Transport(
+            stream, close_timeout, tls_errors=True, proxied=_proxied
+        )
         self._stream = stream
         self._sock = sock = transport.sock
         # Only TCP reads skip the cancel scope: a shutdown wakes them with
@@ -359,8 +367,23 @@ class TCPConnection(trio.abc.AsyncResource):
 
     @property
     def remote_address(self) -> SocketAddress:
-        """The peer's address, in the same form as :attr:`local_address`."""
+        """The peer's address, in the same form as :attr:`local_address`.
+        Behind a proxy that sent a trusted PROXY protocol header (the
+        server's ``proxy_protocol`` option), the original client's."""
         return self._remote_address
+
+    @property
+    def proxy_address(self) -> SocketAddress | None:
+        """The address of the proxy this connection came through (the
+        socket's own peer) when it sent a PROXY protocol header; ``None``
+        otherwise."""
+        return self._transport.proxy_address
+
+    @property
+    def proxy_header(self) -> ProxyHeader | None:
+        """The PROXY protocol header the proxy sent (addresses, TLVs such as
+        ALPN, authority and TLS details), or ``None``."""
+        return self._transport.proxy_header
 
     @property
     def tls(self) -> TLSInfo | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 
 import trio
@@ -18,6 +18,13 @@ import trio
 from . import _checks as checks
 from ._connect import DEFAULT_HAPPY_EYEBALLS_DELAY, connect
 from ._listeners import format_address, open_tcp_listeners, open_unix_listener
+from ._proxy._accept import (
+    DEFAULT_MAX_PROXY_HEADER_SIZE,
+    DEFAULT_PROXY_ALLOW_FROM,
+    DEFAULT_PROXY_HEADER_TIMEOUT,
+    ProxyOptions,
+    read_proxy_header,
+)
 from ._server import (
     DEFAULT_MAX_CONNECTIONS,
     HandlerErrors,
@@ -42,11 +49,13 @@ async def _open_connection(
     ssl_context: ssl.SSLContext | None,
     tls_handshake_timeout: float,
     close_timeout: float,
+    proxy: ProxyOptions | None,
 ) -> TCPConnection:
+    proxied = None if proxy is None else await read_proxy_header(stream, proxy)
     if ssl_context is None:
-        return TCPConnection(stream, close_timeout=close_timeout)
+        return TCPConnection(stream, close_timeout=close_timeout, _proxied=proxied)
     tls = await server_handshake(stream, ssl_context, tls_handshake_timeout)
-    return TCPConnection(tls, close_timeout=close_timeout)
+    return TCPConnection(tls, close_timeout=close_timeout, _proxied=proxied)
 
 
 def _stream_server_core(
@@ -60,6 +69,7 @@ def _stream_server_core(
     max_connections: int,
     handler_errors: HandlerErrors,
     close_timeout: float,
+    proxy: ProxyOptions | None,
 ) -> ServerCore[trio.SocketStream, TCPConnection]:
     return ServerCore(
         name=name,
@@ -70,6 +80,7 @@ def _stream_server_core(
             ssl_context=ssl_context,
             tls_handshake_timeout=tls_handshake_timeout,
             close_timeout=close_timeout,
+            proxy=proxy,
         ),
         handler=handler,
         max_connections=max_connections,
@@ -89,6 +100,10 @@ async def serve_tcp(
     handler_errors: HandlerErrors = "log",
     backlog: int | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    proxy_protocol: str = "off",
+    proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve TCP connections, each in its own supervised task (Node's
@@ -124,6 +139,22 @@ async def serve_tcp(
             system allows.
         close_timeout: Seconds each connection's graceful close may take
             (default 5).
+        proxy_protocol: ``"off"`` (default), ``"v1"``, ``"v2"`` or ``"auto"``
+            (either): read the PROXY protocol header a load balancer (HAProxy,
+            nginx ``stream``, AWS NLB) sends before the connection's own bytes
+            (before TLS), so that :attr:`TCPConnection.remote_address
+            <trionet.TCPConnection.remote_address>` is the original client's
+            (see :doc:`/deployment`). A trusted peer whose header is missing,
+            malformed or late is closed and counted as a handshake failure.
+        proxy_allow_from: The peers whose PROXY header is believed: addresses,
+            networks (``"10.0.0.0/8"``), ``"unix"`` for Unix-socket peers or
+            ``"*"``, as a list or a comma-separated string (default
+            ``127.0.0.1`` and ``::1``). Other peers are served as if
+            ``proxy_protocol`` were off.
+        proxy_header_timeout: Seconds a trusted peer gets to send its PROXY
+            header (default 5).
+        max_proxy_header_size: Bytes a PROXY header may have (default 4096;
+            version 1 is at most 107).
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -136,6 +167,9 @@ async def serve_tcp(
     """
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
     checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    proxy = ProxyOptions.build(
+        proxy_protocol, proxy_allow_from, proxy_header_timeout, max_proxy_header_size
+    )
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "tls" if ssl_context else "tcp"
     core = _stream_server_core(
@@ -148,6 +182,7 @@ async def serve_tcp(
         max_connections=max_connections,
         handler_errors=handler_errors,
         close_timeout=close_timeout,
+        proxy=proxy,
     )
     await core.run(task_status)
 
@@ -163,6 +198,10 @@ async def serve_unix(
     backlog: int | None = None,
     mode: int | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    proxy_protocol: str = "off",
+    proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve connections on a Unix socket path (Node's ``server.listen(path)``).
@@ -184,6 +223,11 @@ async def serve_unix(
         mode: Permission bits to give the socket file (for example ``0o660``);
             ``None`` leaves the umask's choice.
         close_timeout: As for :func:`serve_tcp`.
+        proxy_protocol: As for :func:`serve_tcp`.
+        proxy_allow_from: As for :func:`serve_tcp` (a Unix-socket peer is
+            trusted only with ``"unix"`` or ``"*"``).
+        proxy_header_timeout: As for :func:`serve_tcp`.
+        max_proxy_header_size: As for :func:`serve_tcp`.
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -195,6 +239,9 @@ async def serve_unix(
     """
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
     checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    proxy = ProxyOptions.build(
+        proxy_protocol, proxy_allow_from, proxy_header_timeout, max_proxy_header_size
+    )
     listener = await open_unix_listener(path, backlog=backlog, mode=mode)
     core = _stream_server_core(
         f"unix server {os.fspath(path)}",
@@ -206,6 +253,7 @@ async def serve_unix(
         max_connections=max_connections,
         handler_errors=handler_errors,
         close_timeout=close_timeout,
+        proxy=proxy,
     )
     await core.run(task_status)
 

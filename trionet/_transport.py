@@ -29,12 +29,17 @@ from __future__ import annotations
 import errno
 import socket as stdlib_socket
 import ssl
+from typing import TYPE_CHECKING
 
 import trio
 
 from ._errors import ConnectionReset, TLSError
 from ._server import SocketAddress
 from .tls._stream import describe_tls_failure
+
+if TYPE_CHECKING:
+    from ._proxy._accept import Proxied
+    from ._proxy._protocol import ProxyHeader
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "RECEIVE_SIZE", "Transport", "socket_of", "translate"]
 
@@ -110,6 +115,8 @@ class Transport:
         "bytes_sent",
         "close_timeout",
         "closed",
+        "proxy_address",
+        "proxy_header",
         "raw",
         "sock",
         "stream",
@@ -117,7 +124,12 @@ class Transport:
     )
 
     def __init__(
-        self, stream: trio.abc.Stream, close_timeout: float, *, tls_errors: bool = False
+        self,
+        stream: trio.abc.Stream,
+        close_timeout: float,
+        *,
+        tls_errors: bool = False,
+        proxied: Proxied | None = None,
     ) -> None:
         self.stream = stream
         self.tls_errors = tls_errors
@@ -132,6 +144,15 @@ class Transport:
         self._sending = False
         self._remote_address: SocketAddress | None = None
         self._local_address: SocketAddress | None = None
+        # What a PROXY protocol header said (see trionet._proxy): the client
+        # it names is the remote address; the socket's peer is the proxy.
+        self.proxy_header: ProxyHeader | None = None
+        self.proxy_address: SocketAddress | None = None
+        if proxied is not None:
+            self.proxy_header = header = proxied.header
+            self.proxy_address = proxied.peer
+            if header.trusted_addresses and header.source is not None:
+                self._remote_address = header.source
 
     # Asked of the socket when first wanted: most connections never are.
 

@@ -47,7 +47,6 @@ from ._client._response import ClientResponse as ClientResponse
 from ._client._response import HTTPStatusError as HTTPStatusError
 from ._headers import Headers as Headers
 from ._server._connection import HTTPConnection as HTTPConnection
-from ._server._connection import HTTPConnectionStatistics as HTTPConnectionStatistics
 from ._server._errors import BodyTooLarge as BodyTooLarge
 from ._server._errors import ProtocolError as ProtocolError
 from ._server._errors import RequestTimeout as RequestTimeout
@@ -68,6 +67,7 @@ from ._server._request import ResponseStream as ResponseStream
 from ._server._response import Response as Response
 from ._server._serve import Handler as Handler
 from ._server._serve import serve as serve
+from ._server._statistics import HTTPConnectionStatistics as HTTPConnectionStatistics
 from ._wire import reason_phrase as reason_phrase
 
 __all__ = [

@@ -11,6 +11,7 @@ from typing import Self
 
 import trio
 
+from .._proxy._protocol import ProxyHeader
 from .._server import SocketAddress
 from ..http._headers import Headers
 from . import _frames as frames
@@ -71,8 +72,28 @@ class WebSocketConnection(WebSocketDriver):
 
     @property
     def remote_address(self) -> SocketAddress:
-        """The peer's address."""
+        """The peer's address (behind a proxy that sent a trusted PROXY
+        protocol header, the client it names)."""
         return self._transport.remote_address
+
+    @property
+    def client(self) -> SocketAddress:
+        """The client's address: on a server, what the upgrade request's
+        :attr:`Request.client <trionet.http.Request.client>` said (trusted
+        ``Forwarded`` headers believed); else :attr:`remote_address`."""
+        client = self._client
+        return self._transport.remote_address if client is None else client
+
+    @property
+    def proxy_address(self) -> SocketAddress | None:
+        """The proxy's address when the connection came with a PROXY
+        protocol header; ``None`` otherwise."""
+        return self._transport.proxy_address
+
+    @property
+    def proxy_header(self) -> ProxyHeader | None:
+        """The PROXY protocol header of the connection, or ``None``."""
+        return self._transport.proxy_header
 
     @property
     def local_address(self) -> SocketAddress:

@@ -46,6 +46,7 @@ import trio
 
 from .._errors import ConnectionClosed as _AnyConnectionClosed
 from .._errors import ConnectionReset
+from .._server import SocketAddress
 from .._transport import Transport
 from .._websocket_limits import ConnectionOptions
 from ..http._headers import Headers
@@ -75,6 +76,7 @@ class WebSocketDriver(trio.abc.AsyncResource):
     # Slots, not a __dict__: a server holds one of these per idle connection.
     __slots__ = (
         "__weakref__",  # the keepalive timer's reference
+        "_client",
         "_close_code",
         "_close_deadline",
         "_close_reason",
@@ -120,8 +122,12 @@ class WebSocketDriver(trio.abc.AsyncResource):
         response_headers: Headers | bytes,
         tls: TLSInfo | None,
         options: ConnectionOptions,
+        client: SocketAddress | None = None,
     ) -> None:
         self._transport = transport
+        # The client as the upgrade request named it (trusted forwarding
+        # headers); None: the transport's peer.
+        self._client = client
         self._proto = proto
         self.subprotocol = subprotocol
         self.extensions = extensions

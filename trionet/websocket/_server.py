@@ -12,12 +12,17 @@ frames that came with the request are not lost.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 
 import trio
 
 from .. import _checks as checks
+from .._proxy._accept import (
+    DEFAULT_MAX_PROXY_HEADER_SIZE,
+    DEFAULT_PROXY_ALLOW_FROM,
+    DEFAULT_PROXY_HEADER_TIMEOUT,
+)
 from .._server import DEFAULT_MAX_CONNECTIONS, HandlerErrors, Server
 from .._stream import DEFAULT_CLOSE_TIMEOUT
 from .._websocket_limits import (
@@ -83,6 +88,7 @@ async def accept(
         response_headers=agreed.response,
         tls=upgrade.tls,
         options=options,
+        client=request.client,
     )
     if trailing:
         # Whatever the client sent after the request head (frames that came
@@ -172,6 +178,12 @@ async def serve(
     handler_errors: HandlerErrors = "log",
     backlog: int | None = None,
     parser: str = "auto",
+    forwarded_allow_ips: str | Iterable[str] | None = None,
+    forwarded_header: str = "x-forwarded",
+    proxy_protocol: str = "off",
+    proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve WebSocket (Node's ``new WebSocketServer({port})``): every request
@@ -223,6 +235,15 @@ async def serve(
         backlog: The listen queue length; ``None`` for the system's maximum.
         parser: The parser of the upgrade request, as for
             :func:`trionet.http.serve`.
+        forwarded_allow_ips: The proxies whose forwarding headers are
+            believed for the upgrade request's client, scheme and host, as
+            for :func:`trionet.http.serve` (default: nobody).
+        forwarded_header: ``"x-forwarded"`` (default) or ``"forwarded"``, as
+            for :func:`trionet.http.serve`.
+        proxy_protocol: As for :func:`trionet.serve_tcp` (default ``"off"``).
+        proxy_allow_from: As for :func:`trionet.serve_tcp`.
+        proxy_header_timeout: As for :func:`trionet.serve_tcp`.
+        max_proxy_header_size: As for :func:`trionet.serve_tcp`.
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -265,5 +286,11 @@ async def serve(
         parser=parser,
         close_timeout=close_timeout,
         max_total_queued_bytes=max_total_queued_bytes,
+        forwarded_allow_ips=forwarded_allow_ips,
+        forwarded_header=forwarded_header,
+        proxy_protocol=proxy_protocol,
+        proxy_allow_from=proxy_allow_from,
+        proxy_header_timeout=proxy_header_timeout,
+        max_proxy_header_size=max_proxy_header_size,
         task_status=task_status,
     )

@@ -35,7 +35,6 @@ arrived behind the request head.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from typing import Self
 
@@ -43,8 +42,11 @@ import trio
 
 from ..._errors import ConnectionReset
 from ..._listeners import format_address
+from ..._proxy._accept import Proxied
+from ..._proxy._protocol import ProxyHeader
 from ..._server import SocketAddress
 from ..._transport import DEFAULT_CLOSE_TIMEOUT, Transport
+from ..._trust import TrustedPeers
 from ..._websocket_limits import QueueBudget
 from ...tls._stream import TLSInfo, tls_info
 from .._headers import Headers
@@ -64,6 +66,7 @@ from ._limits import (
 from ._protocol import DRAIN_LIMIT, ServerProtocol
 from ._request import Request
 from ._response import Response
+from ._statistics import HTTPConnectionStatistics
 from ._upgrade import Upgrade, Upgraded
 
 __all__ = [
@@ -73,21 +76,6 @@ __all__ = [
 
 # After an error response: how long the lingering close reads and discards.
 _LINGER_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPConnectionStatistics:
-    """A snapshot of an :class:`HTTPConnection`'s counters.
-
-    Attributes:
-        bytes_received: Bytes read from the transport.
-        bytes_sent: Bytes written to the transport.
-        requests: Requests received.
-    """
-
-    bytes_received: int
-    bytes_sent: int
-    requests: int
 
 
 class _Ended(Exception):
@@ -126,6 +114,10 @@ class HTTPConnection(trio.abc.AsyncResource):
         close_timeout: Seconds closing may take (TLS close_notify).
         parser: The request parser, as for :func:`~trionet.http.serve`:
             ``"auto"``, ``"h11"`` or ``"httptools"``.
+        forwarded_allow_ips: The peers whose forwarding headers are
+            believed, as for :func:`~trionet.http.serve` (default: nobody).
+        forwarded_header: Which forwarding headers those peers write, as for
+            :func:`~trionet.http.serve` (default ``"x-forwarded"``).
 
     Raises:
         ValueError: A limit is out of range, or an unknown parser.
@@ -139,6 +131,8 @@ class HTTPConnection(trio.abc.AsyncResource):
         "_close_timeout",
         "_current",
         "_draining",
+        "_forwarded",
+        "_forwarded_header",
         "_head_timeout",
         "_idle_scope",
         "_idle_since",
@@ -170,7 +164,10 @@ class HTTPConnection(trio.abc.AsyncResource):
         server_header: str | None = "trionet",
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         parser: str = "auto",
+        forwarded_allow_ips: str | Iterable[str] | None = None,
+        forwarded_header: str = "x-forwarded",
         _limits: HTTPLimits | None = None,
+        _proxied: Proxied | None = None,
     ) -> None:
         if _limits is None:  # serve() built and checked its limits once, before binding
             _limits = HTTPLimits(
@@ -184,13 +181,17 @@ class HTTPConnection(trio.abc.AsyncResource):
                 max_requests_per_connection=max_requests_per_connection,
                 server_header=server_header,
                 parser=parser,
+                forwarded=TrustedPeers(forwarded_allow_ips) or None,
+                forwarded_header=forwarded_header,
             )
-        transport = self._transport = Transport(stream, close_timeout)
+        transport = self._transport = Transport(stream, close_timeout, proxied=_proxied)
         self._receive = transport.receive
         self._receive_ready = transport.receive_ready
         self._send_all = transport.send_all
         self.tls: TLSInfo | None = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
         self._protocol = ServerProtocol(_limits)
+        self._forwarded = _limits.forwarded
+        self._forwarded_header = _limits.forwarded_header
         self._head_timeout = _limits.request_head_timeout
         self._keepalive_timeout = _limits.keepalive_timeout
         self._body_timeout = _limits.body_timeout
@@ -215,8 +216,19 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     @property
     def remote_address(self) -> SocketAddress:
-        """The client's address (``""`` when the transport has none)."""
+        """The client's address (``""`` when the transport has none); with a
+        trusted PROXY protocol header, the client that header names."""
         return self._transport.remote_address
+
+    @property
+    def proxy_address(self) -> SocketAddress | None:
+        """The proxy's address when a PROXY protocol header came first."""
+        return self._transport.proxy_address
+
+    @property
+    def proxy_header(self) -> ProxyHeader | None:
+        """The PROXY protocol header the proxy sent, or ``None``."""
+        return self._transport.proxy_header
 
     @property
     def local_address(self) -> SocketAddress:
@@ -462,11 +474,8 @@ class HTTPConnection(trio.abc.AsyncResource):
                 "accept_websocket() needs the connection to be served by trionet.http.serve"
                 " (its reader task runs in the connection's nursery)"
             )
-        head = [f"{request.method} {request.target} HTTP/{request.http_version}\r\n".encode()]
-        head.extend(b"%s: %s\r\n" % field for field in request._raw_headers)
-        head.append(b"\r\n")
         return Upgrade(
-            request_head=b"".join(head),
+            request_head=request._head_bytes(),
             tls=self.tls,
             budget=self._ws_budget,
             nursery=nursery,
@@ -553,7 +562,8 @@ class HTTPConnection(trio.abc.AsyncResource):
 
     def _log_context(self) -> dict[str, object]:
         """What the server logs of this connection when its handler fails."""
-        context: dict[str, object] = {"peer": _peer_text(self._transport.remote_address)}
+        peer = self._transport.remote_address
+        context: dict[str, object] = {"peer": format_address(peer) if peer else None}
         request = self._current
         if request is not None:
             context.update(
@@ -582,7 +592,3 @@ class HTTPConnection(trio.abc.AsyncResource):
         """Close the connection (idempotent). Over TLS the close is graceful
         (``close_notify``) within ``close_timeout``."""
         await self._transport.aclose()
-
-
-def _peer_text(address: SocketAddress) -> str | None:
-    return format_address(address) if address else None

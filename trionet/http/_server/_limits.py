@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from ... import _checks as checks
+from ..._trust import TrustedPeers
+from .._forwarded import FORWARDED_HEADERS
 from .._headers import Headers
 
 __all__ = [
@@ -141,6 +143,11 @@ class HTTPLimits:
         parser: The request parser: ``"auto"`` (the default: httptools when
             it is installed, else h11), ``"h11"`` or ``"httptools"``;
             resolved when built, so it reads ``"h11"`` or ``"httptools"``.
+        forwarded: The peers whose forwarding headers are believed;
+            ``None`` (the default) believes nobody.
+        forwarded_header: Which forwarding headers they write:
+            ``"x-forwarded"`` (``X-Forwarded-For`` / ``-Proto`` / ``-Host``,
+            the default) or ``"forwarded"`` (RFC 7239).
     """
 
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
@@ -153,9 +160,12 @@ class HTTPLimits:
     max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION
     server_header: str | None = "trionet"
     parser: str = "auto"
+    forwarded: TrustedPeers | None = None
+    forwarded_header: str = "x-forwarded"
 
     def __post_init__(self) -> None:
         check_server_header(self.server_header)
+        checks.one_of("forwarded_header", self.forwarded_header, FORWARDED_HEADERS)
         object.__setattr__(self, "parser", resolve_parser(self.parser))
         checks.count("max_header_size", self.max_header_size)
         checks.count("max_header_count", self.max_header_count)

@@ -17,8 +17,10 @@ from urllib.parse import parse_qs, unquote
 
 import trio
 
+from ..._proxy._protocol import ProxyHeader
 from ..._server import SocketAddress
 from ..._transport import DEFAULT_CLOSE_TIMEOUT
+from ..._trust import TrustedPeers
 from ..._websocket_limits import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_QUEUED_BYTES,
@@ -27,6 +29,8 @@ from ..._websocket_limits import (
     ConnectionOptions,
 )
 from ...tls._stream import TLSInfo
+from .._forwarded import ForwardedView
+from .._forwarded import resolve as resolve_forwarded
 from .._headers import Headers, HeadersInput
 from ._errors import ProtocolError
 from ._response import Body, Response
@@ -45,9 +49,14 @@ class Exchange(Protocol):
     drives them."""
 
     tls: TLSInfo | None
+    _forwarded: TrustedPeers | None
+    _forwarded_header: str
 
     @property
     def remote_address(self) -> SocketAddress: ...
+
+    @property
+    def proxy_header(self) -> ProxyHeader | None: ...
 
     async def _read_body(self, request: Request) -> bytes | None: ...
 
@@ -111,6 +120,8 @@ class Request:
         "_query",
         "_raw_headers",
         "_trailers",
+        "_view",
+        "_view_read",
         "http_version",
         "method",
         "target",
@@ -135,14 +146,78 @@ class Request:
         self._headers: Headers | None = None
         self._path: str | None = None
         self._query: dict[str, list[str]] | None = None
+        # What trusted forwarding headers say (see client), once asked.
+        self._view: ForwardedView | None = None
+        self._view_read = False
 
     def __repr__(self) -> str:
         return f"<trionet.http.Request {self.method} {self.target}>"
 
     @property
     def client(self) -> SocketAddress:
-        """The client's address."""
+        """The client's address: the connection's peer
+        (:attr:`remote_address`), or, when that peer is a proxy the server
+        trusts (``forwarded_allow_ips``), the client its ``X-Forwarded-For``
+        (or ``Forwarded``, per ``forwarded_header``) names: the right-most
+        hop that is not a trusted proxy, with port 0 when the header gives
+        none."""
+        view = self._forwarded()
+        return self._conn.remote_address if view is None else view.client
+
+    @property
+    def remote_address(self) -> SocketAddress:
+        """The address of the peer that sent this request, whatever its
+        headers say: the client, or the proxy in front of the server (with
+        a trusted PROXY protocol header, the client that header names)."""
         return self._conn.remote_address
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` over TLS, else ``"http"``; from a trusted proxy, the
+        scheme its ``X-Forwarded-Proto`` (or ``Forwarded: proto=``) gives."""
+        view = self._forwarded()
+        if view is not None:
+            return view.scheme
+        return "https" if self._conn.tls is not None else "http"
+
+    @property
+    def host(self) -> str | None:
+        """The host the client asked for: the ``Host`` header (``None``
+        without one); from a trusted proxy, the host its
+        ``X-Forwarded-Host`` (or ``Forwarded: host=``) gives."""
+        view = self._forwarded()
+        if view is not None:
+            return view.host
+        return self.headers.get("host")
+
+    @property
+    def proxy_header(self) -> ProxyHeader | None:
+        """The PROXY protocol header of the connection (see the server's
+        ``proxy_protocol`` option), or ``None``."""
+        return self._conn.proxy_header
+
+    def _head_bytes(self) -> bytes:
+        """The request head as the client sent it (for a handshake that
+        parses it again)."""
+        head = [f"{self.method} {self.target} HTTP/{self.http_version}\r\n".encode()]
+        head.extend(b"%s: %s\r\n" % field for field in self._raw_headers)
+        head.append(b"\r\n")
+        return b"".join(head)
+
+    def _forwarded(self) -> ForwardedView | None:
+        if not self._view_read:
+            self._view_read = True
+            trusted = self._conn._forwarded
+            if trusted is not None:
+                self._view = resolve_forwarded(
+                    self._conn.remote_address,
+                    self._raw_headers,
+                    trusted,
+                    scheme="https" if self._conn.tls is not None else "http",
+                    host=self.headers.get("host"),
+                    header=self._conn._forwarded_header,
+                )
+        return self._view
 
     @property
     def tls(self) -> TLSInfo | None:

@@ -12,10 +12,12 @@ aborted connection (so a truncated body is seen as one).
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from functools import partial
 
 import trio
@@ -23,6 +25,13 @@ import trio
 from ... import _checks as checks
 from ..._errors import ConnectionClosed
 from ..._listeners import format_address, open_tcp_listeners
+from ..._proxy._accept import (
+    DEFAULT_MAX_PROXY_HEADER_SIZE,
+    DEFAULT_PROXY_ALLOW_FROM,
+    DEFAULT_PROXY_HEADER_TIMEOUT,
+    ProxyOptions,
+    read_proxy_header,
+)
 from ..._server import (
     DEFAULT_MAX_CONNECTIONS,
     HandlerErrors,
@@ -32,6 +41,7 @@ from ..._server import (
     describe_callable,
 )
 from ..._transport import DEFAULT_CLOSE_TIMEOUT
+from ..._trust import TrustedPeers
 from ..._websocket_limits import DEFAULT_MAX_TOTAL_QUEUED_BYTES, QueueBudget
 from ...tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
 from .._headers import Headers
@@ -60,7 +70,11 @@ access_logger = logging.getLogger("trionet.http.access")
 Handler = Callable[[Request], Awaitable[Response | None]]
 
 
-def _access_line(request: Request, conn: HTTPConnection) -> str:
+#: The values of ``access_log_format``.
+ACCESS_LOG_FORMATS = ("common", "json")
+
+
+def _access_line(request: Request, conn: HTTPConnection, started: float) -> str:
     """One line of the Common Log Format (as Apache and nginx write it)."""
     client = request.client
     host = client[0] if isinstance(client, tuple) else (client or "-")
@@ -70,7 +84,37 @@ def _access_line(request: Request, conn: HTTPConnection) -> str:
     return f'{host} - - [{stamp}] "{line}" {conn.last_status} {size}'
 
 
-async def _serve_connection(handler: Handler, access_log: bool, conn: HTTPConnection) -> None:
+def _access_json(request: Request, conn: HTTPConnection, started: float) -> str:
+    """One JSON object per line (what log shippers read without a parser of
+    their own): the fields of the Common Log Format and a few more."""
+    client = request.client
+    headers = request.headers
+    record = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "client": client[0] if isinstance(client, tuple) else (client or None),
+        "client_port": client[1] if isinstance(client, tuple) else None,
+        "method": request.method,
+        "target": request.target,
+        "http_version": request.http_version,
+        "status": conn.last_status,
+        "bytes": conn.last_response_bytes,
+        "duration": round(trio.current_time() - started, 6),
+        "scheme": request.scheme,
+        "host": request.host,
+        "user_agent": headers.get("user-agent"),
+        "referer": headers.get("referer"),
+    }
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+_ACCESS_LINES = {"common": _access_line, "json": _access_json}
+
+
+async def _serve_connection(
+    handler: Handler,
+    access_log: Callable[[Request, HTTPConnection, float], str] | None,
+    conn: HTTPConnection,
+) -> None:
     # The connection's own nursery: a WebSocket the handler upgrades to reads
     # in a task here, so nothing outlives the connection's task. What the
     # requests raise is raised as itself, not wrapped in an ExceptionGroup.
@@ -81,6 +125,7 @@ async def _serve_connection(handler: Handler, access_log: bool, conn: HTTPConnec
         conn._nursery = nursery
         try:
             async for request in conn:
+                started = trio.current_time() if access_log is not None else 0.0
                 try:
                     result = await handler(request)
                     ws = conn._upgraded
@@ -117,8 +162,8 @@ async def _serve_connection(handler: Handler, access_log: bool, conn: HTTPConnec
                     await conn.abort()
                     raise
                 finally:
-                    if access_log and conn.last_status:
-                        access_logger.info(_access_line(request, conn))
+                    if access_log is not None and conn.last_status:
+                        access_logger.info(access_log(request, conn, started))
         except BaseException as exc:
             failure = exc
             nursery.cancel_scope.cancel()
@@ -131,13 +176,15 @@ async def _open_http(
     *,
     ssl_context: ssl.SSLContext | None,
     tls_handshake_timeout: float,
-    make: Callable[[trio.abc.Stream], HTTPConnection],
+    make: Callable[..., HTTPConnection],
     budget: QueueBudget,
+    proxy: ProxyOptions | None,
 ) -> HTTPConnection:
+    proxied = None if proxy is None else await read_proxy_header(stream, proxy)
     transport: trio.abc.Stream = stream
     if ssl_context is not None:
         transport = await server_handshake(stream, ssl_context, tls_handshake_timeout)
-    conn = make(transport)
+    conn = make(transport, _proxied=proxied)
     conn._ws_budget = budget
     return conn
 
@@ -160,11 +207,18 @@ async def serve(
     max_requests_per_connection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION,
     server_header: str | None = "trionet",
     access_log: bool = False,
+    access_log_format: str = "common",
     handler_errors: HandlerErrors = "log",
     backlog: int | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     max_total_queued_bytes: int = DEFAULT_MAX_TOTAL_QUEUED_BYTES,
     parser: str = "auto",
+    forwarded_allow_ips: str | Iterable[str] | None = None,
+    forwarded_header: str = "x-forwarded",
+    proxy_protocol: str = "off",
+    proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
+    proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
+    max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP/1.1 (Node's ``http.createServer``), or HTTPS with
@@ -207,8 +261,12 @@ async def serve(
             it is closed (default 1000; ``None`` for no limit).
         server_header: The ``Server`` header (default ``"trionet"``; ``None``
             sends none).
-        access_log: Log one line per request on ``trionet.http.access``, in
-            the Common Log Format (default off).
+        access_log: Log one line per request on ``trionet.http.access``
+            (default off).
+        access_log_format: ``"common"`` (default: the Common Log Format, as
+            Apache and nginx write it) or ``"json"`` (one JSON object per
+            line: time, client, method, target, status, bytes, duration in
+            seconds, scheme, host, user agent, referer).
         handler_errors: ``"log"`` or ``"raise"``, as for
             :func:`trionet.serve_tcp`.
         backlog: The listen queue length; ``None`` for the system's maximum.
@@ -223,6 +281,24 @@ async def serve(
             'trionet[fast]'``, else h11), ``"h11"`` (the reference) or
             ``"httptools"``. Both give the same answers to the same bytes
             (see :doc:`/http`).
+        forwarded_allow_ips: The proxies whose forwarding headers are
+            believed for :attr:`Request.client`, :attr:`Request.scheme` and
+            :attr:`Request.host`: addresses, networks (``"10.0.0.0/8"``),
+            ``"unix"`` or ``"*"``, as a list or a comma-separated string.
+            Default ``None``: nobody (the headers are ignored).
+        forwarded_header: The forwarding headers those proxies write, the
+            only ones read: ``"x-forwarded"`` (``X-Forwarded-For`` /
+            ``-Proto`` / ``-Host``, the default: nginx, HAProxy, cloud
+            balancers) or ``"forwarded"`` (RFC 7239). The other kind is
+            ignored: a proxy does not clean the kind it does not write.
+        proxy_protocol: Read a PROXY protocol header first: ``"off"``
+            (default), ``"v1"``, ``"v2"`` or ``"auto"``, as for
+            :func:`trionet.serve_tcp`.
+        proxy_allow_from: The peers whose PROXY header is believed, as for
+            :func:`trionet.serve_tcp` (default ``127.0.0.1`` and ``::1``).
+        proxy_header_timeout: Seconds a trusted peer gets to send its PROXY
+            header (default 5).
+        max_proxy_header_size: Bytes a PROXY header may have (default 4096).
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -233,6 +309,7 @@ async def serve(
         Exception: With ``handler_errors="raise"``, the first exception a
             handler raised.
     """
+    checks.one_of("access_log_format", access_log_format, ACCESS_LOG_FORMATS)
     budget = QueueBudget(max_total_queued_bytes)
     check_server_options(max_connections=max_connections, handler_errors=handler_errors)
     # The limits, as one value built and checked once, shared by every
@@ -248,9 +325,14 @@ async def serve(
         max_requests_per_connection=max_requests_per_connection,
         server_header=server_header,
         parser=parser,
+        forwarded=TrustedPeers(forwarded_allow_ips) or None,
+        forwarded_header=forwarded_header,
     )
     make = partial(HTTPConnection, close_timeout=close_timeout, _limits=limits)
     checks.timeouts(tls_handshake_timeout=tls_handshake_timeout, close_timeout=close_timeout)
+    proxy = ProxyOptions.build(
+        proxy_protocol, proxy_allow_from, proxy_header_timeout, max_proxy_header_size
+    )
     listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
     scheme = "https" if ssl_context else "http"
     core = ServerCore(
@@ -263,8 +345,11 @@ async def serve(
             tls_handshake_timeout=tls_handshake_timeout,
             make=make,
             budget=budget,
+            proxy=proxy,
         ),
-        handler=partial(_serve_connection, handler, access_log),
+        handler=partial(
+            _serve_connection, handler, _ACCESS_LINES[access_log_format] if access_log else None
+        ),
         handler_name=describe_callable(handler),
         max_connections=max_connections,
         handler_errors=handler_errors,
