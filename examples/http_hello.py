@@ -2,6 +2,7 @@
 ``Hello World``.
 
     uv run python examples/http_hello.py [--port 12010] [--host 127.0.0.1] [--parser h11]
+                                         [--workers N] [--metrics-port N]
 
 The Node original::
 
@@ -14,12 +15,14 @@ The Node original::
 """
 
 import argparse
+import sys
 from functools import partial
 
 import trio
 
 import trionet
 import trionet.http
+import trionet.metrics
 
 HELLO = trionet.http.Response(200, {"content-type": "text/plain"}, b"Hello World\n")
 
@@ -30,10 +33,18 @@ async def hello(request: trionet.http.Request) -> trionet.http.Response:
     return HELLO
 
 
-async def main(host: str, port: int, parser: str) -> None:
+async def main(host: str, port: int, parser: str, metrics_port: int | None = None) -> None:
+    metrics = None if metrics_port is None else trionet.metrics.Metrics()
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(partial(trionet.http.serve, hello, port, host, parser=parser))
-        print(f"Server running at http://{host}:{server.port}/", flush=True)
+        server = await nursery.start(
+            partial(trionet.http.serve, hello, port, host, parser=parser, metrics=metrics)
+        )
+        worker = trionet.current_worker()
+        if worker is None or worker.index == 0:  # with --workers, one line for all
+            print(f"Server running at http://{host}:{server.port}/", flush=True)
+        if metrics is not None and metrics_port is not None:
+            scrape = await nursery.start(trionet.metrics.serve_metrics, metrics, metrics_port, host)
+            print(f"Metrics at http://{host}:{scrape.port}/metrics", flush=True)
 
 
 def cli() -> None:
@@ -46,10 +57,28 @@ def cli() -> None:
         default="auto",
         help="the request parser (auto: httptools when installed, else h11)",
     )
+    parser.add_argument(
+        "--workers", type=int, help="serve from N processes sharing the port (default: this one)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (needs trionet[metrics])",
+    )
     args = parser.parse_args()
+    if args.metrics_port is not None and args.workers is not None:
+        # Each worker would count its own requests only: summing them is the
+        # supervisor's job, not built yet.
+        parser.error("--metrics-port does not work with --workers yet")
+    if args.workers is not None:
+        # N copies of main, each serving the socket bound here once; SIGHUP
+        # replaces them one by one, SIGTERM drains them all.
+        listen = [(args.host, args.port)]
+        main_args = (args.host, args.port, args.parser)
+        sys.exit(trionet.run_workers(main, *main_args, workers=args.workers, listen=listen))
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
-    trionet.run(main, args.host, args.port, args.parser)
+    trionet.run(main, args.host, args.port, args.parser, args.metrics_port)
 
 
 if __name__ == "__main__":

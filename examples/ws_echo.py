@@ -3,7 +3,7 @@ sent back as it came (text as text, binary as binary), on any path; a plain
 HTTP request gets ``Hello World``. The benchmark and Autobahn target.
 
     uv run python examples/ws_echo.py [--port 9001] [--host 127.0.0.1]
-                                      [--max-message-size BYTES]
+                                      [--max-message-size BYTES] [--workers N]
 
 The library's default limits apply (1 MiB per message, close 1009 beyond)
 unless ``--max-message-size`` raises them (Autobahn's 9.* cases send up to
@@ -11,6 +11,7 @@ unless ``--max-message-size`` raises them (Autobahn's 9.* cases send up to
 """
 
 import argparse
+import sys
 from functools import partial
 
 import trio
@@ -36,7 +37,9 @@ async def main(host: str, port: int, max_message_size: int, parser: str) -> None
         server = await nursery.start(
             partial(trionet.http.serve, partial(app, max_message_size), port, host, parser=parser)
         )
-        print(f"WebSocket echo at ws://{host}:{server.port}/", flush=True)
+        worker = trionet.current_worker()
+        if worker is None or worker.index == 0:  # with --workers, one line for all
+            print(f"WebSocket echo at ws://{host}:{server.port}/", flush=True)
 
 
 def cli() -> None:
@@ -52,10 +55,17 @@ def cli() -> None:
         default="auto",
         help="the request parser (auto: httptools when installed, else h11)",
     )
+    parser.add_argument(
+        "--workers", type=int, help="serve from N processes sharing the port (default: this one)"
+    )
     args = parser.parse_args()
+    main_args = (args.host, args.port, args.max_message_size, args.parser)
+    if args.workers is not None:
+        listen = [(args.host, args.port)]
+        sys.exit(trionet.run_workers(main, *main_args, workers=args.workers, listen=listen))
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
-    trionet.run(main, args.host, args.port, args.max_message_size, args.parser)
+    trionet.run(main, *main_args)
 
 
 if __name__ == "__main__":

@@ -58,23 +58,23 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
 
 @contextmanager
 def listening_on(module: ModuleType, listener: MemoryListener) -> Iterator[None]:
-    """Within the block, the next call of ``module.open_tcp_listeners`` (the
-    one step of ``serve_tcp`` or ``http.serve`` that binds sockets) returns
-    ``listener`` instead, once: everything after it is the server's own."""
-    original = module.open_tcp_listeners
+    """Within the block, the next call of ``module.listen`` (the one step of
+    ``serve_tcp`` or ``http.serve`` that binds sockets) returns ``listener``
+    instead, once: everything after it is the server's own."""
+    original = module.listen
 
     async def once(
-        port: int, host: str | None = None, *, backlog: int | None = None
+        port: int, host: str | None, backlog: int | None, sockets: object
     ) -> tuple[list[MemoryListener], list[tuple[str, int]]]:
-        module.open_tcp_listeners = original
+        module.listen = original
         await trio.lowlevel.checkpoint()
         return [listener], [MEMORY_ADDRESS]
 
-    module.open_tcp_listeners = once
+    module.listen = once
     try:
         yield
     finally:
-        module.open_tcp_listeners = original
+        module.listen = original
 
 
 async def serve_in_memory(

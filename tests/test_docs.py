@@ -33,6 +33,7 @@ import trio
 
 import trionet
 import trionet.http
+import trionet.metrics
 import trionet.testing
 import trionet.tls
 import trionet.websocket
@@ -56,7 +57,14 @@ NET_PAGE = DOCS / "node" / "net.rst"
 DGRAM_PAGE = DOCS / "node" / "dgram.rst"
 LIMITS_PAGE = DOCS / "limits.rst"
 NODE_MAPPING_TESTS = ROOT / "tests" / "test_node_mapping.py"
-PUBLIC_MODULES = [trionet, trionet.http, trionet.testing, trionet.tls, trionet.websocket]
+PUBLIC_MODULES = [
+    trionet,
+    trionet.http,
+    trionet.metrics,
+    trionet.testing,
+    trionet.tls,
+    trionet.websocket,
+]
 
 # The examples whose docstrings quote the seed's Node code.
 SEED_EXAMPLES = [

@@ -13,6 +13,7 @@ import pytest
 import trio
 
 import trionet
+import trionet.http
 from tests._node import NODE_TIMEOUT, node_executable, run_node
 from tests._process import (
     EXAMPLES,
@@ -235,6 +236,34 @@ async def test_http_get_fetches_from_the_seeds_http_server(parser: str) -> None:
     assert lines[1].startswith("HEADERS: {")
     assert "'content-length': '12'" in lines[1]
     assert lines[2:] == ["Hello World"]
+
+
+async def test_http_hello_serves_its_metrics_on_the_metrics_port() -> None:
+    command = [*example("http_hello.py", 0), "--metrics-port", "0"]
+    async with running(command) as (_, output):
+        port = await read_port(output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
+        metrics_port = await read_port(output, r"^Metrics at http://127\.0\.0\.1:(\d+)/metrics$")
+        with trio.fail_after(STARTUP_TIMEOUT):
+            async with trionet.http.Client() as client:
+                for _ in range(3):
+                    assert (await client.get(f"http://127.0.0.1:{port}/")).status == 200
+                scraped = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+                text = await scraped.text()
+    counts = [
+        line
+        for line in text.splitlines()
+        if line.startswith("trionet_http_requests_total{") and 'status="2xx"' in line
+    ]
+    assert len(counts) == 1
+    assert counts[0].endswith(" 3.0")
+
+
+async def test_http_hello_refuses_metrics_with_workers() -> None:
+    command = [*example("http_hello.py", 0), "--metrics-port", "0", "--workers", "2"]
+    with trio.fail_after(STARTUP_TIMEOUT):
+        result = await trio.run_process(command, capture_stderr=True, check=False)
+    assert result.returncode == 2
+    assert b"--metrics-port does not work with --workers yet" in result.stderr
 
 
 async def test_http_get_reports_a_refused_connection_in_one_line() -> None:

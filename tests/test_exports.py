@@ -10,11 +10,19 @@ import pytest
 
 import trionet
 import trionet.http
+import trionet.metrics
 import trionet.testing
 import trionet.tls
 import trionet.websocket
 
-PUBLIC_MODULES = [trionet, trionet.http, trionet.testing, trionet.tls, trionet.websocket]
+PUBLIC_MODULES = [
+    trionet,
+    trionet.http,
+    trionet.metrics,
+    trionet.testing,
+    trionet.tls,
+    trionet.websocket,
+]
 
 
 def public_names(module: object) -> list[tuple[str, object]]:

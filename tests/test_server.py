@@ -7,6 +7,7 @@ import logging
 import socket
 import struct
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
@@ -14,6 +15,7 @@ import trio.testing
 
 import trionet
 import trionet.http
+import trionet.websocket
 from tests._memory_server import MemoryListener, memory_tcp_server, serve_in_memory
 from tests._net import ipv6_loopback_available, receive_exactly
 from tests._wait import wait_until
@@ -509,3 +511,55 @@ async def test_a_second_handler_error_under_raise_is_logged(
     assert "bug" in str(record.exc_info[1])
     for conn in conns:
         await conn.aclose()
+
+
+# -- sockets bound by the caller -------------------------------------------------
+
+
+def bound_socket(family: int = socket.AF_INET, address: object = (LOOPBACK, 0)) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind(address)
+    sock.listen(16)
+    return sock
+
+
+async def test_every_stream_server_serves_a_socket_the_caller_bound(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    async def hello(conn: trionet.TCPConnection) -> None:
+        await conn.send(b"hello")
+
+    async def hello_http(request: trionet.http.Request) -> trionet.http.Response:
+        return trionet.http.Response(200, body=b"hello")
+
+    async def hello_ws(ws: trionet.websocket.WebSocketConnection) -> None:
+        await ws.send("hello")
+
+    tcp_sock, http_sock, ws_sock = bound_socket(), bound_socket(), bound_socket()
+    unix_sock = bound_socket(socket.AF_UNIX, str(tmp_path / "s"))
+    ports = [sock.getsockname()[1] for sock in (tcp_sock, http_sock, ws_sock)]
+    # port 0 and no host: the sockets are served as they are.
+    tcp = await nursery.start(partial(trionet.serve_tcp, hello, 0, sockets=[tcp_sock]))
+    web = await nursery.start(partial(trionet.http.serve, hello_http, 0, sockets=[http_sock]))
+    ws = await nursery.start(partial(trionet.websocket.serve, hello_ws, 0, sockets=[ws_sock]))
+    unix = await nursery.start(
+        partial(trionet.serve_unix, hello, tmp_path / "unused", sockets=[unix_sock])
+    )
+    assert [tcp.port, web.port, ws.port] == ports
+    assert unix.addresses == [str(tmp_path / "s")]
+    async with await trionet.connect_tcp(LOOPBACK, tcp.port) as conn:
+        assert await receive_exactly(conn, 5) == b"hello"
+    async with await trionet.connect_unix(tmp_path / "s") as conn:
+        assert await receive_exactly(conn, 5) == b"hello"
+    async with trionet.http.Client() as client:
+        response = await client.get(f"http://127.0.0.1:{web.port}/")
+        assert await response.read() == b"hello"
+    async with trionet.websocket.connect(f"ws://127.0.0.1:{ws.port}/") as conn:
+        assert (await conn.receive()).data == "hello"
+
+
+async def test_a_socket_that_does_not_listen_is_refused() -> None:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        with pytest.raises(ValueError, match="listening"):
+            await trionet.serve_tcp(lambda conn: conn.aclose(), 0, sockets=[sock])

@@ -9,6 +9,7 @@ every connection is supervised, and every connection is read with
 """
 
 from . import http as http
+from . import metrics as metrics
 from . import tls as tls
 from . import websocket as websocket
 from ._errors import BindError as BindError
@@ -53,6 +54,14 @@ from ._udp import connect_udp as connect_udp
 from ._udp import open_udp_socket as open_udp_socket
 from ._udp import serve_udp as serve_udp
 from ._version import __version__ as __version__
+from ._workers import Worker as Worker
+from ._workers import WorkerError as WorkerError
+from ._workers import WorkerPool as WorkerPool
+from ._workers import WorkerPoolStatistics as WorkerPoolStatistics
+from ._workers import WorkerStatistics as WorkerStatistics
+from ._workers import current_worker as current_worker
+from ._workers import run_workers as run_workers
+from ._workers import serve_workers as serve_workers
 from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT as DEFAULT_TLS_HANDSHAKE_TIMEOUT
 from .tls._stream import TLSInfo as TLSInfo
 
@@ -92,13 +101,21 @@ __all__ = [
     "UDPServer",
     "UDPSocket",
     "UDPStatistics",
+    "Worker",
+    "WorkerError",
+    "WorkerPool",
+    "WorkerPoolStatistics",
+    "WorkerStatistics",
     "__version__",
     "connect_tcp",
     "connect_udp",
     "connect_unix",
+    "current_worker",
     "open_udp_socket",
     "run",
+    "run_workers",
     "serve_tcp",
     "serve_udp",
     "serve_unix",
+    "serve_workers",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket as stdlib_socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
@@ -17,7 +18,7 @@ import trio
 
 from . import _checks as checks
 from ._connect import DEFAULT_HAPPY_EYEBALLS_DELAY, connect
-from ._listeners import format_address, open_tcp_listeners, open_unix_listener
+from ._listeners import format_address, listen, listeners_from_sockets, open_unix_listener
 from ._proxy._accept import (
     DEFAULT_MAX_PROXY_HEADER_SIZE,
     DEFAULT_PROXY_ALLOW_FROM,
@@ -34,6 +35,7 @@ from ._server import (
     check_server_options,
 )
 from ._stream import DEFAULT_CLOSE_TIMEOUT, TCPConnection
+from .metrics._collector import Metrics  # (without prometheus-client)
 from .tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
 
 __all__ = ["connect_tcp", "connect_unix", "serve_tcp", "serve_unix"]
@@ -104,6 +106,8 @@ async def serve_tcp(
     proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
     max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
+    metrics: Metrics | None = None,
+    sockets: Sequence[stdlib_socket.socket] | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve TCP connections, each in its own supervised task (Node's
@@ -155,6 +159,15 @@ async def serve_tcp(
             header (default 5).
         max_proxy_header_size: Bytes a PROXY header may have (default 4096;
             version 1 is at most 107).
+        metrics: Report the server's counters (connections, bytes, errors)
+            to this :class:`trionet.metrics.Metrics`; they are read from
+            :meth:`Server.statistics <trionet.Server.statistics>` when
+            scraped, so they cost the connections nothing (default ``None``).
+        sockets: Serve these already-bound, listening sockets (TCP or Unix)
+            instead of binding ``port`` and ``host``, which are then ignored: sockets
+            made by a parent process or a test. The server owns them from
+            then on. (systemd socket activation and a worker's supervisor
+            need no argument: see :doc:`/deployment`.)
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -170,7 +183,7 @@ async def serve_tcp(
     proxy = ProxyOptions.build(
         proxy_protocol, proxy_allow_from, proxy_header_timeout, max_proxy_header_size
     )
-    listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
+    listeners, addresses = await listen(port, host, backlog, sockets)
     scheme = "tls" if ssl_context else "tcp"
     core = _stream_server_core(
         f"{scheme} server {format_address(addresses[0])}",
@@ -184,6 +197,8 @@ async def serve_tcp(
         close_timeout=close_timeout,
         proxy=proxy,
     )
+    if metrics is not None:
+        metrics._watch(core)
     await core.run(task_status)
 
 
@@ -202,6 +217,8 @@ async def serve_unix(
     proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
     max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
+    metrics: Metrics | None = None,
+    sockets: Sequence[stdlib_socket.socket] | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve connections on a Unix socket path (Node's ``server.listen(path)``).
@@ -228,6 +245,12 @@ async def serve_unix(
             trusted only with ``"unix"`` or ``"*"``).
         proxy_header_timeout: As for :func:`serve_tcp`.
         max_proxy_header_size: As for :func:`serve_tcp`.
+        metrics: As for :func:`serve_tcp`.
+        sockets: Serve these already-bound, listening sockets (TCP or Unix)
+            instead of binding ``path``, which is then ignored: sockets
+            made by a parent process or a test. The server owns them from
+            then on. (systemd socket activation and a worker's supervisor
+            need no argument: see :doc:`/deployment`.)
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -242,11 +265,17 @@ async def serve_unix(
     proxy = ProxyOptions.build(
         proxy_protocol, proxy_allow_from, proxy_header_timeout, max_proxy_header_size
     )
-    listener = await open_unix_listener(path, backlog=backlog, mode=mode)
+    if sockets is not None:
+        listeners, addresses = listeners_from_sockets(sockets)
+    else:
+        listeners, addresses = (
+            [await open_unix_listener(path, backlog=backlog, mode=mode)],
+            [os.fspath(path)],
+        )
     core = _stream_server_core(
-        f"unix server {os.fspath(path)}",
-        [listener],
-        [os.fspath(path)],
+        f"unix server {format_address(addresses[0])}",
+        listeners,
+        addresses,
         handler,
         ssl_context=ssl_context,
         tls_handshake_timeout=tls_handshake_timeout,
@@ -255,6 +284,8 @@ async def serve_unix(
         close_timeout=close_timeout,
         proxy=proxy,
     )
+    if metrics is not None:
+        metrics._watch(core)
     await core.run(task_status)
 
 

@@ -45,6 +45,7 @@ from .._server import (
     ServerCore,
     SocketAddress,
 )
+from ..metrics._collector import Metrics  # (without prometheus-client)
 from ._open import bind_udp
 from ._socket import (
     DEFAULT_MAX_DATAGRAM_SIZE,
@@ -360,6 +361,7 @@ async def serve_udp(
     max_queued_bytes: int = DEFAULT_UDP_MAX_QUEUED_BYTES,
     max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
     handler_errors: HandlerErrors = "log",
+    metrics: Metrics | None = None,
     task_status: trio.TaskStatus[UDPServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve UDP with one supervised session per remote address.
@@ -389,6 +391,9 @@ async def serve_udp(
             beyond, datagrams are dropped and counted (default 16 MiB).
         max_datagram_size: As for :func:`open_udp_socket`.
         handler_errors: ``"log"`` or ``"raise"``, as for :func:`serve_tcp`.
+        metrics: Report to this :class:`trionet.metrics.Metrics`: the
+            sessions as connections, and the socket's datagrams (received,
+            sent, dropped), read when scraped (default ``None``).
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -406,6 +411,7 @@ async def serve_udp(
         queue_size=queue_size,
         max_queued_bytes=max_queued_bytes,
         handler_errors=handler_errors,
+        metrics=metrics,
         task_status=task_status,
     )
 
@@ -440,6 +446,7 @@ async def serve_udp_socket(
     max_queued_bytes: int,
     handler_errors: HandlerErrors,
     task_status: trio.TaskStatus[UDPServer],
+    metrics: Metrics | None = None,
 ) -> None:
     """:func:`serve_udp` on an open socket, which it closes before returning."""
     dispatcher = _Dispatcher(
@@ -460,5 +467,7 @@ async def serve_udp_socket(
         make_server=lambda core: UDPServer(core, socket),
         resources=[socket],
     )
+    if metrics is not None:
+        metrics._watch(core, udp=socket)
     # A UDPServer is the Server that run() starts with: make_server made it.
     await core.run(cast("trio.TaskStatus[Server]", task_status))

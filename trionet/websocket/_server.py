@@ -11,6 +11,7 @@ frames that came with the request are not lost.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
@@ -41,6 +42,7 @@ from ..http._server._response import Response
 from ..http._server._serve import Handler
 from ..http._server._serve import serve as serve_http
 from ..http._server._upgrade import UPGRADES, Upgrade
+from ..metrics._collector import Metrics  # (without prometheus-client)
 from ..tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT
 from ._connection import WebSocketConnection
 from ._handshake import UpgradeRefused, accept_upgrade, origin_allowed
@@ -184,6 +186,8 @@ async def serve(
     proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
     max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
+    metrics: Metrics | None = None,
+    sockets: Sequence[socket.socket] | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve WebSocket (Node's ``new WebSocketServer({port})``): every request
@@ -244,6 +248,10 @@ async def serve(
         proxy_allow_from: As for :func:`trionet.serve_tcp`.
         proxy_header_timeout: As for :func:`trionet.serve_tcp`.
         max_proxy_header_size: As for :func:`trionet.serve_tcp`.
+        metrics: Report to this :class:`trionet.metrics.Metrics`, as for
+            :func:`trionet.http.serve` (default ``None``: no metrics).
+        sockets: Serve these already-bound, listening sockets instead of
+            binding ``port`` and ``host``, as for :func:`trionet.serve_tcp`.
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -292,5 +300,7 @@ async def serve(
         proxy_allow_from=proxy_allow_from,
         proxy_header_timeout=proxy_header_timeout,
         max_proxy_header_size=max_proxy_header_size,
+        metrics=metrics,
+        sockets=sockets,
         task_status=task_status,
     )

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket as stdlib_socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -24,7 +25,7 @@ import trio
 
 from ... import _checks as checks
 from ..._errors import ConnectionClosed
-from ..._listeners import format_address, open_tcp_listeners
+from ..._listeners import format_address, listen
 from ..._proxy._accept import (
     DEFAULT_MAX_PROXY_HEADER_SIZE,
     DEFAULT_PROXY_ALLOW_FROM,
@@ -43,6 +44,8 @@ from ..._server import (
 from ..._transport import DEFAULT_CLOSE_TIMEOUT
 from ..._trust import TrustedPeers
 from ..._websocket_limits import DEFAULT_MAX_TOTAL_QUEUED_BYTES, QueueBudget
+from ...metrics._collector import Metrics  # (without prometheus-client)
+from ...metrics._record import HTTPRecorder
 from ...tls._stream import DEFAULT_TLS_HANDSHAKE_TIMEOUT, server_handshake
 from .._headers import Headers
 from ._connection import HTTPConnection
@@ -114,59 +117,73 @@ async def _serve_connection(
     handler: Handler,
     access_log: Callable[[Request, HTTPConnection, float], str] | None,
     conn: HTTPConnection,
+    *,
+    recorder: HTTPRecorder | None = None,
 ) -> None:
     # The connection's own nursery: a WebSocket the handler upgrades to reads
     # in a task here, so nothing outlives the connection's task. What the
     # requests raise is raised as itself, not wrapped in an ExceptionGroup.
     # (One function, not two: an idle WebSocket's task waits inside it, and
     # each coroutine frame of that wait is memory the connection holds.)
+    # ``recorder`` (metrics) is None unless the server has metrics: then
+    # nothing below does any work for them.
     failure: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        conn._nursery = nursery
-        try:
-            async for request in conn:
-                started = trio.current_time() if access_log is not None else 0.0
-                try:
-                    result = await handler(request)
-                    ws = conn._upgraded
-                    if ws is not None:
-                        # The connection was the WebSocket's: close it if the handler
-                        # did not, and read no more requests.
-                        await ws._handler_done(failed=False)
-                        break
-                    if not request.responded:
-                        if isinstance(result, Response):
-                            await conn._respond(request, result)
-                        elif result is None:
-                            raise RuntimeError(
-                                f"the handler returned None without responding to {request!r}"
-                            )
+    timed = access_log is not None or recorder is not None
+    try:
+        async with trio.open_nursery() as nursery:
+            conn._nursery = nursery
+            try:
+                async for request in conn:
+                    started = trio.current_time() if timed else 0.0
+                    try:
+                        result = await handler(request)
+                        ws = conn._upgraded
+                        if ws is not None:
+                            # The connection was the WebSocket's: close it if the handler
+                            # did not, and read no more requests.
+                            await ws._handler_done(failed=False)
+                            break
+                        if not request.responded:
+                            if isinstance(result, Response):
+                                await conn._respond(request, result)
+                            elif result is None:
+                                raise RuntimeError(
+                                    f"the handler returned None without responding to {request!r}"
+                                )
+                            else:
+                                raise TypeError(f"the handler returned {result!r}, not a Response")
                         else:
-                            raise TypeError(f"the handler returned {result!r}, not a Response")
-                    else:
-                        await conn._finish_response(request, Headers())
-                except ProtocolError as exc:
-                    # The client's fault, found while the handler read the body.
-                    await conn.fail(request, exc.status, exc.headers)
-                    raise
-                except Exception as exc:
-                    ws = conn._upgraded
-                    if ws is not None:
-                        # 1011 for a bug in the handler; a peer that misbehaved has
-                        # already had its close.
-                        await ws._handler_done(failed=not isinstance(exc, ConnectionClosed))
-                    else:
-                        await conn.fail(request, 500)
-                    raise
-                except BaseException:
-                    await conn.abort()
-                    raise
-                finally:
-                    if access_log is not None and conn.last_status:
-                        access_logger.info(access_log(request, conn, started))
-        except BaseException as exc:
-            failure = exc
-            nursery.cancel_scope.cancel()
+                            await conn._finish_response(request, Headers())
+                    except ProtocolError as exc:
+                        # The client's fault, found while the handler read the body.
+                        await conn.fail(request, exc.status, exc.headers)
+                        raise
+                    except Exception as exc:
+                        ws = conn._upgraded
+                        if ws is not None:
+                            # 1011 for a bug in the handler; a peer that misbehaved has
+                            # already had its close.
+                            await ws._handler_done(failed=not isinstance(exc, ConnectionClosed))
+                        else:
+                            await conn.fail(request, 500)
+                        raise
+                    except BaseException:
+                        await conn.abort()
+                        raise
+                    finally:
+                        if access_log is not None and conn.last_status:
+                            access_logger.info(access_log(request, conn, started))
+                        if recorder is not None:
+                            recorder.request_done(request, conn, started)
+            except BaseException as exc:
+                failure = exc
+                nursery.cancel_scope.cancel()
+    finally:
+        if recorder is not None:
+            # Metrics of what ends with the connection (even a cancelled one):
+            # its WebSocket, and a request head the connection answered itself
+            # (a ProtocolError while no request was current: 400, 408, 431...).
+            recorder.connection_done(failure if conn._current is None else None, conn._upgraded)
     if failure is not None:
         raise failure
 
@@ -219,6 +236,8 @@ async def serve(
     proxy_allow_from: str | Iterable[str] | None = DEFAULT_PROXY_ALLOW_FROM,
     proxy_header_timeout: float = DEFAULT_PROXY_HEADER_TIMEOUT,
     max_proxy_header_size: int = DEFAULT_MAX_PROXY_HEADER_SIZE,
+    metrics: Metrics | None = None,
+    sockets: Sequence[stdlib_socket.socket] | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP/1.1 (Node's ``http.createServer``), or HTTPS with
@@ -299,6 +318,12 @@ async def serve(
         proxy_header_timeout: Seconds a trusted peer gets to send its PROXY
             header (default 5).
         max_proxy_header_size: Bytes a PROXY header may have (default 4096).
+        metrics: Report to this :class:`trionet.metrics.Metrics` (default
+            ``None``: no metrics, and no work for them): the server's
+            counters, and each request by method, status class and duration,
+            and each WebSocket's messages and close code.
+        sockets: Serve these already-bound, listening sockets instead of
+            binding ``port`` and ``host``, as for :func:`trionet.serve_tcp`.
         task_status: Set by ``nursery.start``.
 
     Raises:
@@ -333,8 +358,16 @@ async def serve(
     proxy = ProxyOptions.build(
         proxy_protocol, proxy_allow_from, proxy_header_timeout, max_proxy_header_size
     )
-    listeners, addresses = await open_tcp_listeners(port, host, backlog=backlog)
+    listeners, addresses = await listen(port, host, backlog, sockets)
     scheme = "https" if ssl_context else "http"
+    serve_connection = partial(
+        _serve_connection, handler, _ACCESS_LINES[access_log_format] if access_log else None
+    )
+    recorder = None
+    if metrics is not None:
+        # Only a server with metrics gives its connections a recorder.
+        recorder = metrics._http_recorder()
+        serve_connection = partial(serve_connection, recorder=recorder)
     core = ServerCore(
         name=f"{scheme} server {format_address(addresses[0])}",
         listeners=listeners,
@@ -347,12 +380,12 @@ async def serve(
             budget=budget,
             proxy=proxy,
         ),
-        handler=partial(
-            _serve_connection, handler, _ACCESS_LINES[access_log_format] if access_log else None
-        ),
+        handler=serve_connection,
         handler_name=describe_callable(handler),
         max_connections=max_connections,
         handler_errors=handler_errors,
         logger=logger,
     )
+    if metrics is not None:
+        metrics._watch(core, http=recorder)
     await core.run(task_status)
