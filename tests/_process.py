@@ -103,12 +103,14 @@ async def running(
     env: dict[str, str] | None = None,
     stdin: int | None = None,
     stderr: int | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> AsyncIterator[tuple[trio.Process, OutputReader]]:
     """Start ``command`` with its stdout piped (stderr goes where pytest
     captures it) and yield the process and a reader of its stdout. ``stdin``
     is ``subprocess.PIPE`` to write to it (``process.stdin``), or
     ``subprocess.DEVNULL``; by default the child shares ours. ``stderr`` is
-    ``subprocess.STDOUT`` to read it with stdout (a traceback is then seen). On exit the
+    ``subprocess.STDOUT`` to read it with stdout (a traceback is then seen);
+    ``pass_fds`` are descriptors the child inherits. On exit the
     process is killed if it still runs, always waited for, and its pipes
     closed; the lines read are printed for pytest's report of a failed test.
 
@@ -124,6 +126,7 @@ async def running(
         cwd=REPO,
         env=env or child_env(),
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
     SESSIONS.add(process.pid)
     assert process.stdout is not None

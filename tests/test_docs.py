@@ -52,19 +52,13 @@ from tests._docs import (
 )
 from tests.test_docs_console import OWNED_ELSEWHERE, check_command
 from tests.test_docs_snippets import PYTHON
+from tests.test_exports import PUBLIC_MODULES
 
 NET_PAGE = DOCS / "node" / "net.rst"
 DGRAM_PAGE = DOCS / "node" / "dgram.rst"
 LIMITS_PAGE = DOCS / "limits.rst"
 NODE_MAPPING_TESTS = ROOT / "tests" / "test_node_mapping.py"
-PUBLIC_MODULES = [
-    trionet,
-    trionet.http,
-    trionet.metrics,
-    trionet.testing,
-    trionet.tls,
-    trionet.websocket,
-]
+
 
 # The examples whose docstrings quote the seed's Node code.
 SEED_EXAMPLES = [

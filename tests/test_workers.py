@@ -23,12 +23,9 @@ import pytest
 import trio
 
 import trionet
-from tests._leaks import SESSIONS
 from tests._process import (
     EXAMPLES,
     OutputReader,
-    child_env,
-    kill_group,
     read_port,
     running,
 )
@@ -538,31 +535,6 @@ async def test_examples_run_with_workers(name: str, ready: str) -> None:
 # -- sockets from elsewhere ---------------------------------------------------------
 
 
-@asynccontextmanager
-async def running_with_fd(
-    command: list[str], fd: int
-) -> AsyncIterator[tuple[trio.Process, OutputReader]]:
-    """As ``tests._process.running``, handing descriptor ``fd`` down."""
-    process = await trio.lowlevel.open_process(
-        command,
-        stdout=subprocess.PIPE,
-        pass_fds=(fd,),
-        env=child_env(),
-        start_new_session=True,
-    )
-    SESSIONS.add(process.pid)
-    assert process.stdout is not None
-    output = OutputReader(process.stdout)
-    try:
-        yield process, output
-    finally:
-        print(f"stdout lines read from {command!r}:", *output.lines, sep="\n  ")
-        with trio.CancelScope(shield=True):
-            kill_group(process.pid)
-            await process.wait()
-            await process.stdout.aclose()
-
-
 async def test_systemd_socket_activation_serves_on_the_passed_socket() -> None:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
@@ -570,7 +542,10 @@ async def test_systemd_socket_activation_serves_on_the_passed_socket() -> None:
         port = sock.getsockname()[1]
         program = [sys.executable, "-m", "tests._worker_apps", "single", "--port", str(port)]
         wrapper = [sys.executable, "-m", "tests._worker_apps", "systemd", str(sock.fileno())]
-        async with running_with_fd([*wrapper, "--", *program], sock.fileno()) as (process, output):
+        async with running([*wrapper, "--", *program], pass_fds=[sock.fileno()]) as (
+            process,
+            output,
+        ):
             with trio.fail_after(DEADLINE):
                 match = await output.wait_for(WORKER_LINE.replace(r"(\d+)/(\d+)", "-/-"))
                 assert await output.readline() == "LISTEN_FDS=None"  # unset once read

@@ -79,8 +79,9 @@ class WebSocketConnection(WebSocketDriver):
     @property
     def client(self) -> SocketAddress:
         """The client's address: on a server, what the upgrade request's
-        :attr:`Request.client <trionet.http.Request.client>` said (trusted
-        ``Forwarded`` headers believed); else :attr:`remote_address`."""
+        :attr:`Request.client <trionet.http.Request.client>` said (the
+        forwarding headers of a trusted proxy believed); else
+        :attr:`remote_address`."""
         client = self._client
         return self._transport.remote_address if client is None else client
 
