@@ -24,6 +24,7 @@ import trionet
 import trionet.http
 import trionet.tls
 import trionet.websocket
+from tests._http import read_until_closed
 from tests._process import child_env, read_port, running
 from tests._proxies import deploy_config, haproxy, nginx
 from tests._wait import wait_until
@@ -260,18 +261,11 @@ def v2_header(source: tuple[str, int], destination: tuple[str, int], tlvs: bytes
 
 
 async def raw_exchange(port: int, data: bytes, *, local: str = LOOPBACK) -> bytes:
-    received = b""
     with trio.fail_after(20):
         conn = await trionet.connect_tcp(LOOPBACK, port, local_address=local)
         async with conn:
             await conn.send(data)
-            try:
-                async for event in conn:
-                    if isinstance(event, trionet.Data):
-                        received += event.data
-            except trionet.ConnectionReset:
-                pass
-    return received
+            return await read_until_closed(conn)
 
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
