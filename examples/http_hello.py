@@ -42,7 +42,9 @@ async def main(host: str, port: int, parser: str, metrics_port: int | None = Non
         worker = trionet.current_worker()
         if worker is None or worker.index == 0:  # with --workers, one line for all
             print(f"Server running at http://{host}:{server.port}/", flush=True)
-        if metrics is not None and metrics_port is not None:
+        # With --workers, each worker counts into its own Metrics and the
+        # supervisor serves their sum (run_workers' metrics_port).
+        if metrics is not None and metrics_port is not None and worker is None:
             scrape = await nursery.start(trionet.metrics.serve_metrics, metrics, metrics_port, host)
             print(f"Metrics at http://{host}:{scrape.port}/metrics", flush=True)
 
@@ -66,16 +68,20 @@ def cli() -> None:
         help="serve Prometheus metrics on this port (needs trionet[metrics])",
     )
     args = parser.parse_args()
-    if args.metrics_port is not None and args.workers is not None:
-        # Each worker would count its own requests only: summing them is the
-        # supervisor's job, not built yet.
-        parser.error("--metrics-port does not work with --workers yet")
     if args.workers is not None:
         # N copies of main, each serving the socket bound here once; SIGHUP
         # replaces them one by one, SIGTERM drains them all.
         listen = [(args.host, args.port)]
-        main_args = (args.host, args.port, args.parser)
-        sys.exit(trionet.run_workers(main, *main_args, workers=args.workers, listen=listen))
+        main_args = (args.host, args.port, args.parser, args.metrics_port)
+        status = trionet.run_workers(
+            main,
+            *main_args,
+            workers=args.workers,
+            listen=listen,
+            metrics_port=args.metrics_port,
+            metrics_host=args.host,
+        )
+        sys.exit(status)
     # SIGINT (Ctrl-C) or SIGTERM shuts the server down gracefully; a second
     # signal stops it at once. Either way the exit status is 0.
     trionet.run(main, args.host, args.port, args.parser, args.metrics_port)

@@ -616,6 +616,9 @@ LIMITED = [
     "trionet.tls.client_context",
     "trionet.testing.memory_tcp_pair",
     "trionet.testing.VirtualUDPNetwork",
+    "trionet.serve_workers",
+    "trionet.run_workers",
+    "trionet.metrics.WorkerMetrics",
 ]
 LIMIT_PARAMETER = re.compile(
     r"max_\w+|\w*timeout|\w+_size|\w+_bytes|\w+_expiry|\w+_delay|\w+_interval|grace|backlog"

@@ -37,6 +37,7 @@ import trio
 
 import trionet
 import trionet.http
+import trionet.metrics
 import trionet.testing
 import trionet.tls
 import trionet.websocket
@@ -61,6 +62,7 @@ PLACEHOLDERS = {
     "request": "trionet.http.Request",
     "ws": "trionet.websocket.WebSocketConnection",
     "stream": "trio.abc.Stream",
+    "main": "Callable[[], Awaitable[None]]",
 }
 
 # Strict, as the package itself is checked (pyproject.toml), so that a

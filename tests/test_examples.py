@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -258,12 +259,27 @@ async def test_http_hello_serves_its_metrics_on_the_metrics_port() -> None:
     assert counts[0].endswith(" 3.0")
 
 
-async def test_http_hello_refuses_metrics_with_workers() -> None:
+async def test_http_hello_with_workers_serves_their_summed_metrics() -> None:
     command = [*example("http_hello.py", 0), "--metrics-port", "0", "--workers", "2"]
-    with trio.fail_after(STARTUP_TIMEOUT):
-        result = await trio.run_process(command, capture_stderr=True, check=False)
-    assert result.returncode == 2
-    assert b"--metrics-port does not work with --workers yet" in result.stderr
+    async with running(command, stderr=subprocess.STDOUT) as (_, output):
+        port = await read_port(output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
+        # Printed by the supervisor once both workers are ready.
+        metrics_port = await read_port(output, r"^Metrics at http://127\.0\.0\.1:(\d+)/metrics$")
+        with trio.fail_after(STARTUP_TIMEOUT):
+            for _ in range(6):  # a connection each: both workers take some
+                async with trionet.http.Client() as client:
+                    assert (await client.get(f"http://127.0.0.1:{port}/")).status == 200
+            async with trionet.http.Client() as client:
+                scraped = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+                text = await scraped.text()
+    counts = [
+        line
+        for line in text.splitlines()
+        if line.startswith("trionet_http_requests_total{") and 'status="2xx"' in line
+    ]
+    # One series for the two workers' servers, with every request in it.
+    assert len(counts) == 1
+    assert counts[0].endswith(" 6.0")
 
 
 async def test_http_get_reports_a_refused_connection_in_one_line() -> None:

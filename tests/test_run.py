@@ -175,6 +175,19 @@ def test_run_raises_mains_exception_itself() -> None:
         trionet.run(main)
 
 
+def test_sys_exit_in_main_ends_the_program_with_its_status() -> None:
+    async def main() -> None:
+        await trio.lowlevel.checkpoint()
+        sys.exit(3)
+
+    # SystemExit itself, as from a plain function: Python exits with 3 and
+    # prints no traceback (an exception group would print one, and exit 1).
+    with pytest.raises(SystemExit) as raised:
+        trionet.run(main)
+    assert type(raised.value) is SystemExit
+    assert raised.value.code == 3
+
+
 def test_run_checks_its_arguments() -> None:
     async def main() -> None:
         await trio.lowlevel.checkpoint()

@@ -94,7 +94,8 @@ def run(
     Raises:
         ValueError: ``grace`` is negative, or ``signals`` is empty.
         Exception: What ``main`` raised (itself, not wrapped in an
-            ``ExceptionGroup``).
+            ``ExceptionGroup``); ``SystemExit`` too, so that ``sys.exit(n)``
+            in ``main`` ends the program with status ``n``.
     """
     checks.non_negative_seconds("grace", grace)
     watched = [signal.Signals(signum) for signum in signals]
@@ -118,14 +119,14 @@ async def _run(
     registry = ServerRegistry(grace)
     current_registry.set(registry)  # inherited by every task started below
     result: list[T] = []
-    failure: list[Exception] = []
+    failure: list[Exception | SystemExit] = []
     main_scope = trio.CancelScope()
 
     async def run_main(watcher: trio.CancelScope) -> None:
         try:
             with main_scope:
                 result.append(await main(*args))
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit(n) in main: exit n, no group
             failure.append(exc)
         finally:
             watcher.cancel()  # main is over: stop watching for signals

@@ -33,15 +33,18 @@ at once.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import trio
 
 from .. import _checks as checks
 from .._server import SocketAddress
+from ..metrics._record import add_into
 from ._process import WorkerProcess
 from ._types import (
     BACKOFF_INITIAL,
@@ -118,6 +121,9 @@ class WorkerPool:
         self._stopped = trio.Event()
         self._restart_lock = trio.Lock()
         self._resize_lock = trio.Lock()
+        # The metrics of processes that have ended, by namespace: their
+        # counters stay in the totals (a counter never goes backwards).
+        self._ended_metrics: dict[str, dict[str, Any]] = {}
         self.exit_status: int | None = None
 
     def __repr__(self) -> str:
@@ -159,6 +165,41 @@ class WorkerPool:
             for slot in self._slots
         )
         return WorkerPoolStatistics(workers, sum_statistics(w.servers for w in workers))
+
+    def metrics_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Return the workers' :class:`~trionet.metrics.Metrics`, summed, as
+        of their last heartbeats (call :meth:`refresh` first for counts of
+        this instant). :class:`trionet.metrics.WorkerMetrics` exposes them.
+
+        Each worker process reports a snapshot per metrics namespace
+        (:meth:`trionet.metrics.Metrics.snapshot`); the servers of one name
+        add up to one series across workers. Processes that have ended
+        still count, as of their last heartbeat (a worker that stops
+        gracefully sends one once its servers have drained; one that is
+        killed loses what it counted since the one before), but their open
+        connections no longer do.
+
+        Returns:
+            ``{namespace: snapshot}``, a new dict (empty when no worker has
+            a :class:`~trionet.metrics.Metrics` with a server).
+        """
+        total = copy.deepcopy(self._ended_metrics)
+        for process in self._processes:
+            for namespace, snapshot in process.metrics.items():
+                add_into(total.setdefault(namespace, {}), snapshot)
+        return total
+
+    async def refresh(self) -> None:
+        """Ask every ready worker for a heartbeat now, and return once each
+        has answered (or ended), so that :meth:`statistics` and
+        :meth:`metrics_snapshot` are of this instant rather than of the last
+        heartbeat. A worker whose event loop is blocked answers late: bound
+        the wait with ``trio.move_on_after`` (each worker then keeps the
+        counts of its last heartbeat)."""
+        async with trio.open_nursery() as nursery:
+            for process in list(self._processes):
+                if process.ready.is_set():
+                    nursery.start_soon(process.ask_for_beat)
 
     async def add_worker(self) -> None:
         """Start one more worker (index ``N``), and return once it is ready.
@@ -395,6 +436,7 @@ class WorkerPool:
             await process.run(self._on_beat)
             nursery.cancel_scope.cancel()
         self._processes.discard(process)
+        self._keep_metrics(process)
         self._on_exit(process, slot)
 
     async def _detect_silence(self, process: WorkerProcess) -> None:
@@ -429,6 +471,15 @@ class WorkerPool:
             logger.info("%r accepted %d connections (max_requests): replacing it", process, limit)
             assert self._nursery is not None
             self._nursery.start_soon(self._recycle, process)
+
+    def _keep_metrics(self, process: WorkerProcess) -> None:
+        """Fold an ended process's last metrics into the totals, without its
+        open connections (none are open now)."""
+        for namespace, snapshot in process.metrics.items():
+            for values in snapshot.get("servers", {}).values():
+                values.pop("connections_open", None)
+            add_into(self._ended_metrics.setdefault(namespace, {}), snapshot)
+        process.metrics = {}
 
     def _on_exit(self, process: WorkerProcess, slot: _Slot) -> None:
         if process.state == "starting":

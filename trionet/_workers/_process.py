@@ -32,7 +32,7 @@ from typing import Literal
 import trio
 
 from .._server import ServerStatistics
-from ._beat import BeatReader
+from ._beat import ASK, BeatReader, MetricsSnapshots
 from ._types import describe_exit, sum_statistics
 from ._worker import WorkerSpec, worker_entry
 
@@ -45,6 +45,11 @@ State = Literal["starting", "serving", "retiring"]
 # How often to collect the exit status of a process that has just ended (or
 # was just killed): it is there within microseconds.
 _REAP_POLL = 0.002
+
+# Seconds to read what a process sent before it ended (its last beat): it is
+# in the socket buffer already, and the end of stream follows, unless a child
+# of the worker still holds its end of the socket pair.
+_DRAIN_AFTER_EXIT = 1.0
 
 _ZERO = sum_statistics(())
 
@@ -61,6 +66,7 @@ class WorkerProcess:
         exited: Set once the process has ended and its status is collected.
         exitcode: The exit status (negative: the signal that killed it).
         servers: The counters of its last heartbeat.
+        metrics: The metrics snapshots of its last heartbeat, by namespace.
         pending: The ``listen`` entries it said it does not serve yet.
         last_beat: When its last heartbeat came (trio's clock).
         ready_at: When it became ready.
@@ -89,6 +95,11 @@ class WorkerProcess:
         self.settled = trio.Event()  # ready or exited, whichever comes first
         self.exitcode: int | None = None
         self.servers: ServerStatistics = _ZERO
+        self.metrics: MetricsSnapshots = {}
+        self._asked = 0  # beats asked for (ask_for_beat)
+        self._answered = 0  # of which the worker has answered
+        self._beat_arrived = trio.lowlevel.ParkingLot()
+        self._send_lock = trio.Lock()
         self.pending: tuple[str, ...] = ()
         self.last_beat = trio.current_time()
         self.ready_at: float | None = None
@@ -131,8 +142,11 @@ class WorkerProcess:
         The handle's descriptors are closed then, whatever happens."""
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_beats, on_beat)
+                read_all = trio.Event()
+                nursery.start_soon(self._read_beats, on_beat, read_all)
                 await trio.lowlevel.wait_readable(self._exit_fd)
+                with trio.move_on_after(_DRAIN_AFTER_EXIT):
+                    await read_all.wait()
                 nursery.cancel_scope.cancel()
             await self._reap(deadline=None)
         finally:
@@ -140,7 +154,16 @@ class WorkerProcess:
                 with trio.CancelScope(shield=True):
                     await self.force_close()
 
-    async def _read_beats(self, on_beat: Callable[[WorkerProcess], None]) -> None:
+    async def _read_beats(
+        self, on_beat: Callable[[WorkerProcess], None], read_all: trio.Event
+    ) -> None:
+        try:
+            await self._read_beats_until_the_end(on_beat)
+        finally:
+            read_all.set()
+            self._beat_arrived.unpark_all()  # nothing more will come
+
+    async def _read_beats_until_the_end(self, on_beat: Callable[[WorkerProcess], None]) -> None:
         reader = BeatReader()
         while True:
             try:
@@ -159,12 +182,31 @@ class WorkerProcess:
             for beat in beats:
                 self.last_beat = trio.current_time()
                 self.servers = beat.servers
+                self.metrics = beat.metrics
+                self._answered = max(self._answered, beat.answered)
+                self._beat_arrived.unpark_all()
                 self.pending = beat.pending
                 if beat.ready and not self.ready.is_set():
                     self.ready_at = self.last_beat
                     self.ready.set()
                     self.settled.set()
                 on_beat(self)
+
+    async def ask_for_beat(self) -> None:
+        """Ask the worker for a heartbeat now, and return once it came (its
+        counters and metrics are then fresh), or once the process ended.
+        The caller bounds the wait."""
+        async with self._send_lock:
+            if self.exited.is_set():
+                return
+            try:
+                await self._channel.send_all(ASK)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # it is ending: its last beat is what we have
+            self._asked += 1
+            asked = self._asked
+        while self._answered < asked and not self.exited.is_set():
+            await self._beat_arrived.park()
 
     def terminate(self) -> None:
         """Ask the worker to stop gracefully (SIGTERM)."""
@@ -211,6 +253,7 @@ class WorkerProcess:
             self._process.close()  # multiprocessing's pipes
         self.exited.set()
         self.settled.set()
+        self._beat_arrived.unpark_all()
 
 
 def _exit_descriptor(process: multiprocessing.process.BaseProcess) -> tuple[int, bool]:

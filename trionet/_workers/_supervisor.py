@@ -29,6 +29,8 @@ from typing import TypeVarTuple
 
 import trio
 
+from .. import _checks as checks
+from .._addresses import format_address
 from .._listener_pool import ListenEntry, active_listener_pool, is_listening
 from .._listeners import SocketFile, open_tcp_sockets, open_unix_socket
 from .._server import DEFAULT_SHUTDOWN_GRACE, SocketAddress, describe_callable
@@ -256,6 +258,8 @@ def run_workers(
     startup_timeout: float = 30.0,
     max_requests: int | None = None,
     max_requests_jitter: int = 0,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
 ) -> int:
     """Run ``main(*args)`` in worker processes until a signal stops them: the
     multi-process :func:`trionet.run`.
@@ -289,6 +293,15 @@ def run_workers(
         startup_timeout: As for :func:`serve_workers`.
         max_requests: As for :func:`serve_workers`.
         max_requests_jitter: As for :func:`serve_workers`.
+        metrics_port: Serve the workers' metrics, summed, on this port once
+            every worker is ready (:class:`trionet.metrics.WorkerMetrics`;
+            needs ``trionet[metrics]``); each worker gives a
+            :class:`~trionet.metrics.Metrics` of its own to its servers.
+            Port 0 picks one. The address is printed to stderr (``Metrics
+            at http://HOST:PORT/metrics``). ``None`` (default): no metrics
+            server.
+        metrics_host: The address of the metrics server; ``None`` (default)
+            listens on every address. Bind a private one where you can.
 
     Returns:
         The exit status for ``sys.exit``: 0 when every worker stopped cleanly
@@ -312,9 +325,12 @@ def run_workers(
         max_requests=max_requests,
         max_requests_jitter=max_requests_jitter,
     )
+    checks.count("metrics_port", metrics_port, minimum=0, maximum=65535, none=True)
+    if metrics_port is not None:
+        from ..metrics import WorkerMetrics  # noqa: F401  (an ImportError now, not later)
     check_picklable(main, args)
     try:
-        return trio.run(_supervise, main, args, options)
+        return trio.run(_supervise, main, args, options, (metrics_port, metrics_host))
     except KeyboardInterrupt:
         # Ctrl-C in the instants before the signal watcher was in place or
         # after it was gone: whether every worker stopped cleanly is unknown.
@@ -322,7 +338,10 @@ def run_workers(
 
 
 async def _supervise(
-    main: Callable[..., Awaitable[object]], args: tuple[object, ...], options: PoolOptions
+    main: Callable[..., Awaitable[object]],
+    args: tuple[object, ...],
+    options: PoolOptions,
+    metrics_at: tuple[int | None, str | None],
 ) -> int:
     pool: WorkerPool | None = None
     failure: Exception | None = None
@@ -365,6 +384,8 @@ async def _supervise(
             nursery.start_soon(watch, received)
             try:
                 pool = await nursery.start(serve)
+                if metrics_at[0] is not None:
+                    await nursery.start(_serve_metrics, pool, *metrics_at)
             except WorkerError as exc:
                 _say(f"run_workers: {exc}")
                 nursery.cancel_scope.cancel()
@@ -380,6 +401,18 @@ async def _supervise(
     if forced or pool.exit_status is None:
         return 1
     return pool.exit_status
+
+
+async def _serve_metrics(
+    pool: WorkerPool, port: int, host: str | None, task_status: trio.TaskStatus[None]
+) -> None:
+    from ..metrics import WorkerMetrics, serve_metrics
+
+    metrics = WorkerMetrics(pool)
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(serve_metrics, metrics, port, host)
+        _say(f"Metrics at http://{format_address(server.addresses[0])}/metrics")
+        task_status.started()
 
 
 async def _logged(operation: Callable[[], Awaitable[None]], what: str) -> None:

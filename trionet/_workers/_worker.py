@@ -27,10 +27,14 @@ worker holds the very sockets the supervisor bound.
 Beside ``main`` two tasks talk to the supervisor over the socket pair: one
 sends a heartbeat every ``heartbeat_interval`` (at once, the first time the
 worker is ready: when it serves every ``listen`` entry, or, given none, once
-its first server listens), with the servers' summed counters; the other waits
-for the end of the stream. The supervisor keeps its end open until the worker
-has exited, so an end of stream means the supervisor died: the worker stops
-as if it had been sent SIGTERM, and no orphan is left serving.
+its first server listens; and at once when the supervisor asks, see
+:mod:`._beat`), with the servers' summed counters and the snapshots of the
+process's :class:`~trionet.metrics.Metrics`; the other reads the
+supervisor's requests until the end of the stream. The supervisor keeps its
+end open until the worker has exited, so an end of stream means the
+supervisor died: the worker stops as if it had been sent SIGTERM, and no
+orphan is left serving. Once its servers have drained, a stopping worker
+sends one last beat, so that the supervisor's totals have its final counts.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ from .._listener_pool import (
 )
 from .._run import run
 from .._server import Server, ServerRegistry, ServerStatistics, current_registry
-from ._beat import Beat
+from ..metrics._collector import process_snapshots
+from ._beat import ASK, Beat
 from ._types import Worker, sum_statistics
 
 __all__ = ["HandedListener", "WorkerSpec", "current_worker", "worker_entry"]
@@ -62,6 +67,10 @@ logger = logging.getLogger("trionet.workers")
 # How often a worker that is not ready yet looks again: being ready is a
 # matter of its servers starting, which nothing announces.
 _READY_POLL = 0.01
+
+# Seconds the last beat may take (the supervisor reads it at once; this only
+# bounds a supervisor that stopped reading).
+_LAST_BEAT_TIMEOUT = 1.0
 
 # This process's identity: set once, when the process starts as a worker.
 _identity: Worker | None = None
@@ -157,18 +166,45 @@ def _close_on_exec_everything() -> None:
                 pass  # the directory's own descriptor, closed by now
 
 
+class _Requests:
+    """The beats the supervisor asked for (see :mod:`._beat`): how many
+    requests were read, and a wake-up for the task that sends beats."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.arrived = trio.Event()
+
+    def add(self, count: int) -> None:
+        self.count += count
+        self.arrived.set()
+
+    def reset(self) -> None:
+        if self.arrived.is_set():
+            self.arrived = trio.Event()
+
+
 async def _serve(
     spec: WorkerSpec, pool: ListenerPool, channel_socket: stdlib_socket.socket
 ) -> None:
     registry = current_registry.get()
     assert registry is not None  # we run under trionet.run
     channel = trio.SocketStream(trio.socket.from_stdlib_socket(channel_socket))
-    async with channel, trio.open_nursery() as nursery:
-        nursery.start_soon(_send_beats, channel, pool, registry, spec.heartbeat_interval)
-        nursery.start_soon(_watch_supervisor, channel, registry)
-        await spec.main(*spec.args)
-        # main returned by itself: the supervisor sees the exit and decides.
-        nursery.cancel_scope.cancel()
+    beats = _Beats(channel, pool, registry)
+    requests = _Requests()
+    async with channel:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(beats.send_every, spec.heartbeat_interval, requests)
+                nursery.start_soon(_watch_supervisor, channel, registry, requests)
+                await spec.main(*spec.args)
+                # main returned by itself: the supervisor sees the exit and decides.
+                nursery.cancel_scope.cancel()
+        finally:
+            # The last word, once every server has stopped (trionet.run
+            # cancels main after the drain): the final counts, so that the
+            # supervisor's totals miss nothing of this process.
+            with trio.CancelScope(shield=True), trio.move_on_after(_LAST_BEAT_TIMEOUT):
+                await beats.send(requests.count)
 
 
 def _readiness(pool: ListenerPool, registry: ServerRegistry) -> tuple[bool, tuple[str, ...]]:
@@ -186,30 +222,68 @@ def _readiness(pool: ListenerPool, registry: ServerRegistry) -> tuple[bool, tupl
     return not pending, pending
 
 
-async def _send_beats(
-    channel: trio.SocketStream, pool: ListenerPool, registry: ServerRegistry, interval: float
-) -> None:
-    # The last counters of every server this worker ran: a server that
-    # stopped still counts in the worker's totals.
-    seen: dict[Server, ServerStatistics] = {}
-    ready = False
-    next_beat = trio.current_time()
-    while True:
-        for server in list(registry.servers):
-            seen[server] = server.statistics()
-        now_ready, pending = _readiness(pool, registry)
-        became_ready = now_ready and not ready
-        if became_ready or trio.current_time() >= next_beat:
-            ready = ready or now_ready
-            if became_ready:
-                _note_unused(pool)
-            beat = Beat(ready, sum_statistics(seen.values()), () if ready else pending)
+class _Beats:
+    """What the heartbeats report, and sending them."""
+
+    def __init__(
+        self, channel: trio.SocketStream, pool: ListenerPool, registry: ServerRegistry
+    ) -> None:
+        self._channel = channel
+        self._pool = pool
+        self._registry = registry
+        # The last counters of every server this worker ran: a server that
+        # stopped still counts in the worker's totals.
+        self._seen: dict[Server, ServerStatistics] = {}
+        self.ready = False
+        self._pending: tuple[str, ...] = ()
+        self._lock = trio.Lock()  # the periodic beat and the last one
+
+    def poll(self) -> bool:
+        """Note the servers' counters; return whether the worker has just
+        become ready."""
+        for server in list(self._registry.servers):
+            self._seen[server] = server.statistics()
+        now_ready, self._pending = _readiness(self._pool, self._registry)
+        became_ready = now_ready and not self.ready
+        self.ready = self.ready or now_ready
+        if became_ready:
+            _note_unused(self._pool)
+        return became_ready
+
+    async def send(self, answered: int) -> bool:
+        """Send a beat answering ``answered`` requests; ``False`` if the
+        supervisor is gone."""
+        async with self._lock:
+            self.poll()
+            beat = Beat(
+                self.ready,
+                sum_statistics(self._seen.values()),
+                () if self.ready else self._pending,
+                metrics=process_snapshots(),
+                answered=answered,
+            )
             try:
-                await channel.send_all(beat.encode())
+                await self._channel.send_all(beat.encode())
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the supervisor is gone: _watch_supervisor acts on it
-            next_beat = trio.current_time() + interval
-        await trio.sleep(interval if ready else min(interval, _READY_POLL))
+                return False  # _watch_supervisor acts on it
+            return True
+
+    async def send_every(self, interval: float, requests: _Requests) -> None:
+        """Beat every ``interval``, at once when the worker becomes ready, and
+        at once when the supervisor asks."""
+        next_beat = trio.current_time()
+        answered = 0
+        while True:
+            became_ready = self.poll()
+            asked = requests.count > answered
+            if became_ready or asked or trio.current_time() >= next_beat:
+                requests.reset()
+                answered = requests.count
+                if not await self.send(answered):
+                    return
+                next_beat = trio.current_time() + interval
+            with trio.move_on_after(interval if self.ready else min(interval, _READY_POLL)):
+                await requests.arrived.wait()
 
 
 def _note_unused(pool: ListenerPool) -> None:
@@ -218,7 +292,9 @@ def _note_unused(pool: ListenerPool) -> None:
         logger.debug("no server of this worker uses %s", entry.describe())
 
 
-async def _watch_supervisor(channel: trio.SocketStream, registry: ServerRegistry) -> None:
+async def _watch_supervisor(
+    channel: trio.SocketStream, registry: ServerRegistry, requests: _Requests
+) -> None:
     while True:
         try:
             data = await channel.receive_some()
@@ -226,6 +302,7 @@ async def _watch_supervisor(channel: trio.SocketStream, registry: ServerRegistry
             data = b""
         if not data:
             break
+        requests.add(data.count(ASK))
     if not registry.stopping:
         logger.warning(
             "worker %d (pid %d): the supervisor is gone; shutting down",

@@ -26,8 +26,8 @@ A server that stops is folded into per-name totals at the next scrape:
 its counters stay (a counter never goes backwards; a server started again
 under the same name goes on from them) and its ``connections_open`` gauge
 leaves. Everything is rendered from :meth:`Metrics.snapshot`, nested dicts
-of plain numbers that add up leaf by leaf: a supervisor of several worker
-processes can sum their snapshots into one exposition.
+of plain numbers that add up leaf by leaf: the supervisor of worker processes sums theirs into one
+exposition (:class:`WorkerMetrics`, see :mod:`._workers`).
 
 Importing this package does not import prometheus-client; making a
 :class:`Metrics` without it raises :exc:`ImportError`.
@@ -36,5 +36,13 @@ Importing this package does not import prometheus-client; making a
 from ._collector import DEFAULT_DURATION_BUCKETS as DEFAULT_DURATION_BUCKETS
 from ._collector import Metrics as Metrics
 from ._serve import serve_metrics as serve_metrics
+from ._workers import DEFAULT_REFRESH_TIMEOUT as DEFAULT_REFRESH_TIMEOUT
+from ._workers import WorkerMetrics as WorkerMetrics
 
-__all__ = ["DEFAULT_DURATION_BUCKETS", "Metrics", "serve_metrics"]
+__all__ = [
+    "DEFAULT_DURATION_BUCKETS",
+    "DEFAULT_REFRESH_TIMEOUT",
+    "Metrics",
+    "WorkerMetrics",
+    "serve_metrics",
+]

@@ -11,6 +11,7 @@ import copy
 import itertools
 import math
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from .._server import ServerCore
     from .._udp._socket import UDPSocket
 
-__all__ = ["DEFAULT_DURATION_BUCKETS", "Metrics"]
+__all__ = [
+    "DEFAULT_DURATION_BUCKETS",
+    "INSTALL_HINT",
+    "Metrics",
+    "in_run",
+    "process_snapshots",
+    "scrape_response",
+]
 
 #: The bounds (seconds) of ``trionet_http_request_duration_seconds``:
 #: prometheus-client's defaults (5 ms to 10 s) with 0.5 to 2.5 ms below them,
@@ -56,7 +64,7 @@ DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
 
 _NAMESPACE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 
-_INSTALL_HINT = "trionet.metrics needs prometheus-client: pip install 'trionet[metrics]'"
+INSTALL_HINT = "trionet.metrics needs prometheus-client: pip install 'trionet[metrics]'"
 
 
 def _check_buckets(buckets: Iterable[float]) -> tuple[float, ...]:
@@ -76,7 +84,22 @@ def _check_buckets(buckets: Iterable[float]) -> tuple[float, ...]:
     return tuple(bounds)
 
 
-def _in_run(token: trio.lowlevel.TrioToken) -> bool:
+# Every Metrics of this process: a worker's heartbeats carry their snapshots
+# to the supervisor (see trionet._workers), which sums them over workers.
+_live: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def process_snapshots() -> dict[str, dict[str, Any]]:
+    """The snapshots of every :class:`Metrics` of this process that reports
+    at least one server, by namespace (two of one namespace are summed)."""
+    snapshots: dict[str, dict[str, Any]] = {}
+    for metrics in list(_live):
+        if metrics._sources or metrics._retired:
+            add_into(snapshots.setdefault(metrics.namespace, {}), metrics.snapshot())
+    return snapshots
+
+
+def in_run(token: trio.lowlevel.TrioToken) -> bool:
     try:
         return trio.lowlevel.current_trio_token() is token
     except RuntimeError:  # not in a trio run at all
@@ -138,7 +161,7 @@ class Metrics:
         except ModuleNotFoundError as exc:
             if exc.name is None or exc.name.partition(".")[0] != "prometheus_client":
                 raise
-            raise ImportError(_INSTALL_HINT) from exc
+            raise ImportError(INSTALL_HINT) from exc
         if not isinstance(namespace, str):
             raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
         if not _NAMESPACE.match(namespace):
@@ -155,6 +178,7 @@ class Metrics:
         self._retired: dict[str, Snapshot] = {}
         self.registry = registry if registry is not None else prometheus_client.CollectorRegistry()
         self.registry.register(self)
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"<trionet.metrics.Metrics {self.namespace!r}, {len(self._sources)} server(s)>"
@@ -215,7 +239,7 @@ class Metrics:
             A new dict (the caller may keep or change it).
         """
         token = self._trio_token
-        if token is not None and not _in_run(token):
+        if token is not None and not in_run(token):
             try:
                 return trio.from_thread.run_sync(self._snapshot, trio_token=token)
             except trio.RunFinishedError:
@@ -263,12 +287,18 @@ class Metrics:
         Returns:
             The :class:`~trionet.http.Response`.
         """
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        return scrape_response(request, self.registry)
 
-        if request.method not in ("GET", "HEAD"):
-            return Response(
-                405,
-                {"allow": "GET, HEAD", "content-type": "text/plain; charset=utf-8"},
-                b"405 Method Not Allowed: scrape with GET\n",
-            )
-        return Response(200, {"content-type": CONTENT_TYPE_LATEST}, generate_latest(self.registry))
+
+def scrape_response(request: Request, registry: CollectorRegistry) -> Response:
+    """The answer to a scrape of ``registry``: its text exposition for
+    ``GET`` and ``HEAD``, 405 for any other method."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    if request.method not in ("GET", "HEAD"):
+        return Response(
+            405,
+            {"allow": "GET, HEAD", "content-type": "text/plain; charset=utf-8"},
+            b"405 Method Not Allowed: scrape with GET\n",
+        )
+    return Response(200, {"content-type": CONTENT_TYPE_LATEST}, generate_latest(registry))

@@ -8,12 +8,13 @@ import trio
 
 from .._server import Server
 from ._collector import Metrics
+from ._workers import WorkerMetrics
 
 __all__ = ["serve_metrics"]
 
 
 async def serve_metrics(
-    metrics: Metrics,
+    metrics: Metrics | WorkerMetrics,
     port: int,
     host: str | None = None,
     *,
@@ -31,7 +32,9 @@ async def serve_metrics(
     it (a private address): the metrics name your servers' addresses.
 
     Args:
-        metrics: The metrics to serve.
+        metrics: The metrics to serve: a process's :class:`Metrics`, or
+            in the supervisor of worker processes, their
+            :class:`WorkerMetrics`.
         port: The port; 0 lets the system pick.
         host: The address; ``None`` listens on every address.
         task_status: Set by ``nursery.start`` (to the :class:`~trionet.Server`).
