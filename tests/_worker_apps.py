@@ -3,13 +3,16 @@
 ``http_main`` is what each worker runs: an HTTP server whose answers carry
 the worker's pid (``x-worker-pid``) and index (``x-worker-index``); it prints
 ``worker I/N pid P port X`` once it listens. ``unix_main`` says its pid to
-each connection on a Unix socket. Run as a program, this module is:
+each connection on a Unix socket. ``udp_main`` answers every datagram
+with the worker's pid (and the datagram). Run as a program, this module is:
 
 * ``python -m tests._worker_apps workers [--workers N] [--grace S]``: a
   ``run_workers`` supervisor of ``http_main`` on ``127.0.0.1``, port 0, with
   the ``trionet.workers`` log on stderr;
 * ``python -m tests._worker_apps single --port P``: ``http_main`` under
-  ``trionet.run``, in this one process;
+  ``trionet.run``, in this one process (with ``--udp``, ``udp_main``; with
+  ``--udp --workers N``, ``udp_main`` in N workers sharing ``(127.0.0.1, P,
+  "udp")``);
 * ``python -m tests._worker_apps systemd FD -- COMMAND...``: what systemd
   does for socket activation: move the listening socket ``FD`` to descriptor
   3, set ``LISTEN_FDS=1`` and ``LISTEN_PID`` to this process's pid, and
@@ -73,6 +76,20 @@ async def unix_main(path: str) -> None:
         await nursery.start(trionet.serve_unix, say_pid, path)
 
 
+async def udp_pid_echo(peer: trionet.UDPPeer) -> None:
+    async for dgram in peer:
+        await peer.send(f"{os.getpid()} ".encode() + dgram.data)
+
+
+async def udp_main(host: str, port: int, servers: int = 1) -> None:
+    """Answer each datagram to ``(host, port)`` with ``b"PID "`` and the
+    datagram itself; with ``servers``, start that many such servers, one
+    after the other."""
+    async with trio.open_nursery() as nursery:
+        for _ in range(servers):
+            await nursery.start(trionet.serve_udp, udp_pid_echo, port, host)
+
+
 def _systemd(fd: int, command: list[str]) -> None:
     os.dup2(fd, 3)  # dup2 clears close-on-exec: descriptor 3 survives the exec
     if fd != 3:
@@ -90,12 +107,22 @@ def cli() -> None:
     workers.add_argument("--grace", type=float, default=10.0)
     single = commands.add_parser("single")
     single.add_argument("--port", type=int, required=True)
+    single.add_argument("--udp", action="store_true")
+    single.add_argument("--workers", type=int)
     systemd = commands.add_parser("systemd")
     systemd.add_argument("fd", type=int)
     systemd.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.command == "systemd":
         _systemd(args.fd, [arg for arg in args.rest if arg != "--"])
+    elif args.command == "single" and args.udp and args.workers:
+        listen = [("127.0.0.1", args.port, "udp")]
+        status = trionet.run_workers(
+            udp_main, "127.0.0.1", args.port, workers=args.workers, listen=listen
+        )
+        sys.exit(status)
+    elif args.command == "single" and args.udp:
+        trionet.run(udp_main, "127.0.0.1", args.port)
     elif args.command == "single":
         trionet.run(http_main, "127.0.0.1", args.port)
     else:

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import pytest
 import trio
 
 import trionet
+import trionet.http
+import trionet.websocket
 from tests._http import parse, read_until_closed, request
 from tests._net import receive_exactly
 from tests._node import (
@@ -193,12 +196,20 @@ COMMAND = re.compile(r"^ {9}(\S.*)$")
 
 # Every kind of line the demo prints after its banner: each run below checks
 # its log against it, and so does the test of the docs' example.
-LOG_LINE = re.compile(
+CONNECTION_LINE = (
     r"(tcp   \S+ (connected|ended: 连接断开|closed \(shutting down\)|reset: .+))"
     r"|(udp   \S+ got '.*')"
     r"|((http |https) \S+ [A-Z]+ /\S* \d{3})"
     r"|((ws    |wss   )\S+ (open /updates|closed \d{4} \([a-z ]+\)))"
-    r"|((SIGINT|SIGTERM): shutting down\.\.\.)|(stopped\.)"
+)
+LOG_LINE = re.compile(rf"{CONNECTION_LINE}|((SIGINT|SIGTERM): shutting down\.\.\.)|(stopped\.)")
+# With --workers: each connection's line says which worker handled it, the
+# pool logs its own events, and the supervisor says it stops the workers.
+WORKERS_LOG_LINE = re.compile(
+    rf"(({CONNECTION_LINE}) \[worker \d+\])"
+    r"|(workers: .+)"
+    r"|((SIGINT|SIGTERM): stopping the workers \(again to kill them at once\))"
+    r"|(stopped\.)"
 )
 
 
@@ -226,8 +237,9 @@ async def demo(*flags: str) -> AsyncIterator[Demo]:
                     assert line == "", f"an unexpected line in the banner: {line!r}"
         running_demo = Demo(process, output, list(output.lines), rows)
         yield running_demo
+        expected = WORKERS_LOG_LINE if "--workers" in flags else LOG_LINE
         for line in running_demo.log():
-            assert LOG_LINE.fullmatch(line), f"an unexpected line: {line!r}"
+            assert expected.fullmatch(line), f"an unexpected line: {line!r}"
 
 
 def logged(lines: list[str], pattern: str) -> list[re.Match[str]]:
@@ -669,6 +681,189 @@ async def test_demo_port_in_use_is_one_line_naming_the_port_and_the_flag(
         f" 127.0.0.1:{port}; choose another port with {service.flag} PORT\n"
     )
     assert "trionet demo is running" not in result.stdout.decode()
+
+
+# -- trionet demo --workers -----------------------------------------------------------
+
+
+async def seen(output: OutputReader, pattern: str) -> re.Match[str]:
+    """The first line read so far that matches ``pattern`` (``re.search``),
+    or else the next one read that does."""
+    for line in output.lines:
+        if match := re.search(pattern, line):
+            return match
+    return await output.wait_for(pattern)
+
+
+async def http_hello(port: int) -> bytes:
+    """``GET /hello`` on a new connection; the body of a 200."""
+    async with await trionet.connect_tcp("127.0.0.1", port) as conn:
+        await conn.send(request("GET", "/hello", "Connection: close\r\n"))
+        raw = await read_until_closed(conn)
+    (reply,) = parse(raw, [("GET", "/hello")])
+    assert reply.status == 200
+    return reply.body
+
+
+async def test_demo_with_workers_shares_every_port_and_stops_every_worker(
+    private_cache: Path,
+) -> None:
+    """``--workers 2`` with every port 0: the supervisor picks each port once
+    and both workers serve it; the banner, from worker 0, shows the ports
+    picked; each log line names its worker; Ctrl-C stops every worker
+    gracefully and the demo exits 0, having said ``stopped.`` once."""
+    async with demo("--workers", "2") as running_demo:
+        output = running_demo.output
+        with trio.fail_after(STARTUP_TIMEOUT):
+            await seen(output, r"^workers: 2 workers ready$")
+        ready = (
+            re.fullmatch(r"workers: worker (\d+) \(pid (\d+)\) ready", x) for x in output.lines
+        )
+        pids = {int(match.group(1)): int(match.group(2)) for match in ready if match}
+        assert sorted(pids) == [0, 1]
+        assert running_demo.process.pid not in pids.values()
+        tcp, udp, http, https = (
+            running_demo.port(label) for label in ("TCP", "UDP", "HTTP", "HTTPS")
+        )
+        assert 0 not in (tcp, udp, http, https)
+        with trio.fail_after(STEP_TIMEOUT):
+            # TCP: the welcome, 你好, and the end.
+            async with await trionet.connect_tcp("127.0.0.1", tcp) as conn:
+                assert await receive_exactly(conn, len(WELCOME)) == WELCOME
+                await conn.send(b"hello")
+                assert await receive_exactly(conn, len(GREETING)) == GREETING
+                await conn.send_eof()
+                assert [event async for event in conn] == [trionet.EndOfStream()]
+            # UDP: the echo, from the port the banner shows.
+            async with trionet.open_udp_socket("127.0.0.1") as sock:
+                await sock.send("深入浅出Node.js".encode(), ("127.0.0.1", udp))
+                dgram = await anext(sock)
+            assert dgram == trionet.Datagram("深入浅出Node.js".encode(), ("127.0.0.1", udp))
+            # WebSocket: update 1 at once, then the echo of what was sent.
+            async with trionet.websocket.connect(f"ws://127.0.0.1:{http}/updates") as ws:
+                first = await anext(ws)
+                assert str(first.data).startswith("update 1: ")
+                await ws.send("hi")
+                while (await anext(ws)).data != "echo: 'hi'":
+                    pass
+            # HTTPS: the development certificate the supervisor made, once.
+            cert = private_cache / "trionet" / "dev-cert" / "cert.pem"
+            context = ssl.create_default_context(cafile=str(cert))
+            async with trionet.http.Client(ssl_context=context, trust_env=False) as client:
+                response = await client.get(f"https://localhost:{https}/hello")
+                assert (response.status, await response.read()) == (200, b"Hello World\n")
+
+        # HTTP: both workers answer on the one port.
+        handled: set[int] = set()
+
+        async def read_handlers() -> None:
+            while len(handled) < 2:
+                match = await output.wait_for(r"^http  \S+ GET /hello 200 \[worker (\d+)\]$")
+                handled.add(int(match.group(1)))
+
+        async def ask() -> None:
+            while len(handled) < 2:
+                assert await http_hello(http) == b"Hello World\n"
+
+        with trio.fail_after(STARTUP_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_handlers)
+                for _ in range(4):
+                    nursery.start_soon(ask)
+        assert handled == {0, 1}
+
+        with trio.fail_after(STEP_TIMEOUT + 10):
+            # Ctrl-C in a terminal: SIGINT to every process of the group.
+            os.killpg(running_demo.process.pid, signal.SIGINT)
+            await output.wait_for(r"^SIGINT: stopping the workers \(again to kill them at once\)$")
+            await output.wait_for(r"^stopped\.$")
+            assert await output.read_rest() == []
+            assert await running_demo.process.wait() == 0
+        # No worker outlived the demo (checked before the end of the block,
+        # which kills whatever is left of its process group).
+        assert [pid for pid in pids.values() if not gone(pid)] == []
+        log = running_demo.log()
+    every_line = running_demo.output.lines
+    assert sum(line.startswith("trionet demo is running") for line in every_line) == 1
+    assert every_line.count("stopped.") == 1
+    # Every line says which worker: the ones this test caused, from the
+    # workers that were ready.
+    assert logged(log, r"tcp   127\.0\.0\.1:\d+ connected \[worker [01]\]")
+    assert logged(log, r"tcp   127\.0\.0\.1:\d+ ended: 连接断开 \[worker [01]\]")
+    assert logged(log, r"udp   127\.0\.0\.1:\d+ got '深入浅出Node\.js' \[worker [01]\]")
+    assert logged(log, r"ws    127\.0\.0\.1:\d+ open /updates \[worker [01]\]")
+    assert logged(log, r"https 127\.0\.0\.1:\d+ GET /hello 200 \[worker [01]\]")
+
+
+async def test_demo_with_workers_stops_on_sigterm(private_cache: Path) -> None:
+    async with demo("--workers", "1", "--no-tls") as running_demo:
+        output = running_demo.output
+        with trio.fail_after(STARTUP_TIMEOUT):
+            match = await seen(output, r"^workers: worker 0 \(pid (\d+)\) ready$")
+            await seen(output, r"^workers: 1 workers ready$")
+        assert await http_hello(running_demo.port("HTTP")) == b"Hello World\n"
+        with trio.fail_after(STEP_TIMEOUT + 10):
+            running_demo.process.send_signal(signal.SIGTERM)
+            await output.wait_for(r"^SIGTERM: stopping the workers")
+            await output.wait_for(r"^stopped\.$")
+            assert await output.read_rest() == []
+            assert await running_demo.process.wait() == 0
+        assert gone(int(match.group(1)))
+    assert not await trio.Path(private_cache).exists()  # --no-tls: no certificate
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: it serves nothing)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2] == "Z"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=[service.kind for service in SERVICES])
+async def test_demo_with_workers_port_in_use_is_one_line_too(service: Service) -> None:
+    kind = socket.SOCK_DGRAM if service.kind == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as busy:
+        busy.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            busy.listen()
+        port = busy.getsockname()[1]
+        flags = [*every_port_flag_zero(), "--workers", "2", service.flag, str(port)]
+        result = await run_cli("demo", *flags)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    # The supervisor says which transport: udp before a UDP address.
+    where = f"udp 127.0.0.1:{port}" if service.kind == "udp" else f"127.0.0.1:{port}"
+    assert stderr == (
+        f"trionet demo: cannot start the {service.name}: address already in use:"
+        f" {where}; choose another port with {service.flag} PORT\n"
+    )
+    assert result.stdout.decode() == ""  # no banner, no worker started
+
+
+async def test_demo_with_workers_refuses_two_services_on_one_port() -> None:
+    """Two services asked for one port: what one process would say (the
+    second finds the port in use), said before any port is bound."""
+    with socket.socket() as holder:
+        # A port of ours (bound, not listening), so that the test races
+        # nobody: the refusal comes before the demo binds anything.
+        holder.bind(("127.0.0.1", 0))
+        port = str(holder.getsockname()[1])
+        flags = ["--no-tls", "--udp-port", "0", "--tcp-port", port, "--http-port", port]
+        result = await run_cli("demo", *flags, "--workers", "2")
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        "trionet demo: cannot start the HTTP and WebSocket server: address already in use:"
+        f" 127.0.0.1:{port}; choose another port with --http-port PORT\n"
+    )
+    assert result.stdout.decode() == ""
+
+
+async def test_demo_workers_must_be_a_positive_number() -> None:
+    result = await run_cli("demo", "--workers", "0")
+    assert result.returncode == 2
+    assert "a number of workers is at least 1, not 0" in result.stderr.decode()
 
 
 # -- the docs show what the demo prints ----------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Callable
 from functools import partial
 
 import pytest
@@ -10,6 +12,7 @@ import trio
 import trio.testing
 
 import trionet
+import trionet.metrics
 from tests._wait import wait_until
 from trionet.testing import VirtualUDPNetwork
 
@@ -257,3 +260,100 @@ async def test_one_datagram_peers_make_room_for_a_real_new_peer(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # rate-limited: one record for the whole burst
     assert "max_connections=20 reached" in warnings[0].getMessage()
+
+
+# -- serving a socket bound elsewhere --------------------------------------------------
+
+
+async def test_serve_udp_serves_a_socket_bound_elsewhere(nursery: trio.Nursery) -> None:
+    from prometheus_client import generate_latest
+
+    metrics = trionet.metrics.Metrics()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    address = sock.getsockname()
+    # port and host are ignored: this host is not ours, binding it would fail.
+    server = await nursery.start(
+        partial(trionet.serve_udp, echo, 9, "192.0.2.1", sockets=[sock], metrics=metrics)
+    )
+    assert server.addresses == [address]
+    assert server.port == address[1]
+    async with trionet.open_udp_socket(LOOPBACK) as client:
+        for payload in (b"one", b"two"):
+            await client.send(payload, address)
+            assert await anext(client) == trionet.Datagram(payload, address)
+    await wait_until(lambda: server.socket_statistics().datagrams_sent == 2)
+    assert server.socket_statistics().datagrams_received == 2
+    assert server.statistics().accepted == 1  # one session
+    exposition = generate_latest(metrics.registry).decode()
+    label = f'server="udp server {LOOPBACK}:{address[1]}"'
+    assert f"trionet_udp_datagrams_received_total{{{label}}} 2.0" in exposition
+    # The server owns the socket: closed when it stops.
+    await server.shutdown()
+    assert sock.fileno() == -1
+
+
+def _tcp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))
+    return sock
+
+
+def _unbound() -> socket.socket:
+    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def _unix_datagram() -> socket.socket:
+    return socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+
+def _closed() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.close()
+    return sock
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (_tcp, "needs a UDP socket .* not stream socket 127.0.0.1:"),
+        (_unix_datagram, "needs a UDP socket"),
+        (_unbound, r"needs a bound socket \(call bind\(\) first\)"),
+        (_closed, "needs an open socket"),
+    ],
+    ids=["tcp", "unix_datagram", "unbound", "closed"],
+)
+async def test_serve_udp_refuses_a_socket_that_is_not_bound_udp(
+    make: Callable[[], socket.socket], match: str
+) -> None:
+    sock = make()
+    try:
+        with pytest.raises(ValueError, match=match):
+            await trionet.serve_udp(echo, 0, sockets=[sock])
+        if make is not _closed:
+            assert sock.fileno() != -1  # refused, so still the caller's
+    finally:
+        sock.close()
+
+
+async def test_serve_udp_takes_one_socket_in_a_sequence() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+    ):
+        first.bind((LOOPBACK, 0))
+        second.bind((LOOPBACK, 0))
+        with pytest.raises(ValueError, match=r"exactly one UDP socket .* not 2"):
+            await trionet.serve_udp(echo, 0, sockets=[first, second])
+        with pytest.raises(ValueError, match=r"exactly one UDP socket .* not 0"):
+            await trionet.serve_udp(echo, 0, sockets=[])
+        with pytest.raises(TypeError, match=r"sequence of one socket \(\[sock\]\)"):
+            await trionet.serve_udp(echo, 0, sockets=first)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"sequence of one socket\.socket"):
+            await trionet.serve_udp(echo, 0, sockets="first")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"must hold a socket\.socket"):
+            await trionet.serve_udp(echo, 0, sockets=[first.fileno()])  # type: ignore[list-item]
+        # A refused call leaves the sockets to their owner, still open.
+        assert first.fileno() != -1
+        assert second.fileno() != -1

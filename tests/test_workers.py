@@ -29,8 +29,9 @@ from tests._process import (
     read_port,
     running,
 )
-from tests._worker_apps import http_main, unix_main
+from tests._worker_apps import http_main, udp_main, unix_main
 from trionet import ServerStatistics
+from trionet._listener_pool import ListenKey, listen_key
 from trionet._listeners import listeners_from_sockets
 from trionet._workers._beat import MAX_LINE, Beat, BeatReader
 
@@ -557,6 +558,48 @@ async def test_systemd_socket_activation_serves_on_the_passed_socket() -> None:
             assert (pid, index) == (process.pid, -1)
 
 
+def parent_of(pid: int) -> int:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return int(text[text.rindex(")") + 2 :].split()[1])
+
+
+@pytest.mark.parametrize("workers", [None, 2], ids=["one_process", "workers"])
+async def test_systemd_socket_activation_passes_a_udp_socket(workers: int | None) -> None:
+    """systemd's ``ListenDatagram=``: a bound UDP socket as descriptor 3.
+    ``serve_udp`` in the program takes it; under ``run_workers`` the
+    supervisor takes it for its ``"udp"`` entry and hands it to the
+    workers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port = sock.getsockname()[1]
+        program = [sys.executable, "-m", "tests._worker_apps", "single", "--udp"]
+        program += ["--port", str(port)]
+        if workers:
+            program += ["--workers", str(workers)]
+        wrapper = [sys.executable, "-m", "tests._worker_apps", "systemd", str(sock.fileno())]
+        async with running(
+            [*wrapper, "--", *program], pass_fds=[sock.fileno()], stderr=subprocess.STDOUT
+        ) as (process, output):
+            # Our copy of the socket holds the port, so the program could not
+            # have bound it itself: what answers reads the socket it was
+            # given (datagrams sent before it reads wait in that socket).
+            client = UDPClient(port)
+            try:
+                with trio.fail_after(DEADLINE):
+                    pid = await client.ask()
+            finally:
+                client.close()
+            if workers:
+                assert parent_of(pid) == process.pid
+            else:
+                assert pid == process.pid
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(DEADLINE):
+                assert await process.wait() == 0
+            # Nothing but the word that it stops (no traceback).
+            assert [line.split(":")[0] for line in await output.read_rest()] == ["SIGTERM"]
+
+
 def test_listeners_from_sockets_takes_listening_sockets_only() -> None:
     with socket.socket() as bound:
         bound.bind((LOOPBACK, 0))
@@ -612,6 +655,8 @@ def test_what_is_not_a_heartbeat_is_refused() -> None:
         ({"heartbeat_interval": 2.0, "heartbeat_timeout": 1.0}, ValueError, "heartbeat_timeout"),
         ({"listen": [b"8000"]}, TypeError, "listen entry"),
         ({"listen": [8000, 8000]}, ValueError, "twice"),
+        ({"listen": [(LOOPBACK, 8000), (LOOPBACK, 8000, "tcp")]}, ValueError, "twice"),
+        ({"listen": [(LOOPBACK, 8000, "sctp")]}, ValueError, "'tcp' or 'udp'"),
         ({"max_requests": 0}, ValueError, "max_requests"),
         ({"startup_timeout": -1}, ValueError, "startup_timeout"),
     ],
@@ -651,3 +696,253 @@ def test_the_systemd_units_the_docs_show() -> None:
     assert service["Service"]["KillMode"] == "mixed"  # SIGTERM to the supervisor only
     assert service["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"  # rolling restart
     assert "--workers" in service["Service"]["ExecStart"]
+
+
+# -- listen entries, parsed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        (8000, ListenKey(port=8000)),
+        ((LOOPBACK, 8000), ListenKey(host=LOOPBACK, port=8000)),
+        ((LOOPBACK, 8000, "tcp"), ListenKey(host=LOOPBACK, port=8000)),
+        ((None, 8000, "tcp"), ListenKey(port=8000)),
+        ((LOOPBACK, 41234, "udp"), ListenKey(host=LOOPBACK, port=41234, udp=True)),
+        (("::1", 0, "udp"), ListenKey(host="::1", port=0, udp=True)),
+        ((None, 41234, "udp"), ListenKey(port=41234, udp=True)),
+        ("/run/app.sock", ListenKey(path="/run/app.sock")),
+    ],
+)
+def test_listen_entries_and_their_keys(entry: object, key: ListenKey) -> None:
+    assert listen_key(entry) == key
+
+
+def test_a_listen_key_says_which_transport() -> None:
+    assert str(listen_key((LOOPBACK, 41234, "udp"))) == "udp 127.0.0.1:41234"
+    assert str(listen_key(("::1", 0, "udp"))) == "udp [::1]:0"
+    assert str(listen_key((None, 53, "udp"))) == "udp *:53"
+    assert str(listen_key((LOOPBACK, 8000, "tcp"))) == "127.0.0.1:8000"
+    # A UDP entry and a TCP entry on one port are two entries.
+    assert listen_key((LOOPBACK, 8000, "udp")) != listen_key((LOOPBACK, 8000))
+
+
+@pytest.mark.parametrize(
+    ("entry", "error", "match"),
+    [
+        ((LOOPBACK, 8000, "sctp"), ValueError, "must be 'tcp' or 'udp', not 'sctp'"),
+        ((LOOPBACK, 8000, "UDP"), ValueError, "must be 'tcp' or 'udp'"),
+        ((LOOPBACK, 8000, 17), TypeError, "transport must be a str, not 17"),
+        ((LOOPBACK, 70000, "udp"), ValueError, "listen port"),
+        ((LOOPBACK, -1, "udp"), ValueError, "listen port"),
+        ((LOOPBACK, "8000", "udp"), TypeError, "listen port"),
+        ((LOOPBACK, True, "udp"), TypeError, "listen port"),
+        ((8000, 8000, "udp"), TypeError, "host must be a str or None"),
+        ((LOOPBACK, 8000, "udp", "x"), TypeError, r"\(host, port, 'tcp' or 'udp'\)"),
+        ((None, 8000), TypeError, "listen entry"),
+    ],
+)
+def test_bad_listen_entries_are_refused(entry: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        listen_key(entry)
+
+
+@pytest.mark.parametrize("servers", [1, 2])
+async def test_port_0_written_twice_is_two_ports_taken_in_order(servers: int) -> None:
+    """Each ``(host, 0, "udp")`` is a port of its own, and a worker's
+    ``serve_udp`` calls take them one after the other; a worker that takes
+    one only is never ready, and says which entry it does not serve."""
+    start = partial(
+        trionet.serve_workers,
+        udp_main,
+        LOOPBACK,
+        0,
+        servers,
+        workers=1,
+        listen=[(LOOPBACK, 0, "udp"), (LOOPBACK, 0, "udp")],
+        heartbeat_interval=HEARTBEAT,
+        startup_timeout=3,
+    )
+    async with trio.open_nursery() as nursery:
+        if servers == 1:
+            with pytest.raises(trionet.WorkerError) as info:
+                await nursery.start(start)
+            assert "(it does not serve udp 127.0.0.1:0)" in str(info.value)
+            return
+        with trio.fail_after(DEADLINE):
+            pool = await nursery.start(start)
+        ports = [address[1] for address in pool.addresses if isinstance(address, tuple)]
+        assert len(set(ports)) == 2
+        [worker] = pool.statistics().workers
+        for port in ports:
+            client = UDPClient(port)
+            try:
+                with trio.fail_after(DEADLINE):
+                    assert await client.ask() == worker.pid
+            finally:
+                client.close()
+        nursery.cancel_scope.cancel()
+
+
+# -- UDP ------------------------------------------------------------------------------
+
+# Seconds before a query that got no answer is sent again (a worker killed
+# while it held the datagram never answers it), and how many times.
+RESEND_AFTER = 2.0
+RESENDS = 10
+
+
+def udp_sockets(port: int) -> int:
+    """How many UDP sockets are bound to ``port`` (the kernel's table)."""
+    count = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        if int(line.split()[1].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+class UDPClient:
+    """A client socket that asks ``udp_main`` workers who answers."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.queries = 0
+
+    async def ask(self) -> int:
+        """Send a query until it is answered; return the answering pid."""
+        self.queries += 1
+        query = f"query {self.queries}".encode()
+        for _ in range(RESENDS):
+            await self.sock.sendto(query, (LOOPBACK, self.port))
+            with trio.move_on_after(RESEND_AFTER):
+                while True:
+                    data, _ = await self.sock.recvfrom(2048)
+                    pid, _, echoed = data.partition(b" ")
+                    if echoed == query:  # not a late answer to an earlier query
+                        return int(pid)
+        pytest.fail(f"{query!r} to port {self.port} was never answered")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@asynccontextmanager
+async def udp_pool(workers: int = 2, **options: object) -> AsyncIterator[trionet.WorkerPool]:
+    """A pool of ``udp_main`` workers sharing ``(127.0.0.1, 0, "udp")``."""
+    start = partial(
+        trionet.serve_workers,
+        udp_main,
+        LOOPBACK,
+        0,
+        workers=workers,
+        listen=[(LOOPBACK, 0, "udp")],
+        heartbeat_interval=HEARTBEAT,
+        **options,
+    )
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(DEADLINE):
+            pool = await nursery.start(start)
+        try:
+            yield pool
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["inherited", "reuse_port"])
+async def test_a_udp_listen_entry_is_shared_by_the_workers(reuse_port: bool) -> None:
+    async with udp_pool(2, reuse_port=reuse_port) as pool:
+        [(host, port)] = pool.addresses
+        assert host == LOOPBACK
+        assert port != 0
+        # One socket, read by both workers, with reuse_port too: the
+        # supervisor's is the only UDP socket on the port.
+        assert udp_sockets(port) == 1
+        pids = {worker.pid for worker in pool.statistics().workers}
+        answered: Counter[int] = Counter()
+        clients = [UDPClient(port) for _ in range(4)]
+
+        async def keep_asking(client: UDPClient) -> None:
+            while len(answered) < 2 or client.queries < 5:
+                answered[await client.ask()] += 1
+
+        try:
+            with trio.fail_after(DEADLINE):
+                async with trio.open_nursery() as nursery:
+                    for client in clients:
+                        nursery.start_soon(keep_asking, client)
+        finally:
+            for client in clients:
+                client.close()
+        # Every datagram was answered, by both workers and by them only.
+        assert set(answered) == pids
+        assert sum(answered.values()) == sum(client.queries for client in clients)
+        # Their UDP servers' counters reach the supervisor with the beats:
+        # at least one session per client, each query's bytes.
+        queries = sum(client.queries for client in clients)
+        await wait_until(
+            lambda: pool.statistics().servers.bytes_sent >= queries * len("1 query 1"),
+            "the workers' counters",
+        )
+        assert pool.statistics().servers.accepted >= len(clients)
+        for pid in pids:
+            assert pid is not None
+            assert inheritable_descriptors(pid) == []
+
+
+async def test_udp_is_answered_while_a_killed_worker_is_replaced() -> None:
+    async with udp_pool(2) as pool:
+        [port] = [address[1] for address in pool.addresses if isinstance(address, tuple)]
+        before = pool.statistics().workers
+        victim, survivor = before[0].pid, before[1].pid
+        assert victim is not None
+        client = UDPClient(port)
+        try:
+            with trio.fail_after(DEADLINE):
+                assert await client.ask() in (victim, survivor)
+                os.kill(victim, signal.SIGKILL)
+                # Answered all along: by the survivor, then by either.
+                after_kill: list[int] = []
+
+                def replaced() -> bool:
+                    return pool.statistics().workers[0].pid not in (None, victim)
+
+                while not replaced():
+                    after_kill.append(await client.ask())
+                newcomer = pool.statistics().workers[0].pid
+                while newcomer not in after_kill:
+                    after_kill.append(await client.ask())
+        finally:
+            client.close()
+        # (A process with SIGKILL pending never runs again: every answer
+        # after the kill came from the others.)
+        assert set(after_kill) <= {survivor, newcomer}
+        assert gone(victim)
+        assert pool.statistics().workers[0].restarts == 1
+        assert pool.statistics().workers[1].pid == survivor
+
+
+async def test_a_udp_server_in_a_worker_binds_its_own_port_with_reuse_port() -> None:
+    """A ``serve_udp`` that matches no entry binds as usual; with
+    ``reuse_port``, with ``SO_REUSEPORT``, so every worker binds the same
+    fixed port (held here by a socket with ``SO_REUSEPORT`` too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((LOOPBACK, 0))
+        port = holder.getsockname()[1]
+        start = partial(
+            trionet.serve_workers,
+            udp_main,
+            LOOPBACK,
+            port,
+            workers=2,
+            reuse_port=True,
+            heartbeat_interval=HEARTBEAT,
+        )
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(DEADLINE):
+                pool = await nursery.start(start)
+            # The holder's socket and one per worker.
+            assert udp_sockets(port) == 3
+            nursery.cancel_scope.cancel()
+        assert pool.addresses == []

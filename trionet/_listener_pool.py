@@ -1,24 +1,30 @@
-"""The listening sockets a process was given instead of binding its own.
+"""The sockets a process was given instead of binding its own.
 
 Theory of operation
 -------------------
-Before binding, :func:`~._listeners.open_tcp_listeners` and
-:func:`~._listeners.open_unix_listener` look in the process's
-:class:`ListenerPool`: sockets that are already listening because someone
-else bound them for us.
+Before binding, :func:`~._listeners.open_tcp_listeners`,
+:func:`~._listeners.open_unix_listener` and :func:`trionet.serve_udp` look in
+the process's :class:`ListenerPool`: sockets that are already listening (or,
+for UDP, bound) because someone else bound them for us.
 
 * A worker of :func:`trionet.serve_workers` gets the sockets its supervisor
   bound, keyed by the ``listen`` entry as the user wrote it (``8000`` is
   ``serve_*(handler, 8000)``, ``("127.0.0.1", 0)`` is
-  ``serve_*(handler, 0, "127.0.0.1")``, a path is ``serve_unix(handler,
+  ``serve_*(handler, 0, "127.0.0.1")``, ``("127.0.0.1", 0, "udp")`` is
+  ``serve_udp(handler, 0, "127.0.0.1")``, a path is ``serve_unix(handler,
   path)``), so that the program's ``serve_*`` calls read exactly as they do
-  in a single process. With ``reuse_port`` the supervisor only reserves the
-  port, and the worker binds its own socket with ``SO_REUSEPORT``. The pool
-  is the worker's, set once at start-up in :data:`current_listener_pool`.
+  in a single process. Several entries may ask for port 0 on one host: each
+  has a port of its own, and the ``serve_*`` calls take them in the order of
+  ``listen``. With ``reuse_port`` the supervisor only reserves a TCP port,
+  and the worker binds its own socket with ``SO_REUSEPORT``. A UDP socket is
+  always shared: a reserved socket that nobody reads would still be given
+  its share of the datagrams, and lose them. The pool is the worker's, set
+  once at start-up in :data:`current_listener_pool`.
 * A program started by systemd socket activation (``LISTEN_PID`` is our pid,
-  ``LISTEN_FDS=N``) owns descriptors 3..3+N-1 (sd_listen_fds(3)). They are
-  read once per process, the variables unset as ``sd_listen_fds(1)`` does,
-  and matched to a request by the address they are bound to (family, host,
+  ``LISTEN_FDS=N``) owns descriptors 3..3+N-1 (sd_listen_fds(3)), listening
+  stream sockets and bound datagram sockets alike. They are read once per
+  process, the variables unset as ``sd_listen_fds(1)`` does, and matched to
+  a request by their kind and the address they are bound to (family, host,
   port) or their path. One nobody asks for stays open, noted at debug level.
 
 A pooled socket is handed out once: the server that takes it closes it when it
@@ -35,7 +41,7 @@ import socket as stdlib_socket
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import _checks as checks
 from ._addresses import format_address
@@ -49,6 +55,7 @@ __all__ = [
     "active_listener_pool",
     "current_listener_pool",
     "describe_socket",
+    "is_bound_datagram",
     "is_listening",
     "listen_key",
     "unix_name",
@@ -61,34 +68,44 @@ logger = logging.getLogger("trionet.listeners")
 _SD_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 _SD_LISTEN_FDS_START = 3
 
-#: A ``listen`` entry of :func:`trionet.serve_workers`: a port (every
-#: interface, as ``serve_tcp(handler, port)``), a ``(host, port)`` pair, or
-#: the path of a Unix socket.
-ListenEntry = int | tuple[str, int] | str
+#: The transports a ``(host, port, transport)`` listen entry may name.
+TRANSPORTS = ("tcp", "udp")
+
+#: A ``listen`` entry of :func:`trionet.serve_workers`: a TCP port (every
+#: interface, as ``serve_tcp(handler, port)``), a TCP ``(host, port)`` pair,
+#: a ``(host, port, transport)`` triple whose transport is ``"tcp"`` or
+#: ``"udp"`` (host ``None``: every interface), or the path of a Unix socket.
+ListenEntry = int | tuple[str, int] | tuple[str | None, int, Literal["tcp", "udp"]] | str
 
 
 @dataclass(frozen=True, slots=True)
 class ListenKey:
     """A ``listen`` entry in a form to compare with a ``serve_*`` request:
-    a TCP ``host`` (``None``: every interface) and ``port``, or a Unix
-    socket ``path``."""
+    a ``host`` (``None``: every interface) and ``port``, for TCP or, with
+    ``udp``, for UDP; or a Unix socket ``path``."""
 
     host: str | None = None
     port: int = 0
     path: str | None = None
+    udp: bool = False
 
     def __str__(self) -> str:
         if self.path is not None:
             return self.path
-        return format_address((self.host or "*", self.port))
+        address = format_address((self.host or "*", self.port))
+        return f"udp {address}" if self.udp else address
 
 
 def listen_key(entry: object) -> ListenKey:
-    """The key of a ``listen`` entry, checked.
+    """The key of a ``listen`` entry, checked. ``(host, port, "tcp")`` is
+    the same entry as ``(host, port)``, and ``(None, port, "tcp")`` as
+    ``port``.
 
     Raises:
-        TypeError: ``entry`` is none of the three kinds.
-        ValueError: A port is out of range, or a path is empty.
+        TypeError: ``entry`` is none of the kinds, or a part of it is of the
+            wrong type.
+        ValueError: A port is out of range, a path is empty, or a transport
+            is neither ``"tcp"`` nor ``"udp"``.
     """
     if isinstance(entry, int) and not isinstance(entry, bool):
         checks.count("listen port", entry, minimum=0, maximum=65535)
@@ -97,14 +114,40 @@ def listen_key(entry: object) -> ListenKey:
         port = checks.count("listen port", entry[1], minimum=0, maximum=65535)
         assert port is not None
         return ListenKey(host=entry[0], port=port)
+    if isinstance(entry, tuple) and len(entry) == 3:
+        host, port, transport = entry
+        if host is not None and not isinstance(host, str):
+            raise TypeError(f"a listen host must be a str or None, not {host!r} in {entry!r}")
+        checked = checks.count("listen port", port, minimum=0, maximum=65535)
+        assert checked is not None
+        if not isinstance(transport, str):
+            raise TypeError(f"a listen transport must be a str, not {transport!r} in {entry!r}")
+        if transport not in TRANSPORTS:
+            raise ValueError(
+                f"a listen transport must be 'tcp' or 'udp', not {transport!r} in {entry!r}"
+            )
+        return ListenKey(host=host, port=checked, udp=transport == "udp")
     if isinstance(entry, str | os.PathLike):
         path = os.fspath(entry)
         if not isinstance(path, str) or not path:
             raise ValueError(f"a listen path must be a non-empty str, not {entry!r}")
         return ListenKey(path=path)
     raise TypeError(
-        f"a listen entry must be a port, a (host, port) tuple or a Unix socket path, not {entry!r}"
+        "a listen entry must be a port, a (host, port) tuple, a (host, port, 'tcp' or 'udp')"
+        f" tuple or a Unix socket path, not {entry!r}"
     )
+
+
+def is_bound_datagram(sock: stdlib_socket.socket) -> bool:
+    """Whether ``sock`` is an IPv4 or IPv6 datagram socket bound to a port."""
+    try:
+        return (
+            sock.type == stdlib_socket.SOCK_DGRAM
+            and sock.family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6)
+            and sock.getsockname()[1] != 0
+        )
+    except OSError:
+        return False
 
 
 def is_listening(sock: stdlib_socket.socket) -> bool:
@@ -130,7 +173,8 @@ def describe_socket(sock: stdlib_socket.socket) -> str:
             where = format_address(sock.getsockname())
     except OSError as exc:
         where = f"(unknown: {exc.strerror})"
-    kind = "stream" if sock.type == stdlib_socket.SOCK_STREAM else f"type {sock.type}"
+    kinds = {stdlib_socket.SOCK_STREAM: "stream", stdlib_socket.SOCK_DGRAM: "datagram"}
+    kind = kinds.get(sock.type, f"type {sock.type}")
     return f"{kind} socket {where} (fd {sock.fileno()})"
 
 
@@ -144,8 +188,8 @@ class PooledListener:
     Attributes:
         key: The ``listen`` entry it answers, or ``None`` for a socket
             matched by its address only (systemd's).
-        sockets: Sockets already listening; empty when the worker binds its
-            own (``reuse_port``).
+        sockets: Sockets already listening (a UDP one: bound); empty when
+            the worker binds its own (``reuse_port``, TCP only).
         port: With ``reuse_port``, the port to bind (the supervisor holds it).
         name: systemd's name for the descriptor (``LISTEN_FDNAMES``).
         claimed: The addresses of the server that took it, once one did.
@@ -207,6 +251,30 @@ class ListenerPool:
                 entry.claimed = [sock.getsockname() for sock in entry.sockets]
                 found.append(entry)
         return found
+
+    def claim_udp(
+        self, host: str | None, port: int, resolved: Sequence[tuple[int, Any]]
+    ) -> PooledListener | None:
+        """Take the socket for ``serve_udp(handler, port, host)``: the entry
+        written as that request, or else a bound datagram socket on one of
+        the ``resolved`` ``(family, sockaddr)`` pairs on that very port (port
+        0 matches no address). Marked claimed with its address; the caller
+        may restate it as its server reports it. ``None`` when nothing
+        matches."""
+        for entry in self.unclaimed():
+            if entry.key == ListenKey(host=host, port=port, udp=True):
+                entry.claimed = [sock.getsockname() for sock in entry.sockets]
+                return entry
+        if port == 0:
+            return None
+        wanted = {(family, sockaddr[0], port) for family, sockaddr in resolved}
+        for entry in self.unclaimed():
+            if len(entry.sockets) == 1 and is_bound_datagram(sock := entry.sockets[0]):
+                name = sock.getsockname()
+                if (sock.family, name[0], name[1]) in wanted:
+                    entry.claimed = [name]
+                    return entry
+        return None
 
     def claim_unix(self, path: str) -> PooledListener | None:
         """Take the socket for ``serve_unix(handler, path)``: the entry written

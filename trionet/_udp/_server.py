@@ -29,8 +29,9 @@ last datagrams during the grace period; the core closes it last, so that
 from __future__ import annotations
 
 import logging
+import socket as stdlib_socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, cast
 
@@ -46,7 +47,7 @@ from .._server import (
     SocketAddress,
 )
 from ..metrics._collector import Metrics  # (without prometheus-client)
-from ._open import bind_udp
+from ._open import server_socket
 from ._socket import (
     DEFAULT_MAX_DATAGRAM_SIZE,
     Datagram,
@@ -362,6 +363,7 @@ async def serve_udp(
     max_datagram_size: int = DEFAULT_MAX_DATAGRAM_SIZE,
     handler_errors: HandlerErrors = "log",
     metrics: Metrics | None = None,
+    sockets: Sequence[stdlib_socket.socket] | None = None,
     task_status: trio.TaskStatus[UDPServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve UDP with one supervised session per remote address.
@@ -372,6 +374,13 @@ async def serve_udp(
     :class:`UDPServer`), handler errors are logged (``trionet.udp``) and
     counted, and ``server.shutdown(grace)`` ends every peer's loop, waits,
     then cancels.
+
+    In a worker of :func:`serve_workers` whose ``listen`` has ``(host, port,
+    "udp")``, and under systemd socket activation, the call takes the
+    datagram socket bound for it instead of binding (see
+    :doc:`/deployment`). Workers then share one socket, and each datagram
+    goes to whichever worker reads first: a peer's datagrams may reach
+    several workers, each with a session of its own.
 
     Args:
         handler: ``async def handler(peer: UDPPeer)``.
@@ -394,17 +403,23 @@ async def serve_udp(
         metrics: Report to this :class:`trionet.metrics.Metrics`: the
             sessions as connections, and the socket's datagrams (received,
             sent, dropped), read when scraped (default ``None``).
+        sockets: Serve this one already-bound UDP socket, given as
+            ``[sock]``, instead of binding ``port`` and ``host``, which are
+            then ignored: a socket made by a parent process or a test. The
+            server owns it from then on, and closes it when it stops.
         task_status: Set by ``nursery.start``.
 
     Raises:
         BindError: The address is in use or cannot be bound.
-        ValueError: An argument is out of range.
-        TypeError: An argument is of the wrong kind.
+        ValueError: An argument is out of range, or ``sockets`` does not
+            hold exactly one open, bound, IPv4 or IPv6 UDP socket.
+        TypeError: An argument is of the wrong kind, or ``sockets`` is not a
+            sequence of ``socket.socket``.
     """
     check_udp_server_options(idle_timeout, max_peers, queue_size, max_queued_bytes, handler_errors)
-    socket = await bind_udp(host, port, max_datagram_size=max_datagram_size)
+    udp = await server_socket(host, port, sockets, max_datagram_size=max_datagram_size)
     await serve_udp_socket(
-        socket,
+        udp,
         handler,
         idle_timeout=idle_timeout,
         max_peers=max_peers,

@@ -8,8 +8,10 @@ every worker gets the same sockets (see :mod:`._worker` for how they travel).
 With ``reuse_port`` it binds each TCP entry without listening, only to hold
 the port (with ``SO_REUSEPORT``, so the workers can bind it too, and port 0
 means the same chosen port for all of them); a socket that does not listen
-gets no connections. Sockets that systemd passed to the supervisor go to the
-workers as they are.
+gets no connections. A UDP entry is bound once and shared all the same: a
+datagram socket has no listening state, so one held only to reserve the port
+would be dealt its share of the datagrams, and nobody would read them.
+Sockets that systemd passed to the supervisor go to the workers as they are.
 
 :func:`run_workers` is :func:`serve_workers` plus the signals a process
 manager and an operator send, with gunicorn's meanings: SIGTERM or SIGINT
@@ -99,6 +101,8 @@ class _Bound:
 
 
 async def _bind(options: PoolOptions) -> _Bound:
+    from .._udp._open import shared_udp_socket
+
     bound = _Bound()
     try:
         for key in options.listen:
@@ -110,6 +114,16 @@ async def _bind(options: PoolOptions) -> _Bound:
                     bound.files.append(SocketFile(path))
                 bound.handed.append((key, [sock], None, None))
                 bound.addresses.append(path)
+                continue
+            if key.udp:
+                # Always shared, reuse_port or not: a socket held only to
+                # reserve the port would be given its share of the datagrams
+                # (the kernel spreads them over every socket on the port), and
+                # nobody would read them.
+                sock = await shared_udp_socket(key.host, key.port)
+                bound.sockets.append(sock)
+                bound.addresses.append(sock.getsockname())
+                bound.handed.append((key, [sock], None, None))
                 continue
             sockets = await open_tcp_sockets(
                 key.port,
@@ -194,10 +208,15 @@ async def serve_workers(
         *args: Its arguments (picklable).
         workers: How many workers; ``None`` for one per CPU
             (``os.cpu_count()``).
-        listen: What the supervisor binds: ports (every interface, as
-            ``serve_tcp(handler, port)``), ``(host, port)`` tuples, and Unix
-            socket paths. Port 0 picks one port for all workers (read it from
-            :attr:`WorkerPool.addresses <trionet.WorkerPool.addresses>`). A
+        listen: What the supervisor binds: TCP ports (every interface, as
+            ``serve_tcp(handler, port)``), TCP ``(host, port)`` tuples,
+            ``(host, port, "udp")`` tuples for :func:`serve_udp`
+            (``(host, port, "tcp")`` is ``(host, port)``; host ``None`` is
+            every interface), and Unix socket paths. Port 0 picks one port
+            for all workers (read it from :attr:`WorkerPool.addresses
+            <trionet.WorkerPool.addresses>`); written several times for one
+            host and transport, it picks a port for each, taken by the
+            workers' ``serve_*`` calls in the order of ``listen``. A
             ``serve_*`` call that matches no entry binds as usual (with
             ``reuse_port``, with ``SO_REUSEPORT``).
         reuse_port: ``False`` (default): the workers share the supervisor's
@@ -206,7 +225,9 @@ async def serve_workers(
             of its own with ``SO_REUSEPORT`` and the kernel spreads
             connections evenly by a hash, but the connections queued on a
             worker that stops are reset (unless ``net.ipv4.tcp_migrate_req=1``).
-            Unix socket paths are always shared. See :doc:`/deployment`.
+            Unix socket paths and UDP entries are always shared (a UDP
+            socket held only to reserve its port would be dealt datagrams
+            that nobody reads). See :doc:`/deployment`.
         grace: Seconds each worker's servers get to finish when it stops
             (default 10); a worker still running 5 s later is killed.
         heartbeat_interval: Seconds between a worker's heartbeats (default 1).

@@ -182,7 +182,10 @@ class PoolOptions:
         if isinstance(listen, str | bytes) or not isinstance(listen, Iterable):
             raise TypeError(f"listen must be a sequence of entries, not {listen!r}")
         keys = tuple(listen_key(entry) for entry in listen)
-        if len(set(keys)) != len(keys):
+        # Port 0 asks for a new port each time it is written: ("::1", 0) twice
+        # is two ports, which the workers' serve_* calls take in order.
+        fixed = [key for key in keys if key.path is not None or key.port != 0]
+        if len(set(fixed)) != len(fixed):
             raise ValueError(f"listen names an entry twice: {list(listen)!r}")
         if not isinstance(reuse_port, bool):
             raise TypeError(f"reuse_port must be a bool, not {reuse_port!r}")

@@ -209,15 +209,24 @@ async def _serve(
 
 def _readiness(pool: ListenerPool, registry: ServerRegistry) -> tuple[bool, tuple[str, ...]]:
     """Whether the worker serves every ``listen`` entry (or, with none, has
-    a server at all), and the entries it does not serve yet."""
+    a server at all), and the entries it does not serve yet. An entry is
+    served once a server that took it runs on its addresses: a UDP server
+    for a ``"udp"`` entry (whose address a TCP server may have too)."""
+    from .._udp._server import UDPServer
+
     expected = [entry for entry in pool.entries if entry.key is not None]
     if not expected:
         return bool(registry.servers), ()
-    served = {address for server in registry.servers for address in server.addresses}
+    served = {
+        (isinstance(server, UDPServer), address)
+        for server in registry.servers
+        for address in server.addresses
+    }
     pending = tuple(
         str(entry.key)
         for entry in expected
-        if entry.key is not None and not (entry.claimed and set(entry.claimed) <= served)
+        if entry.key is not None
+        and not (entry.claimed and {(entry.key.udp, a) for a in entry.claimed} <= served)
     )
     return not pending, pending
 

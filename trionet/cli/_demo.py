@@ -4,13 +4,21 @@ certificate made on first run, see :mod:`trionet.tls._devcert`). Both HTTP ports
 also serve the seed's WebSocket: ``/updates`` pushes an update every second
 and echoes what it receives, and ``GET /`` is a small page that connects to
 it (``ws://`` or ``wss://``, whichever the page came over), lists the updates
-and has an echo box.
+and has an echo box. The servers themselves are :mod:`._demo_servers`.
 
 The banner lists every service with a command to paste into another
 terminal; then one line is logged per connection, request or datagram, each
 ``KIND ADDRESS WHAT``. Ctrl-C (or SIGTERM) shuts every server down
 gracefully, all at once (WebSockets get close 1001, requests in flight are
 answered), and the command exits 0.
+
+With ``--workers N`` the same servers run in N processes under
+:func:`trionet.run_workers`: this process makes the development certificate
+first (so that no two workers race to write it), binds every port once (UDP
+as a ``"udp"`` listen entry, shared like the rest), and each worker serves
+on the sockets it inherits. Worker 0 prints the banner, each log line ends
+with the worker that handled it (``[worker 1]``), and the pool's own events
+are logged as ``workers: ...``.
 """
 
 from __future__ import annotations
@@ -18,13 +26,13 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
-import itertools
+import logging
 import os
+import re
 import shlex
 import signal
 import ssl
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -32,218 +40,25 @@ from pathlib import Path
 
 import trio
 
-from .._errors import BindError, ConnectionClosed
-from .._events import Data, EndOfStream
+from .._errors import BindError
+from .._listener_pool import ListenEntry
 from .._listeners import format_address, url_host
 from .._run import run as trionet_run
 from .._server import Server, SocketAddress
-from .._stream import TCPConnection
 from .._tcp import serve_tcp
-from .._udp import UDPPeer, serve_udp
-from ..http import PARSERS, Handler, Request, Response
+from .._udp import serve_udp
+from .._workers import current_worker, run_workers
+from ..http import PARSERS
 from ..http import serve as serve_http
 from ..tls._contexts import server_context
 from ..tls._devcert import DevCertificateError, cache_directory, dev_certificate
-from ..websocket import WebSocketConnection, close_code_name
+from ._demo_servers import dgram_echo, http_app, say, welcome
 
 __all__ = ["add_arguments", "run"]
 
-WELCOME = "欢迎光临《深入浅出Node.js》示例:\n"
-GREETING = "你好"
-GOODBYE = "连接断开"
 # Seconds the servers get to finish what they are doing after Ctrl-C; then
 # the rest is cancelled. Every demo exchange is short: 5 s is generous.
 SHUTDOWN_GRACE = 5.0
-UPDATE_INTERVAL = 1.0
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-def log(kind: str, address: SocketAddress, what: str) -> None:
-    """One log line: ``tcp   127.0.0.1:53012 connected``."""
-    say(f"{kind:<5} {format_address(address)} {what}")
-
-
-# -- the seed's servers -------------------------------------------------------------
-
-
-async def welcome(conn: TCPConnection) -> None:
-    """The seed's ``net`` server: a welcome line, ``你好`` for every piece of
-    data, ``连接断开`` when the client ends; then our side closes too (Node's
-    default, ``allowHalfOpen: false``)."""
-    peer = conn.remote_address
-    log("tcp", peer, "connected")
-    try:
-        await conn.send(WELCOME)
-        async for event in conn:
-            match event:
-                case Data():
-                    await conn.send(GREETING)
-                case EndOfStream():
-                    log("tcp", peer, f"ended: {GOODBYE}")
-                    return
-    except ConnectionClosed as exc:
-        log("tcp", peer, f"reset: {exc.reason}")
-        return
-    log("tcp", peer, "closed (shutting down)" if conn.shutdown_requested else "closed")
-
-
-async def dgram_echo(peer: UDPPeer) -> None:
-    """The seed's ``dgram`` server, which prints every message with its
-    sender; and, so that a client sees an answer, it sends it back."""
-    async for dgram in peer:
-        log("udp", dgram.address, f"got {dgram.data.decode('utf-8', 'replace')!r}")
-        await peer.send(dgram.data)
-
-
-HELLO = Response(200, {"content-type": "text/plain"}, b"Hello World\n")
-
-# The seed's browser side: a WebSocket to /updates on the same host, the
-# updates listed newest first, and an echo box. No external resource (the
-# empty icon keeps the browser from asking for /favicon.ico), and a policy
-# that allows none.
-PAGE_HTML = """\
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>trionet demo</title>
-<link rel="icon" href="data:,">
-<style>
-body { font: 16px/1.5 system-ui, sans-serif; max-width: 36em; margin: 1.5em auto;
-       padding: 0 1em; color: #1b1b1b; background: #fff; }
-h1 { font-size: 1.5em; margin: 0 0 .25em; }
-h2 { font-size: 1.1em; margin: 1.25em 0 .25em; }
-p { margin: 0 0 .5em; }
-#status { color: #555; }
-form { display: flex; gap: .5em; align-items: center; margin-bottom: .5em; }
-input { flex: 1; font: inherit; padding: .3em .5em; }
-button { font: inherit; padding: .3em 1em; }
-output { font-family: ui-monospace, monospace; }
-ul { font-family: ui-monospace, monospace; padding-left: 1.25em; margin: 0; }
-</style>
-</head>
-<body>
-<main>
-<h1>trionet demo</h1>
-<p>The server pushes an update every second over the WebSocket <code>/updates</code>,
-and answers each message you send with its echo.</p>
-<p id="status" role="status">Connecting…</p>
-<h2>Echo</h2>
-<form id="echo-form">
-<label for="message">Message</label>
-<input id="message" autocomplete="off" required>
-<button id="send" type="submit" disabled>Send</button>
-</form>
-<p>Server: <output id="echo" for="message"></output></p>
-<h2 id="updates-title">Live updates</h2>
-<ul id="updates" aria-labelledby="updates-title"></ul>
-</main>
-<script>
-"use strict";
-const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/updates";
-const status = document.getElementById("status");
-const updates = document.getElementById("updates");
-const input = document.getElementById("message");
-const send = document.getElementById("send");
-const socket = new WebSocket(url);
-socket.onopen = () => {
-  status.textContent = "Connected to " + url;
-  send.disabled = false;
-};
-socket.onmessage = (event) => {
-  if (event.data.startsWith("echo: ")) {
-    document.getElementById("echo").textContent = event.data;
-    return;
-  }
-  const item = document.createElement("li");
-  item.textContent = event.data;
-  updates.prepend(item);
-  while (updates.children.length > 8) updates.lastElementChild.remove();
-};
-socket.onclose = (event) => {
-  send.disabled = true;
-  status.textContent = "Closed with code " + event.code + (event.reason ? ": " + event.reason : "");
-};
-document.getElementById("echo-form").onsubmit = (event) => {
-  event.preventDefault();
-  socket.send(input.value);
-  input.value = "";
-};
-</script>
-</body>
-</html>
-"""
-PAGE = Response(
-    200,
-    {
-        "content-type": "text/html; charset=utf-8",
-        "content-security-policy": (
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline';"
-            " img-src data:; connect-src 'self'"
-        ),
-    },
-    PAGE_HTML,
-)
-
-
-def update(count: int) -> str:
-    return f"update {count}: {time.strftime('%H:%M:%S')}"
-
-
-async def push_updates(ws: WebSocketConnection, start: int) -> None:
-    """An update a second, numbered from ``start``. Ends quietly when the
-    connection closes (the shutdown's close 1001 included)."""
-    try:
-        for count in itertools.count(start):
-            await trio.sleep(UPDATE_INTERVAL)
-            await ws.send(update(count))
-    except (ConnectionClosed, trio.ClosedResourceError):
-        pass
-
-
-async def updates(ws: WebSocketConnection) -> None:
-    """The seed's WebSocket: push updates (the first at once, before any
-    echo), and answer every message with ``echo: ...``, until the client (or
-    the shutdown) closes."""
-    async with trio.open_nursery() as nursery:
-        try:
-            await ws.send(update(1))
-            nursery.start_soon(push_updates, ws, 2)
-            async for message in ws:
-                await ws.send(f"echo: {message.data!r}")
-        except (ConnectionClosed, trio.ClosedResourceError):
-            pass  # the close code says what happened
-        nursery.cancel_scope.cancel()
-
-
-def http_app(scheme: str) -> Handler:
-    """The seed's ``http`` server: ``Hello World`` for every request, but
-    ``GET /`` (the page) and the WebSocket ``/updates``."""
-    ws_kind = "wss" if scheme == "https" else "ws"
-
-    async def app(request: Request) -> Response | None:
-        if request.path == "/updates" and request.is_websocket_upgrade:
-            ws = await request.accept_websocket()
-            log(ws_kind, request.client, "open /updates")
-            await updates(ws)
-            code = ws.close_code or 1005
-            log(ws_kind, request.client, f"closed {code} ({close_code_name(code)})")
-            return None
-        # The body is read before the answer: a request whose body is still
-        # arriving at Ctrl-C is in flight, and gets its whole answer.
-        await request.read()
-        response = PAGE if request.path == "/" and request.method in ("GET", "HEAD") else HELLO
-        log(scheme, request.client, f"{request.method} {request.target} {response.status}")
-        return response
-
-    return app
-
-
-# -- the command ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -267,6 +82,38 @@ SERVICES = [
 ]
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What starting the servers takes, from the command line: picklable, as
+    it goes to every worker process.
+
+    Attributes:
+        host: The address every service listens on.
+        ports: The port asked for each service that runs (``--no-tls``
+            leaves HTTPS out), in the order of :data:`SERVICES`.
+        parser: The HTTP request parser.
+        certificate: The development certificate and its key, with TLS.
+    """
+
+    host: str
+    ports: tuple[tuple[Service, int], ...]
+    parser: str
+    certificate: tuple[Path, Path] | None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, certificate: tuple[Path, Path] | None) -> Settings:
+        ports = tuple(
+            (service, int(getattr(args, service.dest)))
+            for service in SERVICES
+            if not (service.tls and args.no_tls)
+        )
+        return cls(args.host, ports, args.parser, certificate)
+
+
+class Refused(Exception):
+    """The demo cannot start; the message is the one line that says why."""
+
+
 async def _start(
     service: Service,
     nursery: trio.Nursery,
@@ -286,6 +133,63 @@ async def _start(
         )
     server: Server = await nursery.start(start)
     return server
+
+
+async def _serve(settings: Settings, banner_wanted: bool) -> None:
+    """Start every service, print the banner if wanted, and serve until
+    cancelled (by :func:`trionet.run`, after its graceful shutdown).
+
+    Raises:
+        Refused: A service could not be bound.
+    """
+    context = None if settings.certificate is None else server_context(*settings.certificate)
+    servers: dict[str, Server] = {}
+    failure: str | None = None
+    async with trio.open_nursery() as nursery:
+        for service, port in settings.ports:
+            try:
+                servers[service.kind] = await _start(
+                    service, nursery, settings.host, port, context, settings.parser
+                )
+            except BindError as exc:
+                failure = _cannot_start(service, exc)
+                nursery.cancel_scope.cancel()
+                break
+        else:
+            if banner_wanted:
+                addresses = {kind: server.addresses[0] for kind, server in servers.items()}
+                cert = None if settings.certificate is None else settings.certificate[0]
+                # One write, so that no other process's line lands inside it.
+                say("\n".join(banner(settings.host, addresses, cert, cli_command())))
+            await trio.sleep_forever()
+    # (Raised out here: inside the nursery it would come wrapped in a group.)
+    if failure is not None:
+        raise Refused(failure)
+
+
+def _cannot_start(service: Service, exc: BindError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        hint = f"choose another port with {service.flag} PORT"
+    else:
+        hint = "check --host"
+    return f"cannot start the {service.name}: {exc.strerror}; {hint}"
+
+
+def _certificate() -> tuple[Path, Path]:
+    """The development certificate and its key, made on first run.
+
+    Raises:
+        Refused: It cannot be made.
+    """
+    try:
+        return dev_certificate()
+    except DevCertificateError as exc:
+        raise Refused(f"{exc}; or run with --no-tls") from None
+    except OSError as exc:  # the cache directory is not writable...
+        raise Refused(
+            f"cannot make the development certificate in {cache_directory()}:"
+            f" {exc.strerror or exc}; or run with --no-tls"
+        ) from None
 
 
 def cli_command() -> str:
@@ -390,6 +294,13 @@ def _port(text: str) -> int:
     return port
 
 
+def _worker_count(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a number of workers is at least 1, not {count}")
+    return count
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address every service listens on (127.0.0.1)"
@@ -413,11 +324,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="the HTTP request parser (auto: httptools when installed, else h11)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_worker_count,
+        metavar="N",
+        help=(
+            "run the servers in N worker processes that share every port"
+            " (default: one process, no workers)"
+        ),
+    )
 
 
 def _fail(message: str) -> int:
     print(f"trionet demo: {message}", file=sys.stderr, flush=True)
     return 1
+
+
+# -- one process ------------------------------------------------------------------
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -427,39 +350,11 @@ async def _main(args: argparse.Namespace) -> int:
     # says goodbye in its protocol: WebSocket close 1001, Connection: close,
     # and waits for its handlers up to the grace period), then this is
     # cancelled. It returns only for a failure.
-    services = [s for s in SERVICES if not (s.tls and args.no_tls)]
-    cert: Path | None = None
-    context: ssl.SSLContext | None = None
-    if not args.no_tls:
-        try:
-            certfile, keyfile = await trio.to_thread.run_sync(dev_certificate)
-        except DevCertificateError as exc:
-            return _fail(f"{exc}; or run with --no-tls")
-        except OSError as exc:  # the cache directory is not writable...
-            return _fail(
-                f"cannot make the development certificate in {cache_directory()}:"
-                f" {exc.strerror or exc}; or run with --no-tls"
-            )
-        cert, context = certfile, server_context(certfile, keyfile)
-    servers: dict[str, Server] = {}
-    async with trio.open_nursery() as nursery:
-        for service in services:
-            port = getattr(args, service.dest)
-            try:
-                servers[service.kind] = await _start(
-                    service, nursery, args.host, port, context, args.parser
-                )
-            except BindError as exc:
-                nursery.cancel_scope.cancel()
-                if exc.errno == errno.EADDRINUSE:
-                    hint = f"choose another port with {service.flag} PORT"
-                else:
-                    hint = "check --host"
-                return _fail(f"cannot start the {service.name}: {exc.strerror}; {hint}")
-        addresses = {kind: server.addresses[0] for kind, server in servers.items()}
-        for line in banner(args.host, addresses, cert, cli_command()):
-            say(line)
-        await trio.sleep_forever()
+    try:
+        certificate = None if args.no_tls else await trio.to_thread.run_sync(_certificate)
+        await _serve(Settings.of(args, certificate), banner_wanted=True)
+    except Refused as exc:
+        return _fail(str(exc))
     raise AssertionError("unreachable: trionet.run cancels the demo")
 
 
@@ -467,8 +362,97 @@ def _on_signal(signum: signal.Signals, forced: bool) -> None:
     say(f"{signum.name}: stopping now" if forced else f"{signum.name}: shutting down...")
 
 
+# -- worker processes ---------------------------------------------------------------
+
+
+async def serve_worker(settings: Settings) -> None:
+    """What each worker runs (under :func:`trionet.run_workers`): the
+    servers, on the sockets the supervisor bound. The first worker prints
+    the banner; its replacements, and the others, do not."""
+    worker = current_worker()
+    first = worker is not None and worker.index == 0 and worker.generation == 0
+    await _serve(settings, banner_wanted=first)
+
+
+def _listen(settings: Settings) -> list[ListenEntry]:
+    """The ``listen`` entries, in the order the workers start the services:
+    several asking for port 0 are handed out in that order."""
+    return [
+        (settings.host, port, "udp") if service.kind == "udp" else (settings.host, port)
+        for service, port in settings.ports
+    ]
+
+
+def _duplicate_port(settings: Settings) -> str | None:
+    """What one process would say of two TCP services asked to listen on
+    one port (the second finds it in use), which workers would only refuse
+    as a listen entry written twice."""
+    seen: set[int] = set()
+    for service, port in settings.ports:
+        if service.kind != "udp" and port != 0:
+            if port in seen:
+                message = f"address already in use: {format_address((settings.host, port))}"
+                return _cannot_start(service, BindError(errno.EADDRINUSE, message))
+            seen.add(port)
+    return None
+
+
+def _failed_service(settings: Settings, exc: BindError) -> Service:
+    """The service whose port the supervisor could not bind: its message
+    names the address, a UDP one after ``udp`` (entries are bound in order,
+    so of several that match, the first is the one)."""
+    message = exc.strerror or ""
+    udp = " udp " in message
+    named = {int(port) for port in re.findall(r":(\d+)(?:\D|$)", message)}
+    candidates = [
+        (service, port) for service, port in settings.ports if (service.kind == "udp") == udp
+    ] or list(settings.ports)
+    for service, port in candidates:
+        if port in named:
+            return service
+    return candidates[0][0]
+
+
+def _show_the_pool() -> None:
+    """Log the pool's events (workers ready, replaced, stopping) with the
+    demo's lines: ``workers: worker 1 (pid 4242) ready``."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("workers: %(message)s"))
+    pool_logger = logging.getLogger("trionet.workers")
+    pool_logger.addHandler(handler)
+    pool_logger.setLevel(logging.INFO)
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    duplicate = _duplicate_port(Settings.of(args, None))
+    if duplicate is not None:
+        return _fail(duplicate)
+    try:
+        # Here, once, before any worker starts: no two workers race to make it.
+        certificate = None if args.no_tls else _certificate()
+    except Refused as exc:
+        return _fail(str(exc))
+    settings = Settings.of(args, certificate)
+    _show_the_pool()
+    try:
+        status = run_workers(
+            serve_worker,
+            settings,
+            workers=args.workers,
+            listen=_listen(settings),
+            grace=SHUTDOWN_GRACE,
+        )
+    except BindError as exc:
+        return _fail(_cannot_start(_failed_service(settings, exc), exc))
+    if status == 0:
+        say("stopped.")
+    return status
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo until SIGINT or SIGTERM; return the exit status."""
+    if args.workers is not None:
+        return _run_workers(args)
     status = trionet_run(_main, args, grace=SHUTDOWN_GRACE, on_signal=_on_signal)
     if status is not None:
         return status  # it could not start
