@@ -32,6 +32,7 @@ import pytest
 import trio
 
 import trionet
+import trionet.asgi
 import trionet.http
 import trionet.metrics
 import trionet.testing
@@ -619,6 +620,7 @@ LIMITED = [
     "trionet.serve_workers",
     "trionet.run_workers",
     "trionet.metrics.WorkerMetrics",
+    "trionet.asgi.serve",
 ]
 LIMIT_PARAMETER = re.compile(
     r"max_\w+|\w*timeout|\w+_size|\w+_bytes|\w+_expiry|\w+_delay|\w+_interval|grace|backlog"
@@ -718,7 +720,7 @@ def test_limits_table_names_every_default_constant() -> None:
     named = {constant for _, _, _, constants in limits_rows() for constant in constants}
     constants = {
         f"{module.__name__}.{name}"
-        for module in (trionet, trionet.http, trionet.websocket, trionet.testing)
+        for module in (trionet, trionet.asgi, trionet.http, trionet.websocket, trionet.testing)
         for name in module.__all__
         if name.startswith("DEFAULT_")
     }

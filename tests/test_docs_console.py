@@ -224,6 +224,11 @@ async def not_found(nursery: trio.Nursery) -> Setup:
     return Setup({"8080": str(port)})
 
 
+async def asgi_hello(nursery: trio.Nursery) -> Setup:
+    serving = r"^trionet serve: asgi_hello:app on http://127\.0\.0\.1:(\d+) \(Ctrl-C to stop\)$"
+    return Setup({"8000": "0"}, long_running=True, bound_port=serving)
+
+
 # Every command the documentation shows with its output, exactly as written.
 SCENARIOS: dict[str, Scenario] = {
     "uv run python examples/first_server.py --port 8000": first_server,
@@ -241,6 +246,7 @@ SCENARIOS: dict[str, Scenario] = {
     "(echo hello; sleep 2) | uv run trionet ws ws://127.0.0.1:9001/": ws_echo,
     "(echo hello; sleep 2) | uv run trionet ws --binary ws://127.0.0.1:9001/": ws_echo,
     "uv run trionet ws ws://127.0.0.1:8080/nowhere": not_found,
+    "uv run trionet serve asgi_hello:app --app-dir examples --port 8000": asgi_hello,
 }
 
 

@@ -36,6 +36,7 @@ import ssl
 import trio
 
 import trionet
+import trionet.asgi
 import trionet.http
 import trionet.metrics
 import trionet.testing
@@ -63,6 +64,7 @@ PLACEHOLDERS = {
     "ws": "trionet.websocket.WebSocketConnection",
     "stream": "trio.abc.Stream",
     "main": "Callable[[], Awaitable[None]]",
+    "asgi_app": "trionet.asgi.ASGIApp",
 }
 
 # Strict, as the package itself is checked (pyproject.toml), so that a

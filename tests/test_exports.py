@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import trionet
+import trionet.asgi
 import trionet.http
 import trionet.metrics
 import trionet.testing
@@ -17,6 +18,7 @@ import trionet.websocket
 
 PUBLIC_MODULES = [
     trionet,
+    trionet.asgi,
     trionet.http,
     trionet.metrics,
     trionet.testing,

@@ -1,6 +1,7 @@
-"""The ``trionet`` command: ``trionet demo`` (:mod:`._demo`), ``trionet get``
-(:mod:`._get`), and the ``tcp`` / ``udp`` / ``ws`` tools (:mod:`._net`), with
-what they share (:mod:`._io`: TLS options, output, exit statuses).
+"""The ``trionet`` command: ``trionet demo`` (:mod:`._demo`), ``trionet serve``
+(:mod:`._serve`), ``trionet get`` (:mod:`._get`), and the ``tcp`` / ``udp`` /
+``ws`` tools (:mod:`._net`), with what they share (:mod:`._io`: TLS options,
+output, exit statuses).
 
 Run it as the ``trionet`` console script or ``python -m trionet.cli``.
 """
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import _demo, _get, _net
+from . import _demo, _get, _net, _serve
 
 __all__ = ["console_main", "main"]
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _demo.add_arguments(demo)
     demo.set_defaults(run=_demo.run)
+    _serve.add_command(commands)
     _get.add_command(commands)
     _net.add_commands(commands)
     return parser

@@ -237,6 +237,12 @@ class ServerProtocol:
                     raise ProtocolError("the request target is too long", 414)
         self._reader.receive_data(data)
 
+    def receive_behind(self, data: bytes) -> None:
+        """Feed bytes read behind a complete body while its response goes on
+        (watching for the client to go away): kept for the next request."""
+        assert self._body_done, "the body is not received to its end"
+        self._reader.receive_data(data)
+
     def receive_ahead(self, data: bytes) -> None:
         """Feed bytes found waiting while no request is read (a graceful
         shutdown looks whether the next request came): they start its head."""
