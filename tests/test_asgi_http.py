@@ -392,3 +392,30 @@ async def test_keep_alive_serves_many_requests_on_one_connection() -> None:
         raw = await exchange(port, request() + request() + request(headers="Connection: close\r\n"))
     assert [r.status for r in parse(raw, [("GET", "/")] * 3)] == [200, 200, 200]
     assert len({scope["client"] for scope in app.scopes}) == 1
+
+
+async def test_responses_with_the_same_fields_do_not_share_them(tmp_path: Path) -> None:
+    """The server reuses the encoding of a field list it has seen: a file's
+    length set for one response must not reach the next."""
+    (tmp_path / "f").write_bytes(b"file body")
+    headers = [(b"content-type", b"text/plain"), (b"x-same", b"1")]
+
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        if scope["path"] == "/file":
+            await send({"type": "http.response.pathsend", "path": str(tmp_path / "f")})
+        else:
+            await send({"type": "http.response.body", "body": b"short"})
+
+    async with serving(app, lifespan="off") as port:
+        raw = await exchange(
+            port, request("GET", "/file") + request() + request(headers="Connection: close\r\n")
+        )
+    file, first, second = parse(raw, [("GET", "/file"), ("GET", "/"), ("GET", "/")])
+    assert (file.body, file.headers["content-length"]) == (b"file body", "9")
+    for reply in (first, second):
+        assert (reply.body, reply.headers["content-length"], reply.headers["x-same"]) == (
+            b"short",
+            "5",
+            "1",
+        )

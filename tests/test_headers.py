@@ -4,8 +4,11 @@ when all of it is needed) behaves exactly as Headers built from text."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trionet.http import Headers
+from trionet.http._headers import _Wire
 
 RAW = [
     (b"Host", b"example.com"),
@@ -76,3 +79,30 @@ def test_changing_received_fields() -> None:
     copy.add("x-copy", "yes")
     assert "x-copy" not in received()
     assert copy.get("x-copy") == "yes"
+
+
+# -- encoding byte fields to send (an ASGI application's) -------------------------
+
+_FIELD_BYTES = st.binary(max_size=12).map(lambda b: b.replace(b"\0", b"a"))
+_NAMES = st.sampled_from(
+    [b"content-type", b"Content-Length", b"connection", b"transfer-encoding", b"x-a", b"bad name"]
+)
+
+
+@given(st.lists(st.tuples(_NAMES | _FIELD_BYTES, _FIELD_BYTES | st.just(b" 12 ")), max_size=6))
+def test_byte_fields_are_encoded_as_their_text_would_be(fields: list[tuple[bytes, bytes]]) -> None:
+    """``_Wire.from_raw`` (the ASGI path) gives the same bytes, the same
+    framing fields and the same refusals as encoding the decoded text."""
+    try:
+        expected = _Wire([(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in fields])
+    except ValueError:
+        with pytest.raises(ValueError, match="not a valid"):
+            _Wire.from_raw(fields)
+        return
+    got = _Wire.from_raw(fields)
+    assert (got.block, got.length, got.transfer_encoding, got.connection) == (
+        expected.block,
+        expected.length,
+        expected.transfer_encoding,
+        expected.connection,
+    )

@@ -31,6 +31,9 @@ def is_token(text: str) -> bool:
 # Fields the connection itself writes: a handler setting them would break the
 # framing of the response or of the next one.
 _HOP_BY_HOP = ("content-length", "transfer-encoding", "connection")
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in _HOP_BY_HOP)
+_NAME_BYTES = re.compile(_NAME.pattern.encode())
+_VALUE_BYTES = re.compile(_VALUE.pattern.encode("latin-1"))
 
 
 class _Wire:
@@ -64,6 +67,41 @@ class _Wire:
         self.transfer_encoding = ", ".join(codings).encode("latin-1") if codings else None
         connection = found.get("connection")
         self.connection = ", ".join(connection).encode("latin-1") if connection else None
+
+    @classmethod
+    def from_raw(cls, fields: Iterable[tuple[bytes, bytes]]) -> _Wire:
+        """The same, checked and encoded straight from byte fields (an ASGI
+        application's), without decoding them first.
+
+        Raises:
+            ValueError: As the constructor.
+        """
+        wire = cls.__new__(cls)
+        lines: list[bytes] = []
+        found: dict[bytes, list[bytes]] = {}
+        for name, value in fields:
+            if not _NAME_BYTES.fullmatch(name):
+                raise ValueError(f"not a valid header field name: {name!r}")
+            value = value.strip(b" \t")
+            if not _VALUE_BYTES.fullmatch(value):
+                raise ValueError(f"not a valid value for {name!r}: {value!r}")
+            name = name.lower()
+            if name in _HOP_BY_HOP_BYTES:
+                found.setdefault(name, []).append(value)
+                if name != b"content-length":
+                    continue
+            lines += (name, b": ", value, b"\r\n")
+        wire.block = b"".join(lines)
+        declared = found.get(b"content-length", ())
+        lengths = {v.strip() for value in declared for v in value.split(b",")}
+        if len(lengths) > 1 or (lengths and not next(iter(lengths)).isdigit()):
+            raise ValueError(f"not a valid Content-Length: {sorted(lengths)}")
+        wire.length = int(lengths.pop()) if lengths else None
+        codings = found.get(b"transfer-encoding")
+        wire.transfer_encoding = b", ".join(codings) if codings else None
+        connection = found.get(b"connection")
+        wire.connection = b", ".join(connection) if connection else None
+        return wire
 
 
 #: What a caller may pass as headers: a mapping, pairs, or :class:`Headers`.
@@ -122,6 +160,27 @@ class Headers:
         headers._raw = raw if isinstance(raw, list) else list(raw)
         headers._list = []
         headers._encoded = None
+        return headers
+
+    @classmethod
+    def _to_send(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
+        """Headers over byte fields to send (an ASGI response's), checked and
+        encoded now, without decoding them.
+
+        Raises:
+            ValueError: A field name or value is not valid.
+        """
+        headers = cls._from_raw(raw)
+        headers._encoded = _Wire.from_raw(raw)
+        return headers
+
+    def _copy_encoded(self) -> Headers:
+        """A copy that shares the received bytes and the encoding (neither
+        is ever changed in place: a change makes the copy its own list)."""
+        headers = Headers.__new__(Headers)
+        headers._raw = self._raw
+        headers._list = [] if self._raw is not None else list(self._list)
+        headers._encoded = self._encoded
         return headers
 
     @property
