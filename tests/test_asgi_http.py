@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import trionet
 import trionet.asgi
@@ -419,3 +420,31 @@ async def test_responses_with_the_same_fields_do_not_share_them(tmp_path: Path) 
             "5",
             "1",
         )
+
+
+async def test_new_connections_are_refused_at_once_during_a_graceful_shutdown() -> None:
+    """hypercorn issue #128: the listeners closed late, and new connections
+    stalled in the backlog while the server drained."""
+    working = trio.Event()
+    finish = trio.Event()
+
+    async def slow(scope: Message, receive: Receive, send: Send) -> None:
+        working.set()
+        await finish.wait()
+        await hello(send)
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trionet.asgi.serve, slow, 0, LOOPBACK, lifespan="off"))
+        with trio.fail_after(DEADLINE):
+            in_flight = await trionet.connect_tcp(LOOPBACK, server.port)
+            await in_flight.send(request())
+            await working.wait()
+            nursery.start_soon(server.shutdown, 30)
+            await trio.testing.wait_all_tasks_blocked()  # it has begun: no more accepting
+            with pytest.raises(trionet.ConnectError):
+                await trionet.connect_tcp(LOOPBACK, server.port)
+            # The request in flight is still answered, then the server ends.
+            finish.set()
+            async with in_flight:
+                [reply] = parse(await read_until_closed(in_flight), [("GET", "/")])
+            assert (reply.status, reply.headers["connection"]) == (200, "close")

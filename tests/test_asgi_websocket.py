@@ -17,6 +17,7 @@ import trionet
 import trionet.asgi
 import trionet.websocket
 from tests._http import LOOPBACK, exchange, parse
+from tests._ws import frame
 from tests.test_asgi_http import Message, Receive, Send
 
 DEADLINE = 10
@@ -212,3 +213,23 @@ async def test_message_limits_are_trionets() -> None:
     assert closed.value.code == 1009
     assert app.ended is not None
     assert app.ended["code"] == 1009
+
+
+async def test_a_frame_in_the_same_packet_as_the_upgrade_reaches_the_app() -> None:
+    """hypercorn issue #225: bytes right behind the upgrade request (a
+    client that does not wait for the 101) crashed the server. They belong
+    to the WebSocket: the first message."""
+    app = Echo()
+    upgrade = UPGRADE.replace(b"Connection: Upgrade, close", b"Connection: Upgrade")
+    async with serving(app) as port:
+        with trio.fail_after(DEADLINE):
+            async with await trionet.connect_tcp(LOOPBACK, port) as conn:
+                await conn.send(upgrade + frame(0x1, b"early"))
+                received = b""
+                while b"early" not in received:
+                    event = await anext(aiter(conn))
+                    assert isinstance(event, trionet.Data)
+                    received += event.data
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert rest == b"\x81\x05early"  # the echo, an unmasked text frame

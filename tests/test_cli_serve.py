@@ -18,6 +18,7 @@ import trustme
 import trionet
 import trionet.http
 import trionet.websocket
+from tests._http import read_until_closed
 from tests._process import STARTUP_TIMEOUT, read_port, running
 from tests.test_cli import trionet_command
 
@@ -56,6 +57,27 @@ async def test_serve_runs_the_app_with_its_lifespan_until_ctrl_c() -> None:
     assert answer["state"] == {"started": True}
     assert (answer["root_path"], answer["path"]) == ("/api", "/api/items")
     assert not any("Traceback" in line for line in output.lines)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_request_in_flight_is_answered_before_a_graceful_exit(
+    signum: signal.Signals,
+) -> None:
+    async with running(serve_command(), stderr=subprocess.STDOUT) as (process, output):
+        port = await read_port(output, SERVING)
+        with trio.fail_after(STARTUP_TIMEOUT):
+            conn = await trionet.connect_tcp("127.0.0.1", port)
+            async with conn:
+                await conn.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                await output.wait_for(r"^slow request started$")
+                process.send_signal(signum)
+                raw = await read_until_closed(conn)
+            assert await process.wait() == 0
+            await output.wait_for(r"^lifespan shutdown complete$")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in head
+    assert json.loads(body)["path"] == "/slow"
 
 
 async def test_factory_and_a_unix_socket(tmp_path: Path) -> None:

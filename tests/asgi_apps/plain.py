@@ -2,7 +2,8 @@
 
 ``app`` speaks lifespan (its start-up puts ``started`` in the state) and
 answers each request with the worker's pid, the state and the scope's
-paths; ``failing_startup`` fails its lifespan start-up; ``create_app`` is a
+paths (``/slow`` after a moment: a request in flight at a stop);
+``failing_startup`` fails its lifespan start-up; ``create_app`` is a
 factory of ``app``.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+
+import trio
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -21,6 +24,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 scope["state"]["started"] = True
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
+                print("lifespan shutdown complete", flush=True)
                 return
     if scope["type"] == "websocket":
         await receive()
@@ -28,6 +32,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while (message := await receive())["type"] == "websocket.receive":
             await send({"type": "websocket.send", "text": message.get("text") or ""})
         return
+    if scope["path"] == "/slow":
+        # A request still in flight when the test stops the server.
+        print("slow request started", flush=True)
+        await trio.sleep(0.3)
     body = json.dumps(
         {
             "pid": os.getpid(),
