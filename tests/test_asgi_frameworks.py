@@ -1,7 +1,8 @@
 """Real frameworks on ``trionet.asgi.serve``: FastAPI (pydantic validation,
 streaming, background tasks, lifespan state, a sync endpoint in a worker
 thread, WebSocket), Starlette (a stream that ends when the client leaves)
-and Quart-Trio, driven over loopback by trionet's client, httpx and curl.
+and Quart-Trio, driven over loopback by trionet's client, httpx, curl and
+Node's ``http`` and ``ws``.
 The frameworks are test dependencies only."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import trionet
 import trionet.asgi
 import trionet.http
 import trionet.websocket
+from tests._node import node_package, run_node
 from tests._wait import wait_until
 
 APPS = Path(__file__).resolve().parent / "asgi_apps"
@@ -151,3 +153,21 @@ async def test_curl_posts_a_file_to_fastapi(tmp_path: Path) -> None:
                 capture_stdout=True,
             )
     assert json.loads(result.stdout) == {"name": "book", "total": 12.0, "tags": ["x"]}
+
+
+@pytest.mark.node
+async def test_node_http_and_ws_against_fastapi() -> None:
+    from fastapi_app import DONE
+
+    node_package("ws")
+    async with serving("fastapi_app:app") as base:
+        report = await run_node("asgi_client.js", base)
+        await wait_until(lambda: "ws closed 4003" in DONE)
+    assert report["item"] == {"status": 200, "body": {"name": "lamp", "total": 12.0, "tags": []}}
+    assert report["invalid"] == {"status": 422}
+    assert report["stream"] == {
+        "status": 200,
+        "transferEncoding": "chunked",
+        "body": "0\n1\n2\n3\n",
+    }
+    assert report["ws"] == {"protocol": "chat", "echo": "echo: from node", "close": {"code": 4003}}
