@@ -163,3 +163,38 @@ async def test_autobahn_default_cases_against_the_client(tmp_path: Path) -> None
     )
     assert status == 0, f"Autobahn|Testsuite failed trionet's client:\n{report}"
     assert_all_passed(report)
+
+
+@pytest.mark.usefixtures("suite")
+async def test_autobahn_default_cases_against_an_asgi_app(tmp_path: Path) -> None:
+    """Starlette's WebSocket echo (``tests/asgi_apps/starlette_app.py``)
+    served by ``trionet serve``: the ASGI layer passes every message and
+    close code through unharmed (hypercorn crashed on case 7.1.6, its #177)."""
+    command = [
+        "sh",
+        "-c",
+        'exec "$@" 2>&1',
+        "sh",
+        sys.executable,
+        "-m",
+        "trionet.cli",
+        "serve",
+        "starlette_app:app",
+        "--app-dir",
+        str(REPO / "tests" / "asgi_apps"),
+        "--port",
+        "0",
+        "--ws-max-size",
+        str(MAX_MESSAGE_SIZE),
+    ]
+    async with running(command) as (process, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            port = int((await output.wait_for(r"^trionet serve: .* on http://[^:]+:(\d+) "))[1])
+        status, report = await run_suite(tmp_path, "server", f"ws://127.0.0.1:{port}/ws", "default")
+        process.terminate()
+        with trio.fail_after(STARTUP_TIMEOUT):
+            logged = await output.read_rest()
+    log = "\n".join(logged)
+    assert status == 0, f"Autobahn|Testsuite failed the ASGI app:\n{report}\nits log:\n{log}"
+    assert_all_passed(report)
+    assert "Traceback" not in log, f"the application or the server raised:\n{log}"

@@ -166,3 +166,19 @@ async def test_a_busy_port_is_one_line() -> None:
     assert result.returncode == 1
     assert b"trionet serve: cannot listen: " in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+async def test_websocket_flags() -> None:
+    flags = ["--ws-max-size", "10", "--ws-per-message-deflate", "false", "--ws-ping-interval", "0"]
+    async with running(serve_command("plain:app", *flags)) as (process, output):
+        port = await read_port(output, SERVING)
+        with trio.fail_after(STARTUP_TIMEOUT):
+            async with trionet.websocket.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                assert ws.response_headers.get("sec-websocket-extensions") is None
+                await ws.send("0123456789")
+                assert (await ws.receive()).data == "0123456789"
+                await ws.send("0123456789a")
+                with pytest.raises(trionet.websocket.WebSocketClosed) as closed:
+                    await ws.receive()
+        assert await stop(process) == 0
+    assert closed.value.code == 1009

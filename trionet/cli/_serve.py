@@ -118,6 +118,33 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="the largest request body (default 1 MiB; 413 beyond)",
     )
     parser.add_argument(
+        "--ws-max-size",
+        type=_positive,
+        default=None,
+        metavar="BYTES",
+        help="the largest WebSocket message received (default 1 MiB; close 1009 beyond)",
+    )
+    parser.add_argument(
+        "--ws-ping-interval",
+        type=_seconds_or_none,
+        default=20.0,
+        metavar="S",
+        help="seconds between WebSocket keepalive pings (default 20; 0: none)",
+    )
+    parser.add_argument(
+        "--ws-ping-timeout",
+        type=_seconds_or_none,
+        default=20.0,
+        metavar="S",
+        help="seconds a keepalive ping waits for its pong (default 20; 0: forever)",
+    )
+    parser.add_argument(
+        "--ws-per-message-deflate",
+        choices=("true", "false"),
+        default="true",
+        help="agree to WebSocket compression (default true)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -132,6 +159,13 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is in 0..65535, not {port}")
     return port
+
+
+def _seconds_or_none(text: str) -> float | None:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value or None
 
 
 def _positive(text: str) -> int:
@@ -166,7 +200,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             "access_log": args.access_log,
             "access_log_format": args.access_log_format,
             "parser": args.parser,
+            "ping_interval": args.ws_ping_interval,
+            "ping_timeout": args.ws_ping_timeout,
+            "compression": args.ws_per_message_deflate == "true",
             **({"max_body_size": args.max_body_size} if args.max_body_size else {}),
+            **({"max_message_size": args.ws_max_size} if args.ws_max_size else {}),
         },
     }
 
