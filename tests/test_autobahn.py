@@ -126,16 +126,32 @@ def assert_all_passed(report: str) -> None:
     assert (passed, failed) == (cases, 0), report
 
 
+async def check_server(tmp_path: Path, program: list[str], ready: str, path: str = "/") -> None:
+    """Run ``program`` (a server that prints ``ready``, a pattern whose
+    group is its port) and the default cases against ``path`` on it.
+
+    The server's stderr joins its stdout, which the test reads: the suite
+    judges only the wire, and a handler that raised (a trionet bug the peer
+    may not see: the close frame had gone out already) is logged there."""
+    command = ["sh", "-c", 'exec "$@" 2>&1', "sh", *program]
+    async with running(command) as (process, output):
+        with trio.fail_after(STARTUP_TIMEOUT):
+            port = int((await output.wait_for(ready))[1])
+        status, report = await run_suite(
+            tmp_path, "server", f"ws://127.0.0.1:{port}{path}", "default"
+        )
+        process.terminate()
+        with trio.fail_after(STARTUP_TIMEOUT):
+            logged = await output.read_rest()
+    log = "\n".join(logged)
+    assert status == 0, f"Autobahn|Testsuite failed the server:\n{report}\nits log:\n{log}"
+    assert_all_passed(report)
+    assert "Traceback" not in log, f"the server's handler raised:\n{log}"
+
+
 @pytest.mark.usefixtures("suite")
 async def test_autobahn_default_cases_against_the_server(tmp_path: Path) -> None:
-    # The server's stderr joins its stdout, which the test reads: the suite
-    # judges only the wire, and a handler that raised (a trionet bug the peer
-    # may not see: the close frame had gone out already) is logged there.
-    command = [
-        "sh",
-        "-c",
-        'exec "$@" 2>&1',
-        "sh",
+    program = [
         sys.executable,
         str(EXAMPLES / "ws_echo.py"),
         "--port",
@@ -143,17 +159,7 @@ async def test_autobahn_default_cases_against_the_server(tmp_path: Path) -> None
         "--max-message-size",
         str(MAX_MESSAGE_SIZE),
     ]
-    async with running(command) as (process, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            port = int((await output.wait_for(r"^WebSocket echo at ws://[^:]+:(\d+)/"))[1])
-        status, report = await run_suite(tmp_path, "server", f"ws://127.0.0.1:{port}/", "default")
-        process.terminate()
-        with trio.fail_after(STARTUP_TIMEOUT):
-            logged = await output.read_rest()
-    log = "\n".join(logged)
-    assert status == 0, f"Autobahn|Testsuite failed trionet's server:\n{report}\nits log:\n{log}"
-    assert_all_passed(report)
-    assert "Traceback" not in log, f"the server's handler raised:\n{log}"
+    await check_server(tmp_path, program, r"^WebSocket echo at ws://[^:]+:(\d+)/")
 
 
 @pytest.mark.usefixtures("suite")
@@ -170,11 +176,7 @@ async def test_autobahn_default_cases_against_an_asgi_app(tmp_path: Path) -> Non
     """Starlette's WebSocket echo (``tests/asgi_apps/starlette_app.py``)
     served by ``trionet serve``: the ASGI layer passes every message and
     close code through unharmed (hypercorn crashed on case 7.1.6, its #177)."""
-    command = [
-        "sh",
-        "-c",
-        'exec "$@" 2>&1',
-        "sh",
+    program = [
         sys.executable,
         "-m",
         "trionet.cli",
@@ -187,14 +189,4 @@ async def test_autobahn_default_cases_against_an_asgi_app(tmp_path: Path) -> Non
         "--ws-max-size",
         str(MAX_MESSAGE_SIZE),
     ]
-    async with running(command) as (process, output):
-        with trio.fail_after(STARTUP_TIMEOUT):
-            port = int((await output.wait_for(r"^trionet serve: .* on http://[^:]+:(\d+) "))[1])
-        status, report = await run_suite(tmp_path, "server", f"ws://127.0.0.1:{port}/ws", "default")
-        process.terminate()
-        with trio.fail_after(STARTUP_TIMEOUT):
-            logged = await output.read_rest()
-    log = "\n".join(logged)
-    assert status == 0, f"Autobahn|Testsuite failed the ASGI app:\n{report}\nits log:\n{log}"
-    assert_all_passed(report)
-    assert "Traceback" not in log, f"the application or the server raised:\n{log}"
+    await check_server(tmp_path, program, r"^trionet serve: .* on http://[^:]+:(\d+) ", "/ws")

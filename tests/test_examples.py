@@ -239,47 +239,38 @@ async def test_http_get_fetches_from_the_seeds_http_server(parser: str) -> None:
     assert lines[2:] == ["Hello World"]
 
 
-async def test_http_hello_serves_its_metrics_on_the_metrics_port() -> None:
-    command = [*example("http_hello.py", 0), "--metrics-port", "0"]
-    async with running(command) as (_, output):
-        port = await read_port(output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
-        metrics_port = await read_port(output, r"^Metrics at http://127\.0\.0\.1:(\d+)/metrics$")
-        with trio.fail_after(STARTUP_TIMEOUT):
-            async with trionet.http.Client() as client:
-                for _ in range(3):
-                    assert (await client.get(f"http://127.0.0.1:{port}/")).status == 200
-                scraped = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
-                text = await scraped.text()
-    counts = [
-        line
-        for line in text.splitlines()
-        if line.startswith("trionet_http_requests_total{") and 'status="2xx"' in line
-    ]
-    assert len(counts) == 1
-    assert counts[0].endswith(" 3.0")
-
-
-async def test_http_hello_with_workers_serves_their_summed_metrics() -> None:
-    command = [*example("http_hello.py", 0), "--metrics-port", "0", "--workers", "2"]
+async def hello_requests_counted(flags: list[str], connections: int) -> list[str]:
+    """Run ``http_hello.py --metrics-port 0`` with ``flags``, make one
+    request on each of ``connections`` new connections, scrape; return the
+    2xx lines of ``trionet_http_requests_total``."""
+    command = [*example("http_hello.py", 0), "--metrics-port", "0", *flags]
     async with running(command, stderr=subprocess.STDOUT) as (_, output):
         port = await read_port(output, r"^Server running at http://127\.0\.0\.1:(\d+)/$")
-        # Printed by the supervisor once both workers are ready.
+        # With workers, printed by the supervisor once every worker is ready.
         metrics_port = await read_port(output, r"^Metrics at http://127\.0\.0\.1:(\d+)/metrics$")
         with trio.fail_after(STARTUP_TIMEOUT):
-            for _ in range(6):  # a connection each: both workers take some
+            for _ in range(connections):
                 async with trionet.http.Client() as client:
                     assert (await client.get(f"http://127.0.0.1:{port}/")).status == 200
             async with trionet.http.Client() as client:
                 scraped = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
                 text = await scraped.text()
-    counts = [
+    return [
         line
         for line in text.splitlines()
         if line.startswith("trionet_http_requests_total{") and 'status="2xx"' in line
     ]
+
+
+async def test_http_hello_serves_its_metrics_on_the_metrics_port() -> None:
+    [count] = await hello_requests_counted([], 3)
+    assert count.endswith(" 3.0")
+
+
+async def test_http_hello_with_workers_serves_their_summed_metrics() -> None:
     # One series for the two workers' servers, with every request in it.
-    assert len(counts) == 1
-    assert counts[0].endswith(" 6.0")
+    [count] = await hello_requests_counted(["--workers", "2"], 6)
+    assert count.endswith(" 6.0")
 
 
 async def test_http_get_reports_a_refused_connection_in_one_line() -> None:

@@ -147,6 +147,28 @@ def _headers(request: Request) -> list[tuple[bytes, bytes]]:
     return [(name.lower(), value) for name, value in request._raw_headers]
 
 
+def _scope(
+    kind: str, scheme: str, request: Request, root_path: str, state: dict[str, Any] | None
+) -> Scope:
+    path, raw_path, query = _split_target(request.target, root_path)
+    scope: Scope = {
+        "type": kind,
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": _headers(request),
+        "client": _address(request.client),
+        "server": _server(request._conn.local_address),  # type: ignore[attr-defined]
+    }
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope
+
+
 def http_scope(request: Request, root_path: str, state: dict[str, Any] | None) -> Scope:
     """The ``http`` scope of ``request``.
 
@@ -156,24 +178,9 @@ def http_scope(request: Request, root_path: str, state: dict[str, Any] | None) -
         state: The lifespan state, copied into the scope; ``None`` when the
             application has no lifespan (no ``state`` key then).
     """
-    path, raw_path, query = _split_target(request.target, root_path)
-    scope: Scope = {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": request.http_version,
-        "method": request.method,
-        "scheme": request.scheme,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query,
-        "root_path": root_path,
-        "headers": _headers(request),
-        "client": _address(request.client),
-        "server": _server(request._conn.local_address),  # type: ignore[attr-defined]
-        "extensions": _extensions(request, _HTTP_EXTENSIONS),
-    }
-    if state is not None:
-        scope["state"] = state.copy()
+    scope = _scope("http", request.scheme, request, root_path, state)
+    scope["method"] = request.method
+    scope["extensions"] = _extensions(request, _HTTP_EXTENSIONS)
     return scope
 
 
@@ -181,28 +188,13 @@ def websocket_scope(request: Request, root_path: str, state: dict[str, Any] | No
     """The ``websocket`` scope of the upgrade ``request``: as the ``http``
     one, with ``ws``/``wss`` for the scheme and the offered
     ``subprotocols``."""
-    path, raw_path, query = _split_target(request.target, root_path)
-    offered = [
+    scheme = "wss" if request.scheme == "https" else "ws"
+    scope = _scope("websocket", scheme, request, root_path, state)
+    scope["subprotocols"] = [
         item.strip()
         for value in request.headers.get_all("sec-websocket-protocol")
         for item in value.split(",")
         if item.strip()
     ]
-    scope: Scope = {
-        "type": "websocket",
-        "asgi": ASGI_VERSION,
-        "http_version": request.http_version,
-        "scheme": "wss" if request.scheme == "https" else "ws",
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query,
-        "root_path": root_path,
-        "headers": _headers(request),
-        "client": _address(request.client),
-        "server": _server(request._conn.local_address),  # type: ignore[attr-defined]
-        "subprotocols": offered,
-        "extensions": _extensions(request, _WEBSOCKET_EXTENSIONS),
-    }
-    if state is not None:
-        scope["state"] = state.copy()
+    scope["extensions"] = _extensions(request, _WEBSOCKET_EXTENSIONS)
     return scope

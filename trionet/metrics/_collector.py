@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_DURATION_BUCKETS",
     "INSTALL_HINT",
     "Metrics",
+    "import_prometheus",
     "in_run",
     "process_snapshots",
     "scrape_response",
@@ -99,6 +100,23 @@ def process_snapshots() -> dict[str, dict[str, Any]]:
     return snapshots
 
 
+def import_prometheus() -> tuple[Any, Callable[[str, Snapshot], list[Metric]]]:
+    """prometheus-client, and the function that renders a snapshot for it.
+
+    Raises:
+        ImportError: prometheus-client is not installed (with what to install).
+    """
+    try:
+        import prometheus_client
+
+        from . import _families
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] != "prometheus_client":
+            raise
+        raise ImportError(INSTALL_HINT) from exc
+    return prometheus_client, _families.render
+
+
 def in_run(token: trio.lowlevel.TrioToken) -> bool:
     try:
         return trio.lowlevel.current_trio_token() is token
@@ -154,20 +172,12 @@ class Metrics:
         namespace: str = "trionet",
         duration_buckets: Sequence[float] = DEFAULT_DURATION_BUCKETS,
     ) -> None:
-        try:
-            import prometheus_client
-
-            from . import _families
-        except ModuleNotFoundError as exc:
-            if exc.name is None or exc.name.partition(".")[0] != "prometheus_client":
-                raise
-            raise ImportError(INSTALL_HINT) from exc
+        prometheus_client, self._render = import_prometheus()
         if not isinstance(namespace, str):
             raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
         if not _NAMESPACE.match(namespace):
             raise ValueError(f"namespace must be a metric name prefix, not {namespace!r}")
         self.namespace = namespace
-        self._render = _families.render
         self._bounds = _check_buckets(duration_buckets)
         self._sources: list[Source] = []
         # The trio run the servers live in: a scrape from another thread

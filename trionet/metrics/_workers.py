@@ -24,7 +24,7 @@ import trio
 from .. import _checks as checks
 from ..http._server._request import Request
 from ..http._server._response import Response
-from ._collector import INSTALL_HINT, in_run, scrape_response
+from ._collector import import_prometheus, in_run, scrape_response
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -85,18 +85,10 @@ class WorkerMetrics:
         registry: CollectorRegistry | None = None,
         refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,
     ) -> None:
-        try:
-            import prometheus_client
-
-            from . import _families
-        except ModuleNotFoundError as exc:
-            if exc.name is None or exc.name.partition(".")[0] != "prometheus_client":
-                raise
-            raise ImportError(INSTALL_HINT) from exc
+        prometheus_client, self._render = import_prometheus()
         timeout = checks.non_negative_seconds("refresh_timeout", refresh_timeout)
         self.refresh_timeout: float = timeout or 0.0
         self._pool = pool
-        self._render = _families.render
         try:
             self._trio_token: trio.lowlevel.TrioToken | None = trio.lowlevel.current_trio_token()
         except RuntimeError:
