@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import trionet
+import trionet.asgi
 import trionet.http
 import trionet.tls
 import trionet.websocket
@@ -38,6 +39,8 @@ pytestmark = pytest.mark.node
 # Debian's package (CI apt-get installs `chromium`); playwright-core drives it
 # instead of downloading a browser of its own.
 CHROMIUM = Path("/usr/bin/chromium")
+
+ASGI_APPS = Path(__file__).resolve().parent / "asgi_apps"
 
 # The driver's own deadline for a whole run (browser start included: a few
 # seconds on a busy two-core machine), and ours, longer, so that the driver
@@ -475,3 +478,38 @@ async def test_browser_cross_origin_websocket_is_refused(nursery: trio.Nursery) 
     assert sessions[0].close_code == 1000
     await server.shutdown()
     await other.shutdown()
+
+
+# -- an ASGI application (Starlette) under trionet.asgi.serve ------------------------
+
+
+async def test_browser_echo_over_ws_with_a_starlette_app(nursery: trio.Nursery) -> None:
+    starlette_app = trionet.asgi.load_app("starlette_app:app", app_dir=str(ASGI_APPS))
+    html = page({"messages": ECHO_MESSAGES, "closeReason": CLOSE_REASON}).body
+    assert isinstance(html, bytes)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # The page at "/", and Starlette's echo (its route /ws) at the page's /echo.
+        if scope["type"] == "http" and scope["path"] == "/":
+            headers = [(b"content-type", b"text/html; charset=utf-8")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": html})
+            return
+        if scope["type"] == "websocket":
+            scope = {**scope, "path": "/ws", "raw_path": b"/ws"}
+        await starlette_app(scope, receive, send)
+
+    server = await nursery.start(trionet.asgi.serve, app, 0, "127.0.0.1")
+    (line,) = await browse(f"http://127.0.0.1:{server.port}/")
+    report = report_of(line)
+    assert report["opened"], line
+    assert not report["error"], line
+    assert report["extensions"].startswith("permessage-deflate"), report["extensions"]
+    echoes = report["echoes"]
+    assert len(echoes) == len(ECHO_MESSAGES), line["console"]
+    assert echoes[0] == {"type": "string", "data": TEXT}
+    assert echoes[1] == {"type": "ArrayBuffer", "base64": base64.b64encode(BINARY).decode()}
+    assert base64.b64decode(echoes[2]["base64"]) == BIG_BINARY
+    assert echoes[3] == {"type": "string", "data": BIG_TEXT}
+    assert report["close"] == {"code": 1000, "reason": CLOSE_REASON, "wasClean": True}
+    await server.shutdown()
