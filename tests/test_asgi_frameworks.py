@@ -26,6 +26,7 @@ import trionet.http
 import trionet.websocket
 from tests._node import node_package, run_node
 from tests._wait import wait_until
+from trionet.testing import TLSCertificates
 
 APPS = Path(__file__).resolve().parent / "asgi_apps"
 LOOPBACK = "127.0.0.1"
@@ -171,3 +172,26 @@ async def test_node_http_and_ws_against_fastapi() -> None:
         "body": "0\n1\n2\n3\n",
     }
     assert report["ws"] == {"protocol": "chat", "echo": "echo: from node", "close": {"code": 4003}}
+
+
+async def test_streams_over_https_keep_the_connection_usable(trionet_tls: TLSCertificates) -> None:
+    """A streaming response is sent while FastAPI waits in ``receive`` for
+    the client to leave; the end of the response ends that wait in the
+    middle of a TLS read. The same connection must serve the next request,
+    and the scope must say TLS."""
+    app = trionet.asgi.load_app("fastapi_app:app")
+    async with trio.open_nursery() as nursery:
+        start = partial(
+            trionet.asgi.serve, app, 0, LOOPBACK, ssl_context=trionet_tls.server_context
+        )
+        server = await nursery.start(start)
+        base = f"https://localhost:{server.port}"
+        with trio.fail_after(DEADLINE):
+            async with trionet.http.Client(ssl_context=trionet_tls.client_context) as client:
+                for count in (3, 5, 2):
+                    stream = await client.get(f"{base}/stream?count={count}")
+                    expected = "".join(f"{n}\n" for n in range(count)).encode()
+                    assert await stream.read() == expected
+                statistics = client.statistics()
+        assert statistics.connections_opened == 1  # one TLS connection, kept alive
+        await server.shutdown()

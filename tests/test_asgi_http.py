@@ -19,8 +19,10 @@ import trio.testing
 
 import trionet
 import trionet.asgi
+import trionet.http
 from tests._http import LOOPBACK, exchange, parse, read_until_closed, request
 from tests._wait import wait_until
+from trionet.testing import TLSCertificates
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -448,3 +450,20 @@ async def test_new_connections_are_refused_at_once_during_a_graceful_shutdown() 
             async with in_flight:
                 [reply] = parse(await read_until_closed(in_flight), [("GET", "/")])
             assert (reply.status, reply.headers["connection"]) == (200, "close")
+
+
+async def test_over_tls_the_scope_says_https_and_has_the_tls_extension(
+    trionet_tls: TLSCertificates,
+) -> None:
+    app = Recorder()
+    async with serving(app, ssl_context=trionet_tls.server_context) as port:
+        with trio.fail_after(DEADLINE):
+            async with trionet.http.Client(ssl_context=trionet_tls.client_context) as client:
+                assert (await client.get(f"https://localhost:{port}/")).status == 200
+    [scope] = app.scopes
+    assert scope["scheme"] == "https"
+    tls = scope["extensions"]["tls"]
+    assert tls["tls_version"] in (0x0303, 0x0304)
+    assert isinstance(tls["cipher_suite"], int)
+    assert 0 < tls["cipher_suite"] <= 0xFFFF
+    assert (tls["client_cert_chain"], tls["client_cert_name"]) == ([], None)  # none sent
