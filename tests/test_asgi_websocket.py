@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import trionet
 import trionet.asgi
@@ -233,3 +234,29 @@ async def test_a_frame_in_the_same_packet_as_the_upgrade_reaches_the_app() -> No
     head, _, rest = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101 ")
     assert rest == b"\x81\x05early"  # the echo, an unmasked text frame
+
+
+async def test_a_receive_waiting_before_accept_gets_the_first_message() -> None:
+    """An app that reads in another task before it accepts (Quart does):
+    that ``receive`` waits for the handshake, then gets the client's first
+    message, not an end."""
+    got: list[Message] = []
+
+    async def reads_ahead(scope: Message, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+
+        async def reader() -> None:
+            got.append(await receive())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()  # the reader waits first
+            await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": f"got {got[0].get('text')}"})
+
+    async with serving(reads_ahead) as port:
+        with trio.fail_after(DEADLINE):
+            async with trionet.websocket.connect(f"ws://{LOOPBACK}:{port}/") as ws:
+                await ws.send("first")
+                assert (await ws.receive()).data == "got first"
+    assert got == [{"type": "websocket.receive", "text": "first"}]

@@ -55,12 +55,13 @@ class WebSocketCycle:
         self._ended = False  # websocket.disconnect was given
         self._close_sent = False
         self._decision = trio.Event()  # set once the handshake is answered
+        self._accepting = False  # websocket.accept came (the 101 may be on its way)
 
     @property
     def decided(self) -> bool:
         """Whether the app answered the handshake (accepted, refused, or
         denied with a response)."""
-        return self.ws is not None or self._refused or self.denial is not None
+        return self._accepting or self._refused or self.denial is not None
 
     async def receive(self) -> dict[str, Any]:
         """The ASGI ``receive``."""
@@ -68,7 +69,7 @@ class WebSocketCycle:
             self._connected = True
             await trio.lowlevel.checkpoint()
             return {"type": "websocket.connect"}
-        if not self.decided:
+        if not self._decision.is_set():
             # Another task of the app reads ahead (Quart does): it waits for
             # the handshake to be answered.
             await self._decision.wait()
@@ -129,18 +130,22 @@ class WebSocketCycle:
                 raise ValueError("websocket.accept: give the subprotocol as 'subprotocol'")
             headers.append((name.decode("latin-1"), value.decode("latin-1")))
         options: ConnectionOptions = self._options["options"]
-        self._decision.set()  # (a failed accept leaves the app nothing to receive)
-        self.ws = await self._request.accept_websocket(
-            subprotocol,
-            headers,
-            origins=self._options["origins"],
-            compression=self._options["compression"],
-            max_message_size=options.max_message_size,
-            max_queued_bytes=options.max_queued_bytes,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
-            close_timeout=options.close_timeout,
-        )
+        self._accepting = True
+        try:
+            self.ws = await self._request.accept_websocket(
+                subprotocol,
+                headers,
+                origins=self._options["origins"],
+                compression=self._options["compression"],
+                max_message_size=options.max_message_size,
+                max_queued_bytes=options.max_queued_bytes,
+                ping_interval=options.ping_interval,
+                ping_timeout=options.ping_timeout,
+                close_timeout=options.close_timeout,
+            )
+        finally:
+            # Once the 101 is out (or the accept failed: nothing to receive).
+            self._decision.set()
 
     async def _close(self, message: dict[str, Any]) -> None:
         code = message.get("code", 1000)
@@ -151,7 +156,7 @@ class WebSocketCycle:
             raise TypeError(f"websocket.close: reason must be a str, not {reason!r}")
         if self.ws is None:
             if self.decided:
-                raise RuntimeError("websocket.close after a denial response")
+                raise RuntimeError("websocket.close after the handshake was answered otherwise")
             # Before the handshake: refused (the specification's 403).
             self._refused = True
             self._decision.set()
@@ -186,7 +191,7 @@ class WebSocketCycle:
             raise ClientDisconnected("the WebSocket has ended") from exc
 
     async def _deny(self, message: dict[str, Any]) -> None:
-        if self.ws is not None or self._refused:
+        if self._accepting or self._refused:
             raise RuntimeError(f"{message['type']} after the handshake was answered")
         if self.denial is None:
             self.denial = HTTPCycle(self._request)
