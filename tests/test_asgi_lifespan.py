@@ -5,6 +5,8 @@ server stopped, each failure path, and ``lifespan_timeout`` biting."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from functools import partial
 from pathlib import Path
@@ -202,3 +204,21 @@ async def test_load_app(app_dir: Path, spec: str, factory: bool, body: bytes) ->
 def test_load_app_says_what_is_wrong(app_dir: Path, spec: str, factory: bool, message: str) -> None:
     with pytest.raises(trionet.asgi.AppLoadError, match=message):
         trionet.asgi.load_app(spec, app_dir=str(app_dir), factory=factory)
+
+
+def test_the_shutdown_runs_when_trionet_run_stops_on_a_signal() -> None:
+    """``trionet.run`` cancels what is left of ``main`` as soon as every
+    server has drained: the application's lifespan call must still get
+    ``lifespan.shutdown``, and answer it. (The race is timing's: under load
+    it showed in ``test_cli_serve.py``'s request-in-flight test, which
+    failed most runs without the lifespan call's own shielded scope.)"""
+    app = LifespanApp()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trionet.asgi.serve, app, 0, LOOPBACK))
+            os.kill(os.getpid(), signal.SIGTERM)  # as a process manager stops us
+            await trio.sleep_forever()
+
+    assert trionet.run(main, on_signal=None) is None
+    assert app.events == ["lifespan.startup", "lifespan.shutdown"]

@@ -63,6 +63,7 @@ class Lifespan:
         self._answer: dict[str, Any] | None = None
         self._answered = trio.Event()
         self._ended = trio.Event()  # the app's lifespan call is over
+        self._scope = trio.CancelScope(shield=True)
         self._failure: BaseException | None = None
         self.supported = mode != "off"
         self._phase = "startup"
@@ -148,10 +149,19 @@ class Lifespan:
             logger.debug("lifespan message %r during %s ignored", kind, self._phase)
         await trio.lowlevel.checkpoint()
 
+    def cancel(self) -> None:
+        """End the app's lifespan call (once its shut-down is over, or the
+        server failed)."""
+        self._scope.cancel()
+
     async def _run(self) -> None:
         scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
         try:
-            await self._app(scope, self._receive, self._send)
+            # Shielded: a stop of the program (trionet.run cancels what is
+            # left once the servers have drained) must not end the call
+            # before it got lifespan.shutdown; serve() ends it with cancel().
+            with self._scope:
+                await self._app(scope, self._receive, self._send)
         except Exception as exc:
             self._failure = exc
             if self._answered.is_set() or self._mode == "on":

@@ -236,6 +236,6 @@ async def serve(
                     await manager.shutdown()
         except BaseException as exc:
             failure = exc
-        nursery.cancel_scope.cancel()  # a lifespan call that never returns
+        manager.cancel()  # a lifespan call that never returns
     if failure is not None:
         raise failure
