@@ -27,7 +27,7 @@ import signal
 import socket as stdlib_socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
 import trio
 
@@ -79,6 +79,22 @@ def check_picklable(main: object, args: tuple[object, ...]) -> None:
         pickle.dumps(args)
     except Exception as exc:
         raise TypeError(f"the arguments for main must be picklable: {exc}") from None
+
+
+def _checked_options(
+    main: Callable[..., Awaitable[object]], args: tuple[object, ...], **options: Any
+) -> PoolOptions:
+    """The pool's options, checked, once ``main`` and ``args`` are known to
+    reach a spawned worker: what :func:`serve_workers` and
+    :func:`run_workers` check before anything starts.
+
+    Raises:
+        TypeError: As :meth:`PoolOptions.build` and :func:`check_picklable`.
+        ValueError: As :meth:`PoolOptions.build`.
+    """
+    checked = PoolOptions.build(**options)
+    check_picklable(main, args)
+    return checked
 
 
 class _Bound:
@@ -252,7 +268,9 @@ async def serve_workers(
             of the wrong kind.
         ValueError: An option is out of range.
     """
-    options = PoolOptions.build(
+    options = _checked_options(
+        main,
+        args,
         workers=workers,
         listen=listen,
         reuse_port=reuse_port,
@@ -263,7 +281,6 @@ async def serve_workers(
         max_requests=max_requests,
         max_requests_jitter=max_requests_jitter,
     )
-    check_picklable(main, args)
     await _serve(main, args, options, task_status)
 
 
@@ -335,7 +352,9 @@ def run_workers(
             of the wrong kind.
         ValueError: An option is out of range.
     """
-    options = PoolOptions.build(
+    options = _checked_options(
+        main,
+        args,
         workers=workers,
         listen=listen,
         reuse_port=reuse_port,
@@ -349,7 +368,6 @@ def run_workers(
     checks.count("metrics_port", metrics_port, minimum=0, maximum=65535, none=True)
     if metrics_port is not None:
         from ..metrics import WorkerMetrics  # noqa: F401  (an ImportError now, not later)
-    check_picklable(main, args)
     try:
         return trio.run(_supervise, main, args, options, (metrics_port, metrics_host))
     except KeyboardInterrupt:
