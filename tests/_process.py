@@ -145,6 +145,15 @@ async def running(
                 await process.stdin.aclose()
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: it serves nothing)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2] == "Z"
+
+
 def kill_group(pgid: int) -> None:
     """SIGKILL every process of the group ``pgid`` (if any is left)."""
     try:

@@ -38,7 +38,7 @@ from tests._node import (
     run_node_lines,
 )
 from tests._peers import require_executable
-from tests._process import REPO, STARTUP_TIMEOUT, OutputReader, child_env, running
+from tests._process import REPO, STARTUP_TIMEOUT, OutputReader, child_env, gone, running
 from trionet.cli import build_parser
 from trionet.cli._demo import SERVICES, Service, banner, cli_command
 from trionet.tls._devcert import dev_certificate
@@ -810,15 +810,6 @@ async def test_demo_with_workers_stops_on_sigterm(private_cache: Path) -> None:
             assert await running_demo.process.wait() == 0
         assert gone(int(match.group(1)))
     assert not await trio.Path(private_cache).exists()  # --no-tls: no certificate
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie counts: it serves nothing)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return text[text.rindex(")") + 2] == "Z"
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=[service.kind for service in SERVICES])

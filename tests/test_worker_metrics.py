@@ -19,9 +19,10 @@ import trio
 import trionet
 import trionet.http
 import trionet.metrics
+from tests._process import gone
 from tests._worker_metrics_app import metrics_main
 from tests.test_metrics import Samples, parse, value
-from tests.test_workers import DEADLINE, LOOPBACK, Failed, gone, wait_until
+from tests.test_workers import DEADLINE, LOOPBACK, Failed, wait_until
 from tests.test_workers import _stop_resource_tracker as _stop_resource_tracker
 from tests.test_workers import get as get_pid
 from trionet._workers._beat import Beat, BeatReader, check_snapshot

@@ -26,6 +26,7 @@ import trionet
 from tests._process import (
     EXAMPLES,
     OutputReader,
+    gone,
     read_port,
     running,
 )
@@ -98,15 +99,6 @@ async def wait_until(condition: Callable[[], bool], what: str) -> None:
         if trio.current_time() > give_up:
             pytest.fail(f"still not so after {DEADLINE} s: {what}")
         await trio.sleep(0.01)
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie counts: it serves nothing)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return text[text.rindex(")") + 2] == "Z"
 
 
 def inheritable_descriptors(pid: int) -> list[int]:
