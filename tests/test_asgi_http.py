@@ -7,6 +7,7 @@ loopback, and driven with raw bytes parsed by h11 as the client."""
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,6 +21,7 @@ import trio.testing
 import trionet
 import trionet.asgi
 import trionet.http
+import trionet.tls
 from tests._http import LOOPBACK, exchange, parse, read_until_closed, request
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates
@@ -467,3 +469,43 @@ async def test_over_tls_the_scope_says_https_and_has_the_tls_extension(
     assert isinstance(tls["cipher_suite"], int)
     assert 0 < tls["cipher_suite"] <= 0xFFFF
     assert (tls["client_cert_chain"], tls["client_cert_name"]) == ([], None)  # none sent
+
+
+async def test_the_tls_extension_has_the_server_certificate_and_the_client_chain(
+    trionet_tls: TLSCertificates, tmp_path: Path
+) -> None:
+    # Mutual TLS: the server's certificate from files (trionet.tls knows
+    # it), the client's issued by an intermediate CA and sent with it.
+    server_cert = trionet_tls.ca.issue_cert("localhost")
+    server_cert.private_key_and_cert_chain_pem.write_to_path(tmp_path / "server.pem")
+    intermediate = trionet_tls.ca.create_child_ca()
+    alice = intermediate.issue_cert("alice@example.test", common_name="alice@example.test")
+    alice.private_key_and_cert_chain_pem.write_to_path(tmp_path / "alice.pem")
+    trionet_tls.ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    server_context = trionet.tls.server_context(
+        tmp_path / "server.pem", client_ca=tmp_path / "ca.pem"
+    )
+    client_context = trionet.tls.client_context(
+        cafile=tmp_path / "ca.pem", certfile=tmp_path / "alice.pem"
+    )
+    app = Recorder()
+    async with serving(app, ssl_context=server_context) as port:
+        with trio.fail_after(DEADLINE):
+            async with trionet.http.Client(ssl_context=client_context) as client:
+                assert (await client.get(f"https://localhost:{port}/")).status == 200
+    [scope] = app.scopes
+    tls = scope["extensions"]["tls"]
+
+    def same(pem: str, blob: Any) -> bool:
+        # PEM text may differ in line breaks; the certificates must not.
+        return ssl.PEM_cert_to_DER_cert(pem) == ssl.PEM_cert_to_DER_cert(blob.bytes().decode())
+
+    assert same(tls["server_cert"], server_cert.cert_chain_pems[0])
+    assert len(tls["client_cert_chain"]) == 2 == len(alice.cert_chain_pems)
+    assert all(
+        same(pem, blob)
+        for pem, blob in zip(tls["client_cert_chain"], alice.cert_chain_pems, strict=True)
+    )
+    # RFC 4514: the most specific name first.
+    assert tls["client_cert_name"].startswith("CN=alice@example.test,OU=Testing cert #")
+    assert tls["client_cert_error"] is None

@@ -346,6 +346,53 @@ async def test_mtls_requires_a_certificate_from_client_ca(
     assert server.statistics().handshake_failures == 2
 
 
+async def test_tls_info_has_both_certificates_and_the_chain_the_client_sent(
+    pki: PKI, trionet_tcp_server: ServerFactory
+) -> None:
+    # Alice's certificate comes from an intermediate CA; she sends both, the
+    # server trusts only the root.
+    default = pki.issue("default", "localhost")
+    client_root = trustme.CA()
+    intermediate = client_root.create_child_ca()
+    alice = pki.issue("alice", "alice@example.test", ca=intermediate)
+    intermediate_der = ssl.PEM_cert_to_DER_cert(intermediate.cert_pem.bytes().decode("ascii"))
+    seen: list[trionet.TLSInfo] = []
+
+    async def handler(conn: trionet.TCPConnection) -> None:
+        assert conn.tls is not None
+        seen.append(conn.tls)
+        await echo(conn)
+
+    context = trionet.tls.server_context(
+        default.certfile,
+        default.keyfile,
+        client_ca=pki.trust_file(client_root),
+        require_client_certificate=False,
+    )
+    server = await start(trionet_tcp_server, context, handler)
+    client = pki.client(certfile=alice.certfile, keyfile=alice.keyfile)
+    async with await connect(server, client) as conn:
+        await round_trip(conn)
+        assert conn.tls is not None
+        assert conn.tls.local_certificate == alice.der
+        assert conn.tls.peer_certificate_chain[0] == default.der
+    [server_side] = seen
+    assert server_side.local_certificate == default.der
+    assert server_side.peer_certificate_chain == (alice.der, intermediate_der)
+
+    # A client without a certificate, with a context built without trionet:
+    # it knows no certificate of its own, and the server received none.
+    plain = ssl.create_default_context(cafile=pki.trust_file(pki.ca))
+    async with await connect(server, plain) as conn:
+        await round_trip(conn)
+        assert conn.tls is not None
+        assert (conn.tls.local_certificate, conn.tls.peer_certificate_chain[0]) == (
+            None,
+            default.der,
+        )
+    assert (seen[1].peer_certificate, seen[1].peer_certificate_chain) == (None, ())
+
+
 async def test_mtls_optional_accepts_a_client_without_certificate(
     pki: PKI, trionet_tcp_server: ServerFactory
 ) -> None:

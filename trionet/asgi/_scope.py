@@ -120,14 +120,15 @@ def _escape_dn(value: str) -> str:
 
 def tls_extension(tls: TLSInfo) -> dict[str, Any]:
     """The ``tls`` extension of a scope (the ASGI TLS specification): the
-    TLS version and cipher suite as numbers, and the client certificate's
-    subject when the client sent a verified one. (The certificates
-    themselves are not kept by the handshake: ``server_cert`` is ``None``
-    and ``client_cert_chain`` empty.)"""
+    server's certificate and the client's chain as PEM (the server's is
+    known when the context came from :func:`trionet.tls.server_context`,
+    else ``None``), the client certificate's subject when it was verified,
+    and the TLS version and cipher suite as numbers."""
     peer = tls.peer_certificate
+    local = tls.local_certificate
     return {
-        "server_cert": None,
-        "client_cert_chain": [],
+        "server_cert": ssl.DER_cert_to_PEM_cert(local) if local is not None else None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der) for der in tls.peer_certificate_chain],
         "client_cert_name": _rfc4514(peer.get("subject", ())) if peer else None,
         "client_cert_error": None,
         "tls_version": _TLS_VERSIONS.get(tls.version or ""),

@@ -57,6 +57,7 @@ import ipaddress
 import os
 import ssl
 import typing
+import weakref
 
 __all__ = ["ServerContext", "client_context", "server_context"]
 
@@ -82,6 +83,18 @@ _CLIENT_OPTIONS = ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 _PEM_PRIVATE_KEY = b"PRIVATE KEY-----"  # PKCS#8, RSA, EC, encrypted PKCS#8
 _PEM_ENCRYPTED = (b"ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
+_PEM_CERTIFICATE_END = b"-----END CERTIFICATE-----"
+
+# The certificate (DER) each context built here presents in its handshakes,
+# for TLSInfo.local_certificate: the ssl module cannot read it back.
+_PRESENTED: weakref.WeakKeyDictionary[ssl.SSLContext, bytes] = weakref.WeakKeyDictionary()
+
+
+def presented_certificate(context: ssl.SSLContext) -> bytes | None:
+    """The certificate (DER) ``context`` presents, when trionet loaded it
+    (:func:`server_context`, :func:`client_context` with ``certfile``);
+    ``None`` for a context built elsewhere."""
+    return _PRESENTED.get(context)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -471,6 +484,16 @@ def _load_chain(
         else:
             why = str(exc.reason or exc)
         raise _ssl_error(exc, f"cannot load the certificate {what}: {why}") from exc
+    # The first certificate of the file is the one presented (the rest are
+    # its intermediates).
+    start = certificate.index(_PEM_CERTIFICATE)
+    end = certificate.find(_PEM_CERTIFICATE_END, start)
+    if end != -1:
+        pem = certificate[start : end + len(_PEM_CERTIFICATE_END)].decode("ascii", "replace")
+        try:
+            _PRESENTED[context] = ssl.PEM_cert_to_DER_cert(pem)
+        except ValueError:
+            pass  # OpenSSL took it; not knowing it only leaves local_certificate None
 
 
 def _load_trust(context: ssl.SSLContext, path: str, what: str) -> None:

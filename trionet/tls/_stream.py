@@ -18,6 +18,7 @@ import trio
 
 from .._errors import TLSError
 from .._server import HandshakeFailed
+from ._contexts import presented_certificate
 
 __all__ = ["DEFAULT_TLS_HANDSHAKE_TIMEOUT", "TLSInfo", "server_handshake", "tls_info"]
 
@@ -26,6 +27,9 @@ __all__ = ["DEFAULT_TLS_HANDSHAKE_TIMEOUT", "TLSInfo", "server_handshake", "tls_
 # quickly. nginx's ssl_handshake_timeout and Node's tls handshakeTimeout
 # (120 s) bracket it; Node's is widely considered too generous.
 DEFAULT_TLS_HANDSHAKE_TIMEOUT = 10.0
+
+# ``_ssl.ENCODING_DER``: what ``_ssl.Certificate.public_bytes`` takes for DER.
+_ENCODING_DER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,15 @@ class TLSInfo:
         peer_certificate: The peer's certificate as :meth:`ssl.SSLSocket.getpeercert`
             returns it (an empty dict when it was not validated), or ``None``
             when the peer sent none.
+        peer_certificate_chain: The certificates the peer sent, DER-encoded,
+            its own first, then the intermediates that sign it, as received
+            (not checked by this field: ``peer_certificate`` is set when they
+            were verified); empty when it sent none.
+        local_certificate: The certificate this side presented, DER-encoded,
+            when its context came from :func:`trionet.tls.server_context`
+            (the one chosen by SNI) or :func:`trionet.tls.client_context`
+            with a ``certfile``; ``None`` otherwise (Python's ``ssl`` cannot
+            read it back from a context built elsewhere).
     """
 
     version: str | None
@@ -50,18 +63,41 @@ class TLSInfo:
     alpn_protocol: str | None
     server_hostname: str | None
     peer_certificate: dict[str, Any] | None
+    peer_certificate_chain: tuple[bytes, ...] = ()
+    local_certificate: bytes | None = None
 
 
 def tls_info(stream: trio.SSLStream[Any]) -> TLSInfo:
     """Read the negotiated parameters of a handshaken ``SSLStream``."""
     cipher = stream.cipher()
+    peer = stream.getpeercert()
     return TLSInfo(
         version=stream.version(),
         cipher=cipher[0] if cipher else None,
         alpn_protocol=stream.selected_alpn_protocol(),
         server_hostname=stream.server_hostname,
-        peer_certificate=stream.getpeercert(),
+        peer_certificate=peer,
+        peer_certificate_chain=_peer_chain(stream) if peer is not None else (),
+        local_certificate=presented_certificate(stream.context),
     )
+
+
+def _peer_chain(stream: trio.SSLStream[Any]) -> tuple[bytes, ...]:
+    """The certificates the peer sent (DER), its own first.
+
+    Python 3.13 has ``SSLObject.get_unverified_chain()``; 3.11 and 3.12 have
+    the same method on the object's ``_ssl`` core only, returning
+    certificate objects. Without either, the peer's own certificate alone.
+    """
+    ssl_object: Any = getattr(stream, "_ssl_object", None)
+    public = getattr(ssl_object, "get_unverified_chain", None)
+    if public is not None:
+        return tuple(public() or ())
+    core = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if core is not None:
+        return tuple(cert.public_bytes(_ENCODING_DER) for cert in core() or ())
+    leaf = stream.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
 
 
 def describe_tls_failure(exc: BaseException) -> str:
