@@ -8,7 +8,6 @@ The frameworks are test dependencies only."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ import trionet.asgi
 import trionet.http
 import trionet.websocket
 from tests._node import node_package, run_node
+from tests._peers import require_executable
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates
 
@@ -135,13 +135,13 @@ async def test_quart_trio() -> None:
                 assert (await ws.receive()).data == "quart: hello"
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_curl_posts_a_file_to_fastapi(tmp_path: Path) -> None:
+    curl = require_executable("curl", "apt-get install curl")
     async with serving("fastapi_app:app") as base:
         with trio.fail_after(DEADLINE):
             result = await trio.run_process(
                 [
-                    "curl",
+                    curl,
                     "-sS",
                     "-H",
                     "content-type: application/json",

@@ -17,8 +17,14 @@ from fastapi import BackgroundTasks, FastAPI, Request, WebSocket, WebSocketDisco
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-# What background tasks did, for the tests to read (in-process servers).
+# What background tasks and WebSocket endings did, for the tests to read:
+# in this list in-process, on stdout under ``trionet serve``.
 DONE: list[str] = []
+
+
+def done(what: str) -> None:
+    DONE.append(what)
+    print(f"done: {what}", flush=True)
 
 
 @asynccontextmanager
@@ -37,7 +43,7 @@ class Item(BaseModel):
 
 @app.post("/items")
 async def create_item(item: Item, background: BackgroundTasks) -> dict[str, Any]:
-    background.add_task(DONE.append, f"stored {item.name}")
+    background.add_task(done, f"stored {item.name}")
     return {"name": item.name, "total": round(item.price * 1.2, 2), "tags": item.tags}
 
 
@@ -75,4 +81,4 @@ async def echo(websocket: WebSocket) -> None:
             text = await websocket.receive_text()
             await websocket.send_text(f"echo: {text}")
     except WebSocketDisconnect as exc:
-        DONE.append(f"ws closed {exc.code}")
+        done(f"ws closed {exc.code}")
