@@ -847,6 +847,26 @@ async def test_http_through_a_proxy_uses_the_absolute_url(nursery: trio.Nursery)
     assert proxy.proxy_authorization == [None, None]
 
 
+async def test_international_host_names_are_sent_as_idna_2008_a_labels(
+    nursery: trio.Nursery,
+) -> None:
+    # faß.de and fass.de are two domains under IDNA 2008 (UTS 46,
+    # non-transitional), one under Python's IDNA 2003 codec. The proxy sees
+    # exactly what would go to DNS and into the Host field.
+    proxy = await start_proxy(nursery)
+    with trio.fail_after(WAIT):
+        async with Client(proxy=proxy.url, timeout=TIMEOUTS) as client:
+            await client.get("http://faß.de/straße")
+            await client.get("http://Bücher.Example:8080/")
+            with pytest.raises(ValueError, match="a bad host name"):
+                await client.get("http://☃.com/")
+    assert proxy.request_lines == [
+        "GET http://xn--fa-hia.de/stra%C3%9Fe HTTP/1.1",
+        "GET http://xn--bcher-kva.example:8080/ HTTP/1.1",
+    ]
+    assert proxy.hosts == ["xn--fa-hia.de", "xn--bcher-kva.example:8080"]
+
+
 async def test_proxy_credentials_go_to_the_proxy_only(
     nursery: trio.Nursery, trionet_tls: TLSCertificates
 ) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import pytest
 
 from trionet.websocket import HandshakeError
+from trionet.websocket._client import parse_url
 from trionet.websocket._handshake import (
     ClientHandshake,
     UpgradeRefused,
@@ -223,3 +224,13 @@ def test_an_over_long_response_head_is_a_handshake_error() -> None:
         HandshakeError, match=r"over-long response head|answered the upgrade wrongly"
     ):
         hello.receive_data(filler * 2)
+
+
+def test_an_international_host_is_connected_to_by_its_idna_2008_a_label() -> None:
+    # What the client resolves, sends as SNI and writes in Host: faß.de is
+    # xn--fa-hia.de (IDNA 2008, UTS 46), not fass.de (Python's IDNA 2003).
+    secure, host, port, target, host_header = parse_url("wss://faß.de:8443/chat?x=1")
+    assert (secure, host, port, target) == (True, "xn--fa-hia.de", 8443, "/chat?x=1")
+    assert host_header == "xn--fa-hia.de:8443"
+    with pytest.raises(ValueError, match="not a valid international host name"):
+        parse_url("ws://☃.com/")

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+
+import idna
+
 from ._server import SocketAddress
 
-__all__ = ["format_address", "host_header", "url_host"]
+__all__ = ["ascii_host", "format_address", "host_header", "url_host"]
+
+
+@functools.lru_cache(maxsize=256)
+def ascii_host(host: str) -> str:
+    """The ASCII form of a host name, as DNS, TLS (SNI) and the ``Host``
+    field carry it: an internationalised name as IDNA 2008 A-labels after
+    UTS 46 mapping, non-transitional (``faß.de`` is ``xn--fa-hia.de``, as
+    browsers and curl send it; Python's own ``"idna"`` codec is IDNA 2003,
+    which turns it into ``fass.de``, another domain). An ASCII name or an
+    address is returned as it is.
+
+    Raises:
+        ValueError: The name is not a valid internationalised host name.
+    """
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"not a valid international host name: {host!r} ({exc})") from None
 
 
 def format_address(address: SocketAddress) -> str:

@@ -52,6 +52,7 @@ from typing import Any
 
 import trio
 
+from ._addresses import ascii_host
 from ._errors import ConnectError, ConnectTimeout
 from .tls._stream import client_handshake
 
@@ -260,11 +261,14 @@ async def connect(
         trionet.ConnectTimeout: ``connect_timeout`` ran out.
         trionet.TLSError: The TLS handshake failed.
         ValueError: ``ssl_context`` checks host names and there is no
-            ``server_hostname``.
+            ``server_hostname``, or it is no valid host name.
     """
     if ssl_context is not None and ssl_context.check_hostname and not server_hostname:
         # ssl.SSLObject (unlike SSLSocket) would quietly skip the check.
         raise ValueError("server_hostname is required when the ssl_context checks hostnames")
+    if server_hostname:
+        # Python's ssl would encode a non-ASCII name with IDNA 2003.
+        server_hostname = ascii_host(server_hostname)
     stream: trio.abc.Stream | None = None
     with trio.move_on_after(math.inf if connect_timeout is None else connect_timeout) as scope:
         try:

@@ -312,7 +312,8 @@ async def connect_tcp(
             (``ssl.create_default_context()`` verifies against the system's
             trust store).
         server_hostname: The name to send (SNI) and verify; defaults to
-            ``host``.
+            ``host``. An internationalised name is sent as its IDNA 2008
+            A-labels.
         connect_timeout: Seconds for the whole connect, TLS handshake
             included; ``None`` (default) waits as long as the system does.
         happy_eyeballs_delay: Seconds before trying the next address while

@@ -53,19 +53,17 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import ipaddress
 import os
 import ssl
 import typing
 import weakref
 
+from ._arguments import check_alpn, check_minimum_version, check_pair, check_server_name
+
 __all__ = ["ServerContext", "client_context", "server_context"]
 
 _T = typing.TypeVar("_T")
 
-# TLS 1.0 and 1.1 are deprecated (RFC 8996) and refused by every current
-# browser; RFC 9325 asks for 1.2 or newer. Only 1.2 and 1.3 may be the floor.
-_ALLOWED_MINIMUM_VERSIONS = (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
 
 # Python's defaults for server contexts since 3.10, restated so that the intent
 # is written down, plus no renegotiation (a TLS 1.2 feature that has mostly
@@ -318,8 +316,9 @@ def server_context(
             are compared case-insensitively; a ``*.`` entry matches exactly
             one more label (``a.example.com``, not ``example.com`` nor
             ``a.b.example.com``); exact names win over wildcards.
-            Internationalized names are given as clients send them, in IDNA
-            A-label form (``xn--...``).
+            Internationalized names may be given in either form
+            (``bücher.example`` or its IDNA 2008 A-label,
+            ``xn--bcher-kva.example``).
         alpn: The application protocols to offer in preference order
             (RFC 7301); ``None`` or ``()`` for no ALPN. The default offers
             only ``http/1.1``, what trionet's HTTP server speaks: offering
@@ -342,8 +341,8 @@ def server_context(
             ``password`` was given.
     """
     settings = _Settings(
-        minimum_version=_check_minimum_version(minimum_version),
-        alpn=_check_alpn(alpn),
+        minimum_version=check_minimum_version(minimum_version),
+        alpn=check_alpn(alpn),
         verify_mode=(
             ssl.CERT_NONE
             if client_ca is None
@@ -356,10 +355,10 @@ def server_context(
     )
     sni_sources: dict[str, _Source] = {}
     for name, files in (sni or {}).items():
-        key = _check_server_name(name)
+        key = check_server_name(name)
         if key in sni_sources:
             raise ValueError(f"sni names {name!r} twice (names are case-insensitive)")
-        sni_sources[key] = _source(*_check_pair(name, files))
+        sni_sources[key] = _source(*check_pair(name, files))
     return ServerContext(settings, _source(certfile, keyfile), sni_sources)
 
 
@@ -405,8 +404,8 @@ def client_context(
             without ``certfile``, an ``alpn`` protocol, ``minimum_version``),
             or the key is encrypted and no ``password`` was given.
     """
-    minimum_version = _check_minimum_version(minimum_version)
-    protocols = _check_alpn(alpn)
+    minimum_version = check_minimum_version(minimum_version)
+    protocols = check_alpn(alpn)
     if certfile is None and (keyfile is not None or password is not None):
         raise ValueError("keyfile and password go with a certfile")
     if cafile is None:
@@ -539,62 +538,3 @@ def _ssl_error(original: ssl.SSLError, message: str) -> ssl.SSLError:
 
 def _source(certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None) -> _Source:
     return _Source(os.fspath(certfile), None if keyfile is None else os.fspath(keyfile))
-
-
-def _check_minimum_version(version: ssl.TLSVersion) -> ssl.TLSVersion:
-    if version not in _ALLOWED_MINIMUM_VERSIONS:
-        raise ValueError(
-            f"minimum_version must be TLSVersion.TLSv1_2 or TLSv1_3, not {version!r}: "
-            "TLS 1.0 and 1.1 are deprecated (RFC 8996)"
-        )
-    return version
-
-
-def _check_alpn(alpn: collections.abc.Sequence[str] | None) -> tuple[str, ...]:
-    if alpn is None:
-        return ()
-    if isinstance(alpn, str | bytes):
-        raise ValueError(f"alpn is a sequence of protocol names, such as ({alpn!r},)")
-    for protocol in alpn:
-        # RFC 7301 section 3.1: each name is 1 to 255 bytes.
-        if not isinstance(protocol, str) or not 1 <= len(protocol.encode()) <= 255:
-            raise ValueError(f"an ALPN protocol name is a str of 1 to 255 bytes, not {protocol!r}")
-    return tuple(alpn)
-
-
-def _check_server_name(name: str) -> str:
-    """The normalized form of an ``sni`` key, or a ``ValueError`` saying why not."""
-    if not isinstance(name, str):
-        raise ValueError(f"an sni name is a str, not {name!r}")
-    normal = name.lower().removesuffix(".")
-    if not normal.isascii():
-        raise ValueError(
-            f"sni name {name!r} is not ASCII: give its IDNA A-label "
-            f"({name.encode('idna').decode('ascii')!r}), which is what clients send"
-        )
-    labels = normal.split(".")
-    if not all(labels):
-        raise ValueError(f"sni name {name!r} has an empty label")
-    if any("*" in label for label in labels[1:]) or ("*" in labels[0] and labels[0] != "*"):
-        raise ValueError(
-            f"in sni name {name!r}, a wildcard must be the whole leftmost label, "
-            "as in '*.example.com'"
-        )
-    if labels == ["*"]:
-        raise ValueError("sni name '*' matches nothing: the default certificate is certfile")
-    try:
-        ipaddress.ip_address(normal)
-    except ValueError:
-        return normal
-    raise ValueError(
-        f"sni name {name!r} is an IP address, which clients never send as a server "
-        "name (RFC 6066 section 3): such connections get the default certificate"
-    )
-
-
-def _check_pair(
-    name: str, files: object
-) -> tuple[str | os.PathLike[str], str | os.PathLike[str] | None]:
-    if not (isinstance(files, tuple) and len(files) == 2):
-        raise ValueError(f"sni[{name!r}] must be a (certfile, keyfile) pair, not {files!r}")
-    return files

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
+from .._addresses import ascii_host
 from .._errors import ConnectionClosed as _ConnectionClosed
 from .._errors import ConnectTimeout
 from .._listeners import host_header
@@ -49,6 +50,7 @@ def parse_url(url: str) -> tuple[bool, str, int, str, str]:
     host = parts.hostname
     if not host:
         raise ValueError(f"no host in {url!r}")
+    host = ascii_host(host)
     secure = scheme == "wss"
     try:
         port = parts.port or (443 if secure else 80)
@@ -119,7 +121,7 @@ async def open_client(
             errno.ETIMEDOUT, f"the WebSocket handshake with {url} took over {handshake_timeout:g} s"
         )
     path = target.split("?", 1)[0]
-    sent = Headers._from_raw([(b"host", host_header.encode("idna")), *extra])
+    sent = Headers._from_raw([(b"host", host_header.encode("ascii")), *extra])
     return WebSocketConnection(
         transport,
         handshake.protocol(),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from ..._addresses import ascii_host
 from ..._listeners import format_address, host_header
 
 __all__ = [
@@ -143,9 +144,9 @@ def _parse_str_url(url: str) -> Target:
         raise ValueError(f"a bad port in the URL {url!r}") from None
     if ":" not in host:
         try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ValueError(f"a bad host name in the URL {url!r}") from None
+            host = ascii_host(host)
+        except ValueError as exc:
+            raise ValueError(f"a bad host name in the URL {url!r}: {exc}") from None
     # Non-ASCII and spaces in the path or query are percent-encoded (RFC
     # 3986 section 2.1); what is already encoded stays as it is.
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
