@@ -610,6 +610,7 @@ LIMITED = [
     "trionet.http.serve",
     "trionet.http.HTTPConnection",
     "trionet.http.Client",
+    "trionet.http.ClientResponse.aiter_lines",
     "trionet.http.Request.accept_websocket",
     "trionet.websocket.serve",
     "trionet.websocket.connect",

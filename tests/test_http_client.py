@@ -1476,3 +1476,77 @@ async def test_a_few_informational_responses_are_skipped(nursery: trio.Nursery) 
         with trio.fail_after(BOUND):
             response = await client.get(url(server.port))
     assert (response.status, await response.read()) == (200, b"hi")
+
+
+# -- lines -----------------------------------------------------------------------------
+
+
+def test_lines_end_at_lf_crlf_or_cr_even_across_pieces() -> None:
+    from trionet.http._client._lines import LineSplitter
+
+    splitter = LineSplitter(max_line_size=100)
+    pieces = ["one\r", "\ntwo\rthree\n\nfour\x0cstill four\r\n", "fi", "ve"]
+    lines = [line for piece in pieces for line in splitter.feed(piece)]
+    assert lines + splitter.finish() == ["one", "two", "three", "", "four\x0cstill four", "five"]
+    # A "\r" that ends a piece ends its line at once (a live feed must not
+    # wait for the next piece to learn whether "\n" follows).
+    assert splitter.feed("six\r") == ["six"]
+    assert splitter.feed("\r") == [""]
+    assert splitter.feed("\n") == []
+    assert splitter.finish() == []
+
+
+async def test_aiter_lines_gives_decoded_text_lines_as_they_arrive(
+    nursery: trio.Nursery,
+) -> None:
+    # A gzip body in latin-1: two lines go out (flushed), then the server
+    # waits until the client has them, which it must before the rest exists.
+    both_read = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+
+        async def body() -> AsyncIterator[bytes]:
+            first = "grüße\r\nzweite Zeile\n".encode("latin-1")
+            yield compressor.compress(first) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            await both_read.wait()
+            yield compressor.compress(b"\rlast, without an ending") + compressor.flush()
+
+        headers = {"content-type": "text/plain; charset=latin-1", "content-encoding": "gzip"}
+        return Response(200, headers, body())
+
+    server = await start(nursery, handler)
+    lines: list[str] = []
+    async with Client() as client:
+        with trio.fail_after(BOUND):
+            async with client.stream("GET", url(server.port)) as response:
+                async for line in response.aiter_lines():
+                    lines.append(line)
+                    if len(lines) == 2:
+                        both_read.set()
+            # A body read whole gives its lines too.
+            whole = await client.get(url(server.port, "/again"))
+            again = [line async for line in whole.aiter_lines()]
+    expected = ["grüße", "zweite Zeile", "", "last, without an ending"]
+    assert lines == again == expected
+
+
+async def test_a_line_longer_than_max_line_size_is_refused(nursery: trio.Nursery) -> None:
+    # One endless line: the client gives up at max_line_size, and closes.
+    async def handler(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                yield b"x" * 4096
+
+        return Response(200, {"content-type": "text/plain"}, body())
+
+    server = await start(nursery, handler, handler_errors="log")
+    async with Client() as client:
+        with trio.fail_after(BOUND):
+            async with client.stream("GET", url(server.port)) as response:
+                with pytest.raises(ResponseTooLarge, match="longer than 10000 characters"):
+                    async for _ in response.aiter_lines(max_line_size=10_000):
+                        pass
+            assert client.statistics().connections == 0  # not reused: closed
+            with pytest.raises(ValueError, match="max_line_size"):
+                response.aiter_lines(max_line_size=0)

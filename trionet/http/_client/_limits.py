@@ -11,6 +11,7 @@ __all__ = [
     "DEFAULT_CONTINUE_TIMEOUT",
     "DEFAULT_KEEPALIVE_EXPIRY",
     "DEFAULT_MAX_KEEPALIVE_PER_HOST",
+    "DEFAULT_MAX_LINE_SIZE",
     "DEFAULT_MAX_REDIRECTS",
     "DEFAULT_MAX_RESPONSE_HEADER_SIZE",
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -49,6 +50,11 @@ DEFAULT_MAX_RESPONSE_HEADER_SIZE = 64 * 1024
 # program can afford in memory, and the bound on a compressed "bomb". Stream
 # a larger download with ``client.stream()``.
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
+
+# The longest line ``aiter_lines()`` gives, in characters: far beyond a log
+# line, an NDJSON record or a server-sent event's field, and a bound on what
+# a server sending one endless line makes the client hold.
+DEFAULT_MAX_LINE_SIZE = 1024 * 1024
 
 # How long to wait for ``100 Continue`` before sending the body anyway
 # (RFC 9110 section 10.1.1 lets a client go on; curl waits one second).

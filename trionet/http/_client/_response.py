@@ -18,13 +18,16 @@ beyond what the reader takes, and a body read whole stops at
 
 from __future__ import annotations
 
+import codecs
 import json as jsonlib
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Self
 
 import trio
 
+from ... import _checks as checks
 from .._headers import Headers
 from ._connection import ClientConnection
 from ._errors import (
@@ -34,6 +37,8 @@ from ._errors import (
     ServerDisconnected,
     TransportError,
 )
+from ._limits import DEFAULT_MAX_LINE_SIZE
+from ._lines import LineSplitter, LineTooLong
 from ._protocol import Body, ResponseEnd
 
 
@@ -132,6 +137,57 @@ class _Body:
         if piece is None:
             raise StopAsyncIteration
         return piece
+
+
+class _Lines:
+    """The iterator of :meth:`ClientResponse.aiter_lines`: the body's text,
+    a line at a time, read as the lines are asked for."""
+
+    __slots__ = ("_body", "_decoder", "_done", "_lines", "_response", "_splitter")
+
+    def __init__(self, response: ClientResponse, encoding: str, max_line_size: int) -> None:
+        self._response = response
+        self._body = response.__aiter__()
+        try:
+            decoder = codecs.getincrementaldecoder(encoding)
+        except LookupError:
+            decoder = codecs.getincrementaldecoder("utf-8")
+        self._decoder = decoder(errors="replace")
+        self._splitter = LineSplitter(max_line_size)
+        self._lines: deque[str] = deque()
+        self._done = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> str:
+        while not self._lines:
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                piece = await self._body.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                last = self._decoder.decode(b"", final=True)
+                self._lines.extend(self._split(last) + self._splitter.finish())
+                continue
+            self._lines.extend(await self._checked(piece))
+        return self._lines.popleft()
+
+    async def _checked(self, piece: bytes) -> list[str]:
+        try:
+            return self._split(self._decoder.decode(piece))
+        except ResponseTooLarge:
+            await self._response.aclose()
+            raise
+
+    def _split(self, text: str) -> list[str]:
+        try:
+            return self._splitter.feed(text)
+        except LineTooLong as exc:
+            raise ResponseTooLarge(
+                f"the response body from {self._response.url} has {exc} (max_line_size)"
+            ) from None
 
 
 class _Once:
@@ -337,6 +393,33 @@ class ClientResponse:
             return _Once(self._content)
         self._start_body()
         return _Body(self)
+
+    def aiter_lines(
+        self, *, encoding: str | None = None, max_line_size: int = DEFAULT_MAX_LINE_SIZE
+    ) -> AsyncIterator[str]:
+        """``async for line in response.aiter_lines()``: the body as text, a
+        line at a time, as it arrives (a log tail, NDJSON, a feed). A line
+        ends at ``"\\n"``, ``"\\r\\n"`` or ``"\\r"`` and is given without its
+        ending; the last one needs none.
+
+        Args:
+            encoding: The text encoding; default :attr:`encoding`.
+            max_line_size: The longest line, in characters (default 1 MiB).
+
+        Returns:
+            The lines, as an async iterator.
+
+        Raises:
+            ResponseTooLarge: A line is longer than ``max_line_size`` (the
+                connection is closed).
+            RuntimeError: The body was already read or is being read.
+            ReadTimeout: As for ``async for chunk in response``.
+            ServerDisconnected: As for ``async for chunk in response``.
+            DecodingError: As for ``async for chunk in response``.
+        """
+        size = checks.count("max_line_size", max_line_size)
+        assert size is not None
+        return _Lines(self, encoding or self.encoding, size)
 
     async def read(self) -> bytes:
         """Read the whole body (decoded) and return it; later calls return
