@@ -580,3 +580,21 @@ async def test_compressed_response_is_decoded(path: str) -> None:
     assert request["headers"]["accept-encoding"] == "gzip, deflate"
     assert request["headers"]["host"] == f"127.0.0.1:{peer.port}"
     assert request["headers"]["user-agent"] == f"trionet/{trionet.__version__}"
+
+
+# -- server-sent events ------------------------------------------------------
+
+
+async def test_server_sent_events_resume_across_connections() -> None:
+    # Node sends two events per connection and ends it; the client connects
+    # again with Last-Event-ID each time, until Node answers 204.
+    async with node_http_server() as peer:
+        with trio.fail_after(EXCHANGE_TIMEOUT):
+            async with client() as http, http.events(peer.url("/events?upto=5&per=2")) as events:
+                received = [event async for event in events]
+    assert [(event.event, event.id, event.data) for event in received] == [
+        ("tick", str(n), f"tick {n}\né") for n in range(1, 6)
+    ]
+    last_ids = [request["headers"].get("last-event-id") for request in peer.requests]
+    assert last_ids == [None, "2", "4", "5"]
+    assert all(request["headers"]["accept"] == "text/event-stream" for request in peer.requests)

@@ -36,6 +36,11 @@
 //                         Content-Encoding gzip / deflate / deflate
 //   /redirect?status=N&to=URL
 //                         N with Location: URL (and a short body)
+//   /events?upto=N&per=K  server-sent events (text/event-stream): "retry: 0",
+//                         then events id 1..N, K per connection (each
+//                         written on its own, CRLF line ends), starting
+//                         after the request's Last-Event-ID; the connection
+//                         then ends. Past N: 204 No Content.
 //
 // Every request's body is read before it is answered (except with
 // "dropReused"). It prints one JSON object per line:
@@ -139,6 +144,21 @@ function respond(req, res, url) {
       return send(res, 200, zlib.deflateRawSync(COMPRESSIBLE), { 'content-encoding': 'deflate' });
     case '/redirect':
       return send(res, Number(query.get('status')), 'moved', { location: query.get('to') });
+    case '/events': {
+      const upto = Number(query.get('upto'));
+      const after = Number(req.headers['last-event-id'] || 0);
+      if (after >= upto) {
+        res.writeHead(204);
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      res.write('retry: 0\r\n: from node\r\n\r\n');
+      const last = Math.min(upto, after + Number(query.get('per')));
+      for (let id = after + 1; id <= last; id += 1) {
+        res.write(`event: tick\r\nid: ${id}\r\ndata: tick ${id}\r\ndata: é\r\n\r\n`);
+      }
+      return res.end();
+    }
     default:
       return send(res, 404, 'no such route');
   }

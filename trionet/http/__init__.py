@@ -46,6 +46,12 @@ from ._client._limits import TimeoutsInput as TimeoutsInput
 from ._client._pool import ClientStatistics as ClientStatistics
 from ._client._response import ClientResponse as ClientResponse
 from ._client._response import HTTPStatusError as HTTPStatusError
+from ._client._sse import DEFAULT_EVENT_RETRY as DEFAULT_EVENT_RETRY
+from ._client._sse import DEFAULT_MAX_RECONNECTS as DEFAULT_MAX_RECONNECTS
+from ._client._sse import EventSource as EventSource
+from ._client._sse import EventStreamError as EventStreamError
+from ._client._sse import EventStreamParser as EventStreamParser
+from ._client._sse import ServerSentEvent as ServerSentEvent
 from ._headers import Headers as Headers
 from ._server._connection import HTTPConnection as HTTPConnection
 from ._server._errors import BodyTooLarge as BodyTooLarge
@@ -75,6 +81,7 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_CLIENT_MAX_CONNECTIONS",
     "DEFAULT_CONTINUE_TIMEOUT",
+    "DEFAULT_EVENT_RETRY",
     "DEFAULT_KEEPALIVE_EXPIRY",
     "DEFAULT_KEEPALIVE_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
@@ -82,6 +89,7 @@ __all__ = [
     "DEFAULT_MAX_HEADER_SIZE",
     "DEFAULT_MAX_KEEPALIVE_PER_HOST",
     "DEFAULT_MAX_LINE_SIZE",
+    "DEFAULT_MAX_RECONNECTS",
     "DEFAULT_MAX_REDIRECTS",
     "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
     "DEFAULT_MAX_RESPONSE_HEADER_SIZE",
@@ -96,6 +104,9 @@ __all__ = [
     "ClientStatistics",
     "Content",
     "DecodingError",
+    "EventSource",
+    "EventStreamError",
+    "EventStreamParser",
     "HTTPConnectError",
     "HTTPConnectTimeout",
     "HTTPConnection",
@@ -122,6 +133,7 @@ __all__ = [
     "ResponseStream",
     "ResponseTooLarge",
     "ServerDisconnected",
+    "ServerSentEvent",
     "Timeouts",
     "TimeoutsInput",
     "TooManyRedirects",

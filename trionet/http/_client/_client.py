@@ -31,7 +31,7 @@ import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Self, TypedDict, Unpack
+from typing import Any, Self, Unpack
 from urllib.parse import urljoin
 
 import trio
@@ -49,6 +49,7 @@ from ._limits import (
     DEFAULT_CONTINUE_TIMEOUT,
     DEFAULT_KEEPALIVE_EXPIRY,
     DEFAULT_MAX_KEEPALIVE_PER_HOST,
+    DEFAULT_MAX_LINE_SIZE,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_RESPONSE_HEADER_SIZE,
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -56,9 +57,11 @@ from ._limits import (
     Timeouts,
     TimeoutsInput,
 )
+from ._options import RequestOptions
 from ._pool import ClientStatistics, Pool
 from ._redirects import next_hop
 from ._response import ClientResponse
+from ._sse import DEFAULT_EVENT_RETRY, DEFAULT_MAX_RECONNECTS, EventSource
 from ._urls import Origin, PoolKey, Proxy, QueryParams, Target, add_params, parse_url, proxy_bypass
 
 __all__ = ["Client", "Content", "QueryParams", "RequestOptions"]
@@ -68,20 +71,6 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 # Redirect responses whose body is drained (up to this) so that their
 # connection can serve the next hop; a larger body closes it instead.
 _DRAIN_LIMIT = 64 * 1024
-
-
-class RequestOptions(TypedDict, total=False):
-    """The keyword arguments of :meth:`Client.request` (for the shorthands
-    :meth:`~Client.get`, :meth:`~Client.post`...)."""
-
-    params: QueryParams | None
-    headers: HeadersInput | None
-    content: Content | None
-    json: Any
-    form: Mapping[str, str] | None
-    timeout: TimeoutsInput
-    follow_redirects: bool | None
-    expect_continue: bool
 
 
 def _default_ssl_context() -> ssl.SSLContext:
@@ -410,6 +399,53 @@ class Client(trio.abc.AsyncResource):
             yield response
         finally:
             await response.aclose()
+
+    def events(
+        self,
+        url: str,
+        *,
+        params: QueryParams | None = None,
+        headers: HeadersInput | None = None,
+        timeout: TimeoutsInput | Unset = UNSET,
+        last_event_id: str = "",
+        reconnect: bool = True,
+        retry: float = DEFAULT_EVENT_RETRY,
+        max_reconnects: int = DEFAULT_MAX_RECONNECTS,
+        max_event_size: int = DEFAULT_MAX_LINE_SIZE,
+    ) -> EventSource:
+        """Server-sent events from ``url``: ``async with client.events(url)
+        as events: async for event in events: ...`` gives each
+        :class:`ServerSentEvent`, reconnecting as a browser does (see
+        :class:`EventSource`).
+
+        Args:
+            url: The event stream's URL (``params``, ``headers`` and
+                ``timeout`` as for :meth:`request`; a quiet stream needs a
+                ``read`` timeout longer than its silences).
+            last_event_id: Resume after this event id (``Last-Event-ID``).
+            reconnect: Connect again when the stream ends or breaks.
+            retry: Seconds to wait before that, until the server sends
+                ``retry`` (default 3).
+            max_reconnects: Attempts in a row without an event before the
+                last error is raised, or the iteration ends (default 10).
+            max_event_size: Characters of one event's data, and of one
+                line (default 1 MiB).
+
+        Returns:
+            The :class:`EventSource`; nothing is sent before iterating.
+        """
+        return EventSource(
+            self,
+            url,
+            params=params,
+            headers=headers,
+            timeout=timeout,
+            last_event_id=last_event_id,
+            reconnect=reconnect,
+            retry=retry,
+            max_reconnects=max_reconnects,
+            max_event_size=max_event_size,
+        )
 
     # -- sending ------------------------------------------------------------
 
