@@ -15,6 +15,7 @@ import gc
 import gzip
 import math
 import struct
+import sys
 import tracemalloc
 import warnings
 import zlib
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any
 
+import brotli
 import h11
 import pytest
 import trio
@@ -51,6 +53,11 @@ from trionet.http import (
     WriteTimeout,
 )
 from trionet.testing import memory_stream_pair
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 MiB = 1024 * 1024
 
@@ -883,7 +890,8 @@ async def test_header_fields(echo_server: tuple[trionet.Server, list[Received]])
     assert user_agent is not None
     assert user_agent.startswith("trionet/")
     assert first.header("host") == f"{LOOPBACK}:{server.port}"
-    assert first.header("accept-encoding") == "gzip, deflate"
+    # What it can decode: the test dependencies include brotli and zstd.
+    assert first.header("accept-encoding") == "gzip, deflate, br, zstd"
 
 
 # -- 100-continue --------------------------------------------------------------------
@@ -968,6 +976,10 @@ ENCODED = {
     "deflate-raw": ("deflate", deflate_raw(TEXT)),
     "gzip-twice": ("gzip, gzip", gzip.compress(gzip.compress(TEXT))),
     "identity": ("identity", TEXT),
+    "br": ("br", brotli.compress(TEXT)),
+    # Two frames: a body may hold several (RFC 8878 section 3.1).
+    "zstd": ("zstd", zstd.compress(TEXT[:1000]) + zstd.compress(TEXT[1000:])),
+    "br-after-gzip": ("gzip, br", brotli.compress(gzip.compress(TEXT))),
 }
 
 
@@ -975,12 +987,14 @@ ENCODED = {
 async def encoded_server(nursery: trio.Nursery) -> trionet.Server:
     async def encoded(request: Request) -> Response:
         name = request.path.strip("/")
-        if name == "br":
-            return Response(200, {"content-encoding": "br"}, b"\x8b\x02\x80not really")
-        if name == "corrupt":
-            return Response(200, {"content-encoding": "gzip"}, b"\x1f\x8b\x08\x00garbage!" * 4)
-        if name == "truncated":
-            return Response(200, {"content-encoding": "gzip"}, gzip.compress(TEXT)[:-20])
+        if name == "unknown":
+            return Response(200, {"content-encoding": "x-unknown"}, b"\x8b\x02\x80not really")
+        coding, _, fault = name.partition("-")
+        if fault == "corrupt":
+            return Response(200, {"content-encoding": coding}, b"\x1f\x8b\x08\x00garbage!" * 4)
+        if fault == "truncated":
+            _, whole = ENCODED[coding]
+            return Response(200, {"content-encoding": coding}, whole[:-20])
         coding, body = ENCODED[name]
         return Response(200, {"content-encoding": coding}, body)
 
@@ -1023,21 +1037,22 @@ async def test_decoding_across_one_byte_chunks(nursery: trio.Nursery, coding: st
 async def test_unknown_coding_is_passed_through(encoded_server: trionet.Server) -> None:
     async with Client() as client:
         with trio.fail_after(BOUND):
-            response = await client.get(url(encoded_server.port, "/br"))
+            response = await client.get(url(encoded_server.port, "/unknown"))
     assert await response.read() == b"\x8b\x02\x80not really"
-    assert response.headers["content-encoding"] == "br"
+    assert response.headers["content-encoding"] == "x-unknown"
 
 
-@pytest.mark.parametrize("name", ["corrupt", "truncated"])
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
+@pytest.mark.parametrize("fault", ["corrupt", "truncated"])
 async def test_bad_encoded_body_is_a_decoding_error(
-    encoded_server: trionet.Server, name: str
+    encoded_server: trionet.Server, coding: str, fault: str
 ) -> None:
     async with Client() as client:
         with trio.fail_after(BOUND), pytest.raises(DecodingError) as info:
-            await client.get(url(encoded_server.port, f"/{name}"))
+            await client.get(url(encoded_server.port, f"/{coding}-{fault}"))
     assert isinstance(info.value, RemoteProtocolError)
     assert isinstance(info.value, trionet.ConnectionClosed)
-    assert "gzip" in str(info.value)
+    assert f"the {coding} body" in str(info.value)
 
 
 @cache
@@ -1550,3 +1565,34 @@ async def test_a_line_longer_than_max_line_size_is_refused(nursery: trio.Nursery
             assert client.statistics().connections == 0  # not reused: closed
             with pytest.raises(ValueError, match="max_line_size"):
                 response.aiter_lines(max_line_size=0)
+
+
+@cache
+def compressed_zeros(coding: str, mib: int = 64) -> bytes:
+    zeros = bytes(mib * MiB)
+    return brotli.compress(zeros, quality=5) if coding == "br" else zstd.compress(zeros)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+async def test_brotli_and_zstd_bombs_are_decoded_a_bounded_step_at_a_time(
+    nursery: trio.Nursery, coding: str
+) -> None:
+    bomb = compressed_zeros(coding)
+    assert len(bomb) < MiB // 4  # 64 MiB of zeros in a few KB
+
+    async def handler(request: Request) -> Response:
+        return Response(200, {"content-encoding": coding}, bomb)
+
+    server = await start(nursery, handler, handler_errors="log")
+    sizes: list[int] = []
+    async with Client(max_response_size=8 * MiB) as client:
+        with trio.fail_after(BOUND):
+            async with client.stream("GET", url(server.port)) as response:
+                async for chunk in response:
+                    assert not chunk.strip(b"\0")
+                    sizes.append(len(chunk))
+                    if sum(sizes) >= 4 * MiB:
+                        break
+            with pytest.raises(ResponseTooLarge):
+                await client.get(url(server.port))
+    assert max(sizes) <= 64 * 1024

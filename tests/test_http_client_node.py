@@ -565,19 +565,20 @@ async def test_https_client_certificate_missing_says_why(server_tls: TLSFiles) -
 # -- content codings -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/gzip", "/deflate", "/deflate-raw"])
+@pytest.mark.parametrize("path", ["/gzip", "/deflate", "/deflate-raw", "/br"])
 async def test_compressed_response_is_decoded(path: str) -> None:
     async with node_http_server() as peer:
         with trio.fail_after(EXCHANGE_TIMEOUT):
             async with client() as http:
                 response = await http.get(peer.url(path))
     assert response.status == 200
-    assert response.headers["content-encoding"] in ("gzip", "deflate")
+    assert response.headers["content-encoding"] in ("gzip", "deflate", "br")
     # What Node sent is much shorter than what the client returns.
     assert int(response.headers["content-length"]) < len(COMPRESSIBLE) // 10
     assert await response.read() == COMPRESSIBLE
     (request,) = peer.requests
-    assert request["headers"]["accept-encoding"] == "gzip, deflate"
+    # br and zstd: the test dependencies include brotli and backports.zstd.
+    assert request["headers"]["accept-encoding"] == "gzip, deflate, br, zstd"
     assert request["headers"]["host"] == f"127.0.0.1:{peer.port}"
     assert request["headers"]["user-agent"] == f"trionet/{trionet.__version__}"
 

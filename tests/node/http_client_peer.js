@@ -30,10 +30,11 @@
 //                         Content-Length, so Node sends it chunked
 //   /big?bytes=N          N random bytes in 64 KiB writes (chunked); the
 //                         header x-body-sha256 has their SHA-256
-//   /gzip, /deflate, /deflate-raw
+//   /gzip, /deflate, /deflate-raw, /br
 //                         "compress me " * 1000 compressed with zlib's
-//                         gzipSync / deflateSync / deflateRawSync, with
-//                         Content-Encoding gzip / deflate / deflate
+//                         gzipSync / deflateSync / deflateRawSync /
+//                         brotliCompressSync, with Content-Encoding gzip /
+//                         deflate / deflate / br
 //   /redirect?status=N&to=URL
 //                         N with Location: URL (and a short body)
 //   /events?upto=N&per=K  server-sent events (text/event-stream): "retry: 0",
@@ -142,6 +143,8 @@ function respond(req, res, url) {
       return send(res, 200, zlib.deflateSync(COMPRESSIBLE), { 'content-encoding': 'deflate' });
     case '/deflate-raw':
       return send(res, 200, zlib.deflateRawSync(COMPRESSIBLE), { 'content-encoding': 'deflate' });
+    case '/br':
+      return send(res, 200, zlib.brotliCompressSync(COMPRESSIBLE), { 'content-encoding': 'br' });
     case '/redirect':
       return send(res, Number(query.get('status')), 'moved', { location: query.get('to') });
     case '/events': {

@@ -42,6 +42,7 @@ from ..._version import __version__
 from .._headers import Headers, HeadersInput
 from ._body import UNSET, Content, RequestBody, Unset, encode_body
 from ._connection import ClientConnection, open_connection
+from ._decoding import accept_encoding
 from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
 from ._exchange import exchange
 from ._limits import (
@@ -164,7 +165,7 @@ class Client(trio.abc.AsyncResource):
             [
                 ("user-agent", f"trionet/{__version__}"),
                 ("accept", "*/*"),
-                ("accept-encoding", "gzip, deflate"),
+                ("accept-encoding", accept_encoding()),
             ]
         )
         for name, value in Headers(headers):

@@ -7,20 +7,15 @@ client call for you). When the body ends, the connection goes back to the
 pool; a response closed before its end closes its connection instead, since
 the rest of the body would have to be read before the next response.
 
-Decoding (RFC 9110 section 8.4): ``gzip`` (and ``x-gzip``), ``deflate`` (the
-zlib format, and the raw deflate some servers send instead) and ``identity``
-are undone, in the reverse order of the codings listed; a body with another
-coding is passed through as it came. Decompression is bounded: zlib is never
-asked for more than 64 KiB at a time, so a small "bomb" cannot grow in memory
-beyond what the reader takes, and a body read whole stops at
-``max_response_size``.
+Decoding (``Content-Encoding``) is :mod:`._decoding`'s, a bounded step at a
+time as the body is read, so a small "bomb" cannot grow in memory beyond
+what the reader takes; a body read whole stops at ``max_response_size``.
 """
 
 from __future__ import annotations
 
 import codecs
 import json as jsonlib
-import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Self
@@ -30,6 +25,7 @@ import trio
 from ... import _checks as checks
 from .._headers import Headers
 from ._connection import ClientConnection
+from ._decoding import decode, decoders_for
 from ._errors import (
     DecodingError,
     HTTPError,
@@ -57,67 +53,6 @@ class HTTPStatusError(HTTPError):
 
 
 __all__ = ["ClientResponse"]
-
-# The most zlib may produce per call: bounds the memory of one step.
-_DECODE_STEP = 64 * 1024
-
-
-class _Decoder:
-    """One content coding undone incrementally, output bounded per step."""
-
-    __slots__ = ("_coding", "_first", "_inflater", "_start")
-
-    def __init__(self, coding: str) -> None:
-        self._coding = coding
-        self._first = True
-        self._start = b""
-        wbits = 16 + zlib.MAX_WBITS if coding == "gzip" else zlib.MAX_WBITS
-        self._inflater = zlib.decompressobj(wbits)
-
-    def decode(self, data: bytes) -> Iterator[bytes]:
-        """Undo the coding of ``data``, at most ``_DECODE_STEP`` bytes per
-        piece, one piece at a time.
-
-        Raises:
-            DecodingError: ``data`` is not what the coding says.
-        """
-        try:
-            if self._first:
-                if self._coding == "deflate":
-                    # RFC 9110 says deflate is the zlib format (RFC 1950), but
-                    # some servers send raw deflate (RFC 1951): a zlib stream
-                    # opens with a method of 8 and a header checksum.
-                    data = self._start + data
-                    if len(data) < 2:
-                        self._start = data
-                        return
-                    if (data[0] & 0x0F) != 8 or ((data[0] << 8) | data[1]) % 31:
-                        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                self._first = not data
-            piece = self._inflater.decompress(data, _DECODE_STEP)
-            while True:
-                if piece:
-                    yield piece
-                tail = self._inflater.unconsumed_tail
-                if not tail:
-                    break
-                piece = self._inflater.decompress(tail, _DECODE_STEP)
-        except zlib.error as exc:
-            raise DecodingError(f"the {self._coding} body cannot be decoded: {exc}") from None
-
-    def finish(self) -> None:
-        if (not self._first or self._start) and not self._inflater.eof:
-            raise DecodingError(f"the {self._coding} body is truncated")
-
-
-def _decode(decoders: list[_Decoder], data: bytes, index: int = 0) -> Iterator[bytes]:
-    """``data`` through every decoder, outermost first, a bounded piece at a
-    time: nothing is decoded before the reader asks for it."""
-    if index == len(decoders):
-        yield data
-        return
-    for piece in decoders[index].decode(data):
-        yield from _decode(decoders, piece, index + 1)
 
 
 class _Body:
@@ -207,25 +142,6 @@ class _Once:
         if data is None:
             raise StopAsyncIteration
         return data
-
-
-def decoders_for(headers: Headers) -> list[_Decoder] | None:
-    """The decoders for a response's ``Content-Encoding``, outermost first;
-    ``None`` when there is nothing to undo, or a coding is unknown (then the
-    body is passed through as it came)."""
-    value = headers.get("content-encoding")
-    if value is None:
-        return None
-    codings = [coding.strip().lower() for coding in value.split(",") if coding.strip()]
-    decoders = []
-    for coding in reversed(codings):
-        if coding in ("gzip", "x-gzip"):
-            decoders.append(_Decoder("gzip"))
-        elif coding == "deflate":
-            decoders.append(_Decoder("deflate"))
-        elif coding != "identity":
-            return None
-    return decoders or None
 
 
 class ClientResponse:
@@ -372,7 +288,7 @@ class ClientResponse:
                 return None
             if decoders is None:
                 return raw
-            self._pieces = _decode(decoders, raw)
+            self._pieces = decode(decoders, raw)
 
     def _start_body(self) -> None:
         if self._streaming or self._closed:
