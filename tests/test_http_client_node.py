@@ -27,7 +27,7 @@ import trionet
 import trionet.http
 import trionet.tls
 from tests._node import NODE_TIMEOUT, node_command, node_executable, parse_report
-from tests._process import OutputReader, running
+from tests._process import OutputReader, refusing_port, running
 from trionet.testing import TLSCertificates
 
 pytestmark = pytest.mark.node
@@ -599,3 +599,29 @@ async def test_server_sent_events_resume_across_connections() -> None:
     last_ids = [request["headers"].get("last-event-id") for request in peer.requests]
     assert last_ids == [None, "2", "4", "5"]
     assert all(request["headers"]["accept"] == "text/event-stream" for request in peer.requests)
+
+
+# -- Unix sockets --------------------------------------------------------------
+
+
+async def test_uds_sends_every_request_to_the_unix_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As curl --unix-socket: the URL names the host (Host, and the path),
+    # the socket is where the bytes go, and proxies are not used.
+    path = str(tmp_path / "api.sock")
+    with refusing_port() as nowhere:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{nowhere}")
+        async with node_http_server(path=path) as peer:
+            with trio.fail_after(EXCHANGE_TIMEOUT):
+                async with trionet.http.Client(uds=path) as http:
+                    first = await http.get("http://docker/echo?all=1")
+                    second = await http.post("http://docker/echo", json={"n": 1})
+    assert (first.status, second.status) == (200, 200)
+    assert [(r["method"], r["url"], r["headers"]["host"]) for r in peer.requests] == [
+        ("GET", "/echo?all=1", "docker"),
+        ("POST", "/echo", "docker"),
+    ]
+    assert peer.connections == 1  # kept alive
+    with pytest.raises(ValueError, match="uds="):
+        trionet.http.Client(uds=path, proxy="http://127.0.0.1:1")

@@ -7,6 +7,7 @@
 //
 //   {
 //     "keepAliveTimeout": MS,   // server.keepAliveTimeout (Node's default: 5000)
+//     "path": PATH,             // listen on this Unix socket (not 127.0.0.1)
 //     "dropReused": HOW,        // a request that is not the first on its
 //                               // socket gets no answer: as soon as its head
 //                               // arrives, the socket is closed, HOW being
@@ -229,4 +230,8 @@ process.on('SIGTERM', () => {
   report({ event: 'exit' });
   process.exit(0);
 });
-server.listen(0, '127.0.0.1', () => report({ event: 'listening', port: server.address().port }));
+if (config.path) {
+  server.listen(config.path, () => report({ event: 'listening', port: 0, path: config.path }));
+} else {
+  server.listen(0, '127.0.0.1', () => report({ event: 'listening', port: server.address().port }));
+}

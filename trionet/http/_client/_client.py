@@ -27,6 +27,7 @@ Three rules shape what happens next:
 
 from __future__ import annotations
 
+import os
 import ssl
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -41,7 +42,7 @@ from ..._connect import Trace
 from ..._version import __version__
 from .._headers import Headers, HeadersInput
 from ._body import UNSET, Content, RequestBody, Unset, encode_body
-from ._connection import ClientConnection, open_connection
+from ._connection import ClientConnection, default_ssl_context, open_connection
 from ._decoding import accept_encoding
 from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
 from ._exchange import exchange
@@ -72,12 +73,6 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 # Redirect responses whose body is drained (up to this) so that their
 # connection can serve the next hop; a larger body closes it instead.
 _DRAIN_LIMIT = 64 * 1024
-
-
-def _default_ssl_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()  # verifying, with the system's trust store
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 class Client(trio.abc.AsyncResource):
@@ -115,6 +110,9 @@ class Client(trio.abc.AsyncResource):
             the body anyway (1).
         proxy: An ``http://[user:password@]host:port`` proxy for every
             request; ``https`` goes through it in a ``CONNECT`` tunnel.
+        uds: Connect to this Unix socket for every request, whatever the
+            URL's host (curl's ``--unix-socket``, for Docker-style APIs);
+            the URL still gives ``Host``, and ``https`` runs TLS over it.
         trust_env: When no ``proxy`` is given, take it from ``HTTP_PROXY``,
             ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (and their lower
             case forms), as curl does (default ``True``).
@@ -149,7 +147,11 @@ class Client(trio.abc.AsyncResource):
         proxy: str | None = None,
         trust_env: bool = True,
         trace: Trace | None = None,
+        uds: str | os.PathLike[str] | None = None,
     ) -> None:
+        if uds is not None and proxy is not None:
+            raise ValueError("a client with uds= connects to its socket, not through a proxy")
+        self._uds = os.fspath(uds) if uds is not None else None
         checks.count("max_connections", max_connections)
         checks.count("max_connections_per_host", max_connections_per_host, none=True)
         checks.count("max_keepalive_per_host", max_keepalive_per_host)
@@ -178,9 +180,8 @@ class Client(trio.abc.AsyncResource):
         self._max_header_size = max_header_size
         self._continue_timeout = continue_timeout
         self._proxy = Proxy.parse(proxy) if proxy is not None else None
-        self._env_proxies: dict[str, str] = (
-            urllib.request.getproxies_environment() if proxy is None and trust_env else {}
-        )
+        from_env = proxy is None and trust_env and uds is None
+        self._env_proxies = urllib.request.getproxies_environment() if from_env else {}
         self._proxy_cache: dict[str, Proxy | None] = {}
         self._trace = trace
         self._pool = Pool(
@@ -584,7 +585,7 @@ class Client(trio.abc.AsyncResource):
         context = None
         if origin is not None and origin.scheme == "https":
             if self._ssl_context is None:
-                self._ssl_context = _default_ssl_context()
+                self._ssl_context = default_ssl_context()
             context = self._ssl_context
         return await open_connection(
             key,
@@ -592,4 +593,5 @@ class Client(trio.abc.AsyncResource):
             connect_timeout=timeouts.connect,
             max_header_size=self._max_header_size,
             trace=self._trace,
+            uds=self._uds,
         )

@@ -63,7 +63,7 @@ from ._errors import (
 from ._protocol import NEED_DATA, ClientEvent, ClientProtocol, TunnelExchange
 from ._urls import Origin, PoolKey, Proxy
 
-__all__ = ["ClientConnection", "open_connection"]
+__all__ = ["ClientConnection", "default_ssl_context", "open_connection"]
 
 # How a pooled connection is closed: a TLS close_notify gets this long.
 _CLOSE_TIMEOUT = 1.0
@@ -202,6 +202,14 @@ def _broken(exc: ConnectionReset, what: str) -> TransportError:
     return ServerDisconnected(f"{what}: {exc.reason}")
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """The client's TLS context when it is given none: verifying, with the
+    system's trust store, offering HTTP/1.1 by ALPN."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 async def open_connection(
     key: PoolKey,
     *,
@@ -209,9 +217,11 @@ async def open_connection(
     connect_timeout: float | None,
     max_header_size: int,
     trace: Trace | None,
+    uds: str | None = None,
 ) -> ClientConnection:
-    """Open a connection for ``key``: TCP to the origin or the proxy, a
-    ``CONNECT`` tunnel for ``https`` through a proxy, then TLS for ``https``.
+    """Open a connection for ``key``: TCP to the origin or the proxy (or
+    the Unix socket ``uds``), a ``CONNECT`` tunnel for ``https`` through a
+    proxy, then TLS for ``https``.
 
     Raises:
         HTTPConnectError: The connection could not be opened.
@@ -231,9 +241,13 @@ async def open_connection(
     if proxy is not None and origin is not None:
         tunnel = _Tunnel(origin, proxy, max_header_size, trace)
     https = origin is not None and origin.scheme == "https"
+    address: tuple[str, int] | str = (host, port)
+    if uds is not None:
+        address = uds
+        what = f"{what} over the Unix socket {uds}"
     try:
         stream = await _connect.connect(
-            (host, port),
+            address,
             what=what,
             ssl_context=ssl_context if https else None,
             server_hostname=origin.host if https and origin is not None else None,
