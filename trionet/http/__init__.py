@@ -9,6 +9,12 @@ requests: ``await client.get(url)``.
 """
 
 from .._deprecated import aliases as _aliases
+from ._client._auth import Auth as Auth
+from ._client._auth import AuthInput as AuthInput
+from ._client._auth import AuthRequest as AuthRequest
+from ._client._auth import BasicAuth as BasicAuth
+from ._client._auth import BearerAuth as BearerAuth
+from ._client._auth import DigestAuth as DigestAuth
 from ._client._client import Client as Client
 from ._client._client import Content as Content
 from ._client._client import QueryParams as QueryParams
@@ -98,12 +104,18 @@ __all__ = [
     "DEFAULT_REQUEST_HEAD_TIMEOUT",
     "DEFAULT_TIMEOUTS",
     "PARSERS",
+    "Auth",
+    "AuthInput",
+    "AuthRequest",
+    "BasicAuth",
+    "BearerAuth",
     "BodyTooLarge",
     "Client",
     "ClientResponse",
     "ClientStatistics",
     "Content",
     "DecodingError",
+    "DigestAuth",
     "EventSource",
     "EventStreamError",
     "EventStreamParser",

@@ -30,10 +30,9 @@ from __future__ import annotations
 import os
 import ssl
 import urllib.request
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Self, Unpack
-from urllib.parse import urljoin
 
 import trio
 
@@ -41,11 +40,9 @@ from ... import _checks as checks
 from ..._connect import Trace
 from ..._version import __version__
 from .._headers import Headers, HeadersInput
-from ._body import UNSET, Content, RequestBody, Unset, encode_body
-from ._connection import ClientConnection, default_ssl_context, open_connection
+from ._auth import AuthInput, as_auth
+from ._body import UNSET, Content, Unset
 from ._decoding import accept_encoding
-from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
-from ._exchange import exchange
 from ._limits import (
     DEFAULT_CLIENT_MAX_CONNECTIONS,
     DEFAULT_CONTINUE_TIMEOUT,
@@ -61,21 +58,15 @@ from ._limits import (
 )
 from ._options import RequestOptions
 from ._pool import ClientStatistics, Pool
-from ._redirects import next_hop
 from ._response import ClientResponse
+from ._sending import Sender
 from ._sse import DEFAULT_EVENT_RETRY, DEFAULT_MAX_RECONNECTS, EventSource
-from ._urls import Origin, PoolKey, Proxy, QueryParams, Target, add_params, parse_url, proxy_bypass
+from ._urls import Proxy, QueryParams, parse_url
 
 __all__ = ["Client", "Content", "QueryParams", "RequestOptions"]
 
-_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
-# Redirect responses whose body is drained (up to this) so that their
-# connection can serve the next hop; a larger body closes it instead.
-_DRAIN_LIMIT = 64 * 1024
-
-
-class Client(trio.abc.AsyncResource):
+class Client(Sender, trio.abc.AsyncResource):
     """An HTTP/1.1 client with a connection pool (Node's ``http.request``,
     ``https.request`` and ``http.Agent`` in one).
 
@@ -113,6 +104,10 @@ class Client(trio.abc.AsyncResource):
         uds: Connect to this Unix socket for every request, whatever the
             URL's host (curl's ``--unix-socket``, for Docker-style APIs);
             the URL still gives ``Host``, and ``https`` runs TLS over it.
+        auth: Credentials for every request to the origin it is made to
+            (not to another after a redirect): ``(user, password)`` for
+            Basic, or an :class:`Auth` (:class:`DigestAuth`,
+            :class:`BearerAuth`, your own flow).
         trust_env: When no ``proxy`` is given, take it from ``HTTP_PROXY``,
             ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (and their lower
             case forms), as curl does (default ``True``).
@@ -148,7 +143,9 @@ class Client(trio.abc.AsyncResource):
         trust_env: bool = True,
         trace: Trace | None = None,
         uds: str | os.PathLike[str] | None = None,
+        auth: AuthInput | None = None,
     ) -> None:
+        self._auth = as_auth(auth)
         if uds is not None and proxy is not None:
             raise ValueError("a client with uds= connects to its socket, not through a proxy")
         self._uds = os.fspath(uds) if uds is not None else None
@@ -222,6 +219,7 @@ class Client(trio.abc.AsyncResource):
         timeout: TimeoutsInput | Unset = UNSET,  # noqa: ASYNC109 - the four HTTP timeouts
         follow_redirects: bool | None = None,
         expect_continue: bool = False,
+        auth: AuthInput | Unset | None = UNSET,
     ) -> ClientResponse:
         """Send a request and read the whole response.
 
@@ -241,6 +239,8 @@ class Client(trio.abc.AsyncResource):
             follow_redirects: Instead of the client's setting.
             expect_continue: Send ``Expect: 100-continue`` and the body only
                 once the server agrees (RFC 9110 section 10.1.1).
+            auth: This request's credentials, instead of the client's
+                (``None``: none).
 
         Returns:
             The :class:`ClientResponse`, its body read (``await
@@ -267,6 +267,7 @@ class Client(trio.abc.AsyncResource):
             timeout,
             follow_redirects,
             expect_continue,
+            auth,
         )
         try:
             await response.read()
@@ -372,6 +373,7 @@ class Client(trio.abc.AsyncResource):
         timeout: TimeoutsInput | Unset = UNSET,  # noqa: ASYNC109 - the four HTTP timeouts
         follow_redirects: bool | None = None,
         expect_continue: bool = False,
+        auth: AuthInput | Unset | None = UNSET,
     ) -> AsyncIterator[ClientResponse]:
         """Send a request; the response comes at its head, the body is read
         as you iterate: ``async with client.stream("GET", url) as response:
@@ -396,6 +398,7 @@ class Client(trio.abc.AsyncResource):
             timeout,
             follow_redirects,
             expect_continue,
+            auth,
         )
         try:
             yield response
@@ -447,151 +450,4 @@ class Client(trio.abc.AsyncResource):
             retry=retry,
             max_reconnects=max_reconnects,
             max_event_size=max_event_size,
-        )
-
-    # -- sending ------------------------------------------------------------
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        params: QueryParams | None,
-        headers: HeadersInput | None,
-        content: Content | None,
-        json: Any,
-        form: Mapping[str, str] | None,
-        timeout: TimeoutsInput | Unset,  # noqa: ASYNC109 - the four HTTP timeouts
-        follow_redirects: bool | None,
-        expect_continue: bool,
-    ) -> ClientResponse:
-        if not isinstance(method, str) or not method:
-            raise ValueError(f"a method is a non-empty str, not {method!r}")
-        if self._base_url is not None:
-            url = urljoin(self._base_url, url)
-        if params is not None:
-            url = add_params(url, params)
-        target = parse_url(url)
-        fields = self._headers.copy()
-        for name, value in Headers(headers):
-            fields.set(name, value)
-        body = encode_body(content, json, form, fields)
-        timeouts = self._timeouts if isinstance(timeout, Unset) else Timeouts.of(timeout)
-        follow = self._follow_redirects if follow_redirects is None else follow_redirects
-        if expect_continue and body is not None:
-            fields.set("expect", "100-continue")
-        started = trio.current_time()
-        history: list[ClientResponse] = []
-        seen = {(method, target.url)}
-        while True:
-            response = await self._send_retrying(method, target, fields, body, timeouts)
-            response.history = list(history)
-            if not follow or not response.is_redirect:
-                if self._trace is not None:
-                    self._trace(
-                        "done", {"seconds": trio.current_time() - started, "url": response.url}
-                    )
-                return response
-            if len(history) >= self._max_redirects:
-                await response.aclose()
-                raise TooManyRedirects(
-                    f"more than max_redirects ({self._max_redirects}) redirects from {url}"
-                )
-            try:
-                method, next_target, body = next_hop(response, method, target, fields, body)
-            except BaseException:
-                await response.aclose()
-                raise
-            await response._discard(_DRAIN_LIMIT)
-            history.append(response)
-            if (method, next_target.url) in seen:
-                raise RedirectLoop(
-                    f"{response.url} redirects back to {next_target.url}, already requested"
-                )
-            seen.add((method, next_target.url))
-            if self._trace is not None:
-                self._trace(
-                    "redirect",
-                    {
-                        "status": response.status,
-                        "from": response.url,
-                        "to": next_target.url,
-                        "method": method,
-                    },
-                )
-            target = next_target
-
-    def _proxy_for(self, origin: Origin) -> Proxy | None:
-        if self._proxy is not None or not self._env_proxies:
-            return self._proxy
-        cached = self._proxy_cache.get(f"{origin.scheme}:{origin.host}", UNSET)
-        if not isinstance(cached, Unset):
-            return cached
-        url = self._env_proxies.get(origin.scheme) or self._env_proxies.get("all")
-        proxy = None
-        if url and not proxy_bypass(origin.host, self._env_proxies):
-            proxy = Proxy.parse(url)
-        self._proxy_cache[f"{origin.scheme}:{origin.host}"] = proxy
-        return proxy
-
-    async def _send_retrying(
-        self,
-        method: str,
-        target: Target,
-        fields: Headers,
-        body: RequestBody,
-        timeouts: Timeouts,
-    ) -> ClientResponse:
-        origin = target.origin
-        proxy = self._proxy_for(origin)
-        # Plain HTTP through a proxy: one proxy connection serves any origin.
-        key: PoolKey = (None, proxy) if proxy and origin.scheme == "http" else (origin, proxy)
-        retry_allowed = method in _IDEMPOTENT and not isinstance(body, AsyncIterable)
-        retrying = False
-        while True:
-            # The retry takes a new connection: the idle ones may have been
-            # closed by the same server at the same moment.
-            conn = await self._pool.acquire(
-                key, lambda: self._open(key, timeouts), timeouts.pool, fresh=retrying
-            )
-            reused = conn.requests > 0
-            try:
-                return await exchange(
-                    conn,
-                    self._pool,
-                    method,
-                    target,
-                    proxy,
-                    fields,
-                    body,
-                    timeouts,
-                    continue_timeout=self._continue_timeout,
-                    max_response_size=self._max_response_size,
-                    trace=self._trace,
-                )
-            except ServerDisconnected as exc:
-                await self._pool.release(conn, False)
-                if reused and retry_allowed and exc.before_response:
-                    retry_allowed = False
-                    retrying = True
-                    self._pool.retries += 1
-                    continue
-                raise
-            except BaseException:
-                await self._pool.release(conn, False)
-                raise
-
-    async def _open(self, key: PoolKey, timeouts: Timeouts) -> ClientConnection:
-        origin = key[0]
-        context = None
-        if origin is not None and origin.scheme == "https":
-            if self._ssl_context is None:
-                self._ssl_context = default_ssl_context()
-            context = self._ssl_context
-        return await open_connection(
-            key,
-            ssl_context=context,
-            connect_timeout=timeouts.connect,
-            max_header_size=self._max_header_size,
-            trace=self._trace,
-            uds=self._uds,
         )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from .._headers import HeadersInput
+from ._auth import AuthInput
 from ._body import Content
 from ._limits import TimeoutsInput
 from ._urls import QueryParams
@@ -26,3 +27,4 @@ class RequestOptions(TypedDict, total=False):
     timeout: TimeoutsInput
     follow_redirects: bool | None
     expect_continue: bool
+    auth: AuthInput | None

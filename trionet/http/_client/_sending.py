@@ -1,0 +1,226 @@
+"""The machinery under :class:`~trionet.http.Client`: one request through
+the auth flow, the redirects, the retry of a stale connection, the proxy
+and the pool (the rules are in :mod:`._client`'s theory of operation)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterable, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+import trio
+
+from ..._connect import Trace
+from .._headers import Headers, HeadersInput
+from ._auth import Auth, AuthInput, AuthRequest, as_auth, authenticated
+from ._body import UNSET, Content, RequestBody, Unset, encode_body
+from ._connection import ClientConnection, default_ssl_context, open_connection
+from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
+from ._exchange import exchange
+from ._limits import Timeouts, TimeoutsInput
+from ._pool import Pool
+from ._redirects import next_hop
+from ._response import ClientResponse
+from ._urls import Origin, PoolKey, Proxy, QueryParams, Target, add_params, parse_url, proxy_bypass
+
+__all__ = ["Sender"]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
+# Redirect responses whose body is drained (up to this) so that their
+# connection can serve the next hop; a larger body closes it instead.
+_DRAIN_LIMIT = 64 * 1024
+
+
+class Sender:
+    """What :class:`~trionet.http.Client` sends with; its ``__init__`` sets
+    these attributes."""
+
+    _auth: Auth | None
+    _base_url: str | None
+    _headers: Headers
+    _ssl_context: ssl.SSLContext | None
+    _timeouts: Timeouts
+    _follow_redirects: bool
+    _max_redirects: int
+    _max_response_size: int
+    _max_header_size: int
+    _continue_timeout: float
+    _proxy: Proxy | None
+    _env_proxies: dict[str, str]
+    _proxy_cache: dict[str, Proxy | None]
+    _trace: Trace | None
+    _pool: Pool
+    _uds: str | None
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: QueryParams | None,
+        headers: HeadersInput | None,
+        content: Content | None,
+        json: Any,
+        form: Mapping[str, str] | None,
+        timeout: TimeoutsInput | Unset,  # noqa: ASYNC109 - the four HTTP timeouts
+        follow_redirects: bool | None,
+        expect_continue: bool,
+        auth: AuthInput | Unset | None = UNSET,
+    ) -> ClientResponse:
+        flow = self._auth if isinstance(auth, Unset) else as_auth(auth)
+        if not isinstance(method, str) or not method:
+            raise ValueError(f"a method is a non-empty str, not {method!r}")
+        if self._base_url is not None:
+            url = urljoin(self._base_url, url)
+        if params is not None:
+            url = add_params(url, params)
+        target = parse_url(url)
+        fields = self._headers.copy()
+        for name, value in Headers(headers):
+            fields.set(name, value)
+        body = encode_body(content, json, form, fields)
+        timeouts = self._timeouts if isinstance(timeout, Unset) else Timeouts.of(timeout)
+        follow = self._follow_redirects if follow_redirects is None else follow_redirects
+        if expect_continue and body is not None:
+            fields.set("expect", "100-continue")
+        started = trio.current_time()
+        history: list[ClientResponse] = []
+        seen = {(method, target.url)}
+        origin = target.origin
+        while True:
+            if flow is not None and target.origin == origin:  # credentials stay home
+                response = await self._authenticated(flow, method, target, fields, body, timeouts)
+            else:
+                response = await self._send_retrying(method, target, fields, body, timeouts)
+            response.history = list(history)
+            if not follow or not response.is_redirect:
+                if self._trace is not None:
+                    self._trace(
+                        "done", {"seconds": trio.current_time() - started, "url": response.url}
+                    )
+                return response
+            if len(history) >= self._max_redirects:
+                await response.aclose()
+                raise TooManyRedirects(
+                    f"more than max_redirects ({self._max_redirects}) redirects from {url}"
+                )
+            try:
+                method, next_target, body = next_hop(response, method, target, fields, body)
+            except BaseException:
+                await response.aclose()
+                raise
+            await response._discard(_DRAIN_LIMIT)
+            history.append(response)
+            if (method, next_target.url) in seen:
+                raise RedirectLoop(
+                    f"{response.url} redirects back to {next_target.url}, already requested"
+                )
+            seen.add((method, next_target.url))
+            if self._trace is not None:
+                self._trace(
+                    "redirect",
+                    {
+                        "status": response.status,
+                        "from": response.url,
+                        "to": next_target.url,
+                        "method": method,
+                    },
+                )
+            target = next_target
+
+    def _proxy_for(self, origin: Origin) -> Proxy | None:
+        if self._proxy is not None or not self._env_proxies:
+            return self._proxy
+        cached = self._proxy_cache.get(f"{origin.scheme}:{origin.host}", UNSET)
+        if not isinstance(cached, Unset):
+            return cached
+        url = self._env_proxies.get(origin.scheme) or self._env_proxies.get("all")
+        proxy = None
+        if url and not proxy_bypass(origin.host, self._env_proxies):
+            proxy = Proxy.parse(url)
+        self._proxy_cache[f"{origin.scheme}:{origin.host}"] = proxy
+        return proxy
+
+    async def _send_retrying(
+        self,
+        method: str,
+        target: Target,
+        fields: Headers,
+        body: RequestBody,
+        timeouts: Timeouts,
+    ) -> ClientResponse:
+        origin = target.origin
+        proxy = self._proxy_for(origin)
+        # Plain HTTP through a proxy: one proxy connection serves any origin.
+        key: PoolKey = (None, proxy) if proxy and origin.scheme == "http" else (origin, proxy)
+        retry_allowed = method in _IDEMPOTENT and not isinstance(body, AsyncIterable)
+        retrying = False
+        while True:
+            # The retry takes a new connection: the idle ones may have been
+            # closed by the same server at the same moment.
+            conn = await self._pool.acquire(
+                key, lambda: self._open(key, timeouts), timeouts.pool, fresh=retrying
+            )
+            reused = conn.requests > 0
+            try:
+                return await exchange(
+                    conn,
+                    self._pool,
+                    method,
+                    target,
+                    proxy,
+                    fields,
+                    body,
+                    timeouts,
+                    continue_timeout=self._continue_timeout,
+                    max_response_size=self._max_response_size,
+                    trace=self._trace,
+                )
+            except ServerDisconnected as exc:
+                await self._pool.release(conn, False)
+                if reused and retry_allowed and exc.before_response:
+                    retry_allowed = False
+                    retrying = True
+                    self._pool.retries += 1
+                    continue
+                raise
+            except BaseException:
+                await self._pool.release(conn, False)
+                raise
+
+    async def _authenticated(
+        self,
+        auth: Auth,
+        method: str,
+        target: Target,
+        fields: Headers,
+        body: RequestBody,
+        timeouts: Timeouts,
+    ) -> ClientResponse:
+        async def send(request: AuthRequest) -> ClientResponse:
+            hop = target if request.url == target.url else parse_url(request.url)
+            return await self._send_retrying(request.method, hop, request.headers, body, timeouts)
+
+        return await authenticated(
+            auth.auth_flow(AuthRequest(method, target.url, fields)),
+            send,
+            replayable=not isinstance(body, AsyncIterable),
+            drain_limit=_DRAIN_LIMIT,
+        )
+
+    async def _open(self, key: PoolKey, timeouts: Timeouts) -> ClientConnection:
+        origin = key[0]
+        context = None
+        if origin is not None and origin.scheme == "https":
+            if self._ssl_context is None:
+                self._ssl_context = default_ssl_context()
+            context = self._ssl_context
+        return await open_connection(
+            key,
+            ssl_context=context,
+            connect_timeout=timeouts.connect,
+            max_header_size=self._max_header_size,
+            trace=self._trace,
+            uds=self._uds,
+        )
