@@ -611,6 +611,7 @@ LIMITED = [
     "trionet.http.HTTPConnection",
     "trionet.http.Client",
     "trionet.http.ClientResponse.aiter_lines",
+    "trionet.http.Cookies",
     "trionet.http.Request.accept_websocket",
     "trionet.websocket.serve",
     "trionet.websocket.connect",

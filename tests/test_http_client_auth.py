@@ -7,18 +7,14 @@ origin."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
 
 import trionet.http
-from tests._process import running
 from trionet.http import AuthRequest, BasicAuth, BearerAuth, ClientResponse, DigestAuth, Headers
 
-PROGRAMS = "tests/programs"
 BOUND = 20
 
 
@@ -87,15 +83,6 @@ def test_basic_bearer_and_what_auth_accepts() -> None:
 
 
 # -- against httpbin -----------------------------------------------------------------
-
-
-@pytest.fixture
-async def httpbin() -> AsyncIterator[int]:
-    command = [sys.executable, f"{PROGRAMS}/httpbin_server.py"]
-    async with running(command) as (_, output):
-        with trio.fail_after(BOUND):
-            match = await output.wait_for(r"^httpbin listening on (\d+)$")
-        yield int(match.group(1))
 
 
 async def get_json(client: trionet.http.Client, url: str, **options: Any) -> tuple[int, Any]:

@@ -19,6 +19,11 @@ from ._client._client import Client as Client
 from ._client._client import Content as Content
 from ._client._client import QueryParams as QueryParams
 from ._client._client import RequestOptions as RequestOptions
+from ._client._cookies import DEFAULT_MAX_COOKIES as DEFAULT_MAX_COOKIES
+from ._client._cookies import Cookie as Cookie
+from ._client._cookies import CookieConflict as CookieConflict
+from ._client._cookies import Cookies as Cookies
+from ._client._cookies import CookiesInput as CookiesInput
 from ._client._errors import DecodingError as DecodingError
 from ._client._errors import HTTPConnectError as HTTPConnectError
 from ._client._errors import HTTPConnectTimeout as HTTPConnectTimeout
@@ -91,6 +96,7 @@ __all__ = [
     "DEFAULT_KEEPALIVE_EXPIRY",
     "DEFAULT_KEEPALIVE_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_COOKIES",
     "DEFAULT_MAX_HEADER_COUNT",
     "DEFAULT_MAX_HEADER_SIZE",
     "DEFAULT_MAX_KEEPALIVE_PER_HOST",
@@ -114,6 +120,10 @@ __all__ = [
     "ClientResponse",
     "ClientStatistics",
     "Content",
+    "Cookie",
+    "CookieConflict",
+    "Cookies",
+    "CookiesInput",
     "DecodingError",
     "DigestAuth",
     "EventSource",

@@ -42,6 +42,7 @@ from ..._version import __version__
 from .._headers import Headers, HeadersInput
 from ._auth import AuthInput, as_auth
 from ._body import UNSET, Content, Unset
+from ._cookies import Cookies, CookiesInput
 from ._decoding import accept_encoding
 from ._limits import (
     DEFAULT_CLIENT_MAX_CONNECTIONS,
@@ -108,6 +109,9 @@ class Client(Sender, trio.abc.AsyncResource):
             (not to another after a redirect): ``(user, password)`` for
             Basic, or an :class:`Auth` (:class:`DigestAuth`,
             :class:`BearerAuth`, your own flow).
+        cookies: The jar to keep cookies in (a :class:`Cookies`, shared
+            if you pass one), or cookies to start with; see
+            :attr:`cookies`.
         trust_env: When no ``proxy`` is given, take it from ``HTTP_PROXY``,
             ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (and their lower
             case forms), as curl does (default ``True``).
@@ -144,8 +148,10 @@ class Client(Sender, trio.abc.AsyncResource):
         trace: Trace | None = None,
         uds: str | os.PathLike[str] | None = None,
         auth: AuthInput | None = None,
+        cookies: CookiesInput | None = None,
     ) -> None:
         self._auth = as_auth(auth)
+        self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
         if uds is not None and proxy is not None:
             raise ValueError("a client with uds= connects to its socket, not through a proxy")
         self._uds = os.fspath(uds) if uds is not None else None
@@ -196,6 +202,13 @@ class Client(Sender, trio.abc.AsyncResource):
         after."""
         await self._pool.aclose()
 
+    @property
+    def cookies(self) -> Cookies:
+        """The client's cookie jar: what servers set (``Set-Cookie``) is kept
+        (RFC 6265) and sent back where it belongs; read, set or clear it as
+        a mapping."""
+        return self._cookies
+
     def statistics(self) -> ClientStatistics:
         """Return a snapshot of the connection pool.
 
@@ -220,6 +233,7 @@ class Client(Sender, trio.abc.AsyncResource):
         follow_redirects: bool | None = None,
         expect_continue: bool = False,
         auth: AuthInput | Unset | None = UNSET,
+        cookies: Mapping[str, str] | None = None,
     ) -> ClientResponse:
         """Send a request and read the whole response.
 
@@ -241,6 +255,8 @@ class Client(Sender, trio.abc.AsyncResource):
                 once the server agrees (RFC 9110 section 10.1.1).
             auth: This request's credentials, instead of the client's
                 (``None``: none).
+            cookies: Cookies for this request only (to its origin, beside
+                the jar's; not stored).
 
         Returns:
             The :class:`ClientResponse`, its body read (``await
@@ -268,6 +284,7 @@ class Client(Sender, trio.abc.AsyncResource):
             follow_redirects,
             expect_continue,
             auth,
+            cookies,
         )
         try:
             await response.read()
@@ -374,6 +391,7 @@ class Client(Sender, trio.abc.AsyncResource):
         follow_redirects: bool | None = None,
         expect_continue: bool = False,
         auth: AuthInput | Unset | None = UNSET,
+        cookies: Mapping[str, str] | None = None,
     ) -> AsyncIterator[ClientResponse]:
         """Send a request; the response comes at its head, the body is read
         as you iterate: ``async with client.stream("GET", url) as response:
@@ -399,6 +417,7 @@ class Client(Sender, trio.abc.AsyncResource):
             follow_redirects,
             expect_continue,
             auth,
+            cookies,
         )
         try:
             yield response

@@ -28,3 +28,4 @@ class RequestOptions(TypedDict, total=False):
     follow_redirects: bool | None
     expect_continue: bool
     auth: AuthInput | None
+    cookies: Mapping[str, str] | None

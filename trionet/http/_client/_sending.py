@@ -16,6 +16,7 @@ from .._headers import Headers, HeadersInput
 from ._auth import Auth, AuthInput, AuthRequest, as_auth, authenticated
 from ._body import UNSET, Content, RequestBody, Unset, encode_body
 from ._connection import ClientConnection, default_ssl_context, open_connection
+from ._cookies import Cookies
 from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
 from ._exchange import exchange
 from ._limits import Timeouts, TimeoutsInput
@@ -38,6 +39,7 @@ class Sender:
     these attributes."""
 
     _auth: Auth | None
+    _cookies: Cookies
     _base_url: str | None
     _headers: Headers
     _ssl_context: ssl.SSLContext | None
@@ -67,6 +69,7 @@ class Sender:
         follow_redirects: bool | None,
         expect_continue: bool,
         auth: AuthInput | Unset | None = UNSET,
+        cookies: Mapping[str, str] | None = None,
     ) -> ClientResponse:
         flow = self._auth if isinstance(auth, Unset) else as_auth(auth)
         if not isinstance(method, str) or not method:
@@ -88,7 +91,12 @@ class Sender:
         history: list[ClientResponse] = []
         seen = {(method, target.url)}
         origin = target.origin
+        # The jar's cookies (and this request's own, to its origin only),
+        # unless the caller wrote a Cookie field.
+        cookies_managed = "cookie" not in fields
         while True:
+            if cookies_managed:
+                self._cookie_field(fields, target, cookies if target.origin == origin else None)
             if flow is not None and target.origin == origin:  # credentials stay home
                 response = await self._authenticated(flow, method, target, fields, body, timeouts)
             else:
@@ -129,6 +137,18 @@ class Sender:
                 )
             target = next_target
 
+    def _cookie_field(
+        self, fields: Headers, target: Target, extra: Mapping[str, str] | None
+    ) -> None:
+        pairs = [self._cookies.header(target.url)]
+        if extra:
+            pairs += [f"{name}={value}" for name, value in extra.items()]
+        value = "; ".join(pair for pair in pairs if pair)
+        if value:
+            fields.set("cookie", value)
+        else:
+            fields.remove("cookie")
+
     def _proxy_for(self, origin: Origin) -> Proxy | None:
         if self._proxy is not None or not self._env_proxies:
             return self._proxy
@@ -164,7 +184,7 @@ class Sender:
             )
             reused = conn.requests > 0
             try:
-                return await exchange(
+                response = await exchange(
                     conn,
                     self._pool,
                     method,
@@ -177,6 +197,8 @@ class Sender:
                     max_response_size=self._max_response_size,
                     trace=self._trace,
                 )
+                self._cookies.extract(response.url, response.headers)
+                return response
             except ServerDisconnected as exc:
                 await self._pool.release(conn, False)
                 if reused and retry_allowed and exc.before_response:
