@@ -20,6 +20,9 @@ from ._client._client import Content as Content
 from ._client._client import QueryParams as QueryParams
 from ._client._client import RequestOptions as RequestOptions
 from ._client._cookies import DEFAULT_MAX_COOKIES as DEFAULT_MAX_COOKIES
+from ._client._multipart import FileContent as FileContent
+from ._client._multipart import Files as Files
+from ._client._multipart import FileSpec as FileSpec
 from ._client._cookies import Cookie as Cookie
 from ._client._cookies import CookieConflict as CookieConflict
 from ._client._cookies import Cookies as Cookies
@@ -129,6 +132,9 @@ __all__ = [
     "EventSource",
     "EventStreamError",
     "EventStreamParser",
+    "FileContent",
+    "FileSpec",
+    "Files",
     "HTTPConnectError",
     "HTTPConnectTimeout",
     "HTTPConnection",

@@ -11,6 +11,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from .._headers import Headers
+from ._multipart import Files, MultipartBody
 from ._urls import Proxy, Target
 
 __all__ = ["UNSET", "Content", "RequestBody", "Unset", "encode_body", "request_fields"]
@@ -31,18 +32,33 @@ UNSET: Final = Unset()
 
 
 def encode_body(
-    content: Content | None, json: Any, form: Mapping[str, str] | None, headers: Headers
+    content: Content | None,
+    json: Any,
+    form: Mapping[str, str] | None,
+    headers: Headers,
+    files: Files | None = None,
 ) -> RequestBody:
-    """The body for ``content``, ``json`` or ``form`` (one of them at most),
-    setting a ``Content-Type`` in ``headers`` when it has none.
+    """The body for ``content``, ``json``, ``form`` or ``files`` (with
+    ``form`` or without: one of the others at most), setting a
+    ``Content-Type`` in ``headers`` when it has none.
 
     Raises:
         TypeError: More than one is given, or ``content`` is of the wrong
             type.
     """
+    if files is not None:
+        if content is not None or json is not UNSET:
+            raise TypeError("files go with form fields, not with content or json")
+        multipart = MultipartBody(form, files)
+        if "content-type" not in headers:
+            headers.set("content-type", multipart.content_type)
+        length = multipart.length
+        if length is not None and "content-length" not in headers:
+            headers.set("content-length", str(length))
+        return multipart.stream()
     given = [content is not None, json is not UNSET, form is not None]
     if sum(given) > 1:
-        raise TypeError("give one of content, json and form")
+        raise TypeError("give one of content, json and form (or data)")
     if json is not UNSET:
         if "content-type" not in headers:
             headers.set("content-type", "application/json")

@@ -57,6 +57,7 @@ from ._limits import (
     Timeouts,
     TimeoutsInput,
 )
+from ._multipart import Files
 from ._options import RequestOptions
 from ._pool import ClientStatistics, Pool
 from ._response import ClientResponse
@@ -234,6 +235,8 @@ class Client(Sender, trio.abc.AsyncResource):
         expect_continue: bool = False,
         auth: AuthInput | Unset | None = UNSET,
         cookies: Mapping[str, str] | None = None,
+        files: Files | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> ClientResponse:
         """Send a request and read the whole response.
 
@@ -257,6 +260,12 @@ class Client(Sender, trio.abc.AsyncResource):
                 (``None``: none).
             cookies: Cookies for this request only (to its origin, beside
                 the jar's; not stored).
+            files: Files to upload as ``multipart/form-data`` (RFC 7578),
+                with ``form`` fields beside them: ``{"field": content}``,
+                ``(filename, content)`` or ``(filename, content,
+                content_type)``; a content is bytes, str, a binary file or
+                a path, read while sending.
+            data: ``form``, as httpx spells it.
 
         Returns:
             The :class:`ClientResponse`, its body read (``await
@@ -285,6 +294,8 @@ class Client(Sender, trio.abc.AsyncResource):
             expect_continue,
             auth,
             cookies,
+            files,
+            data,
         )
         try:
             await response.read()
@@ -392,6 +403,8 @@ class Client(Sender, trio.abc.AsyncResource):
         expect_continue: bool = False,
         auth: AuthInput | Unset | None = UNSET,
         cookies: Mapping[str, str] | None = None,
+        files: Files | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> AsyncIterator[ClientResponse]:
         """Send a request; the response comes at its head, the body is read
         as you iterate: ``async with client.stream("GET", url) as response:
@@ -418,6 +431,8 @@ class Client(Sender, trio.abc.AsyncResource):
             expect_continue,
             auth,
             cookies,
+            files,
+            data,
         )
         try:
             yield response

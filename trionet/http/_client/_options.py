@@ -10,6 +10,7 @@ from .._headers import HeadersInput
 from ._auth import AuthInput
 from ._body import Content
 from ._limits import TimeoutsInput
+from ._multipart import Files
 from ._urls import QueryParams
 
 __all__ = ["RequestOptions"]
@@ -29,3 +30,5 @@ class RequestOptions(TypedDict, total=False):
     expect_continue: bool
     auth: AuthInput | None
     cookies: Mapping[str, str] | None
+    files: Files | None
+    data: Mapping[str, str] | None

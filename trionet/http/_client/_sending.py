@@ -20,6 +20,7 @@ from ._cookies import Cookies
 from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
 from ._exchange import exchange
 from ._limits import Timeouts, TimeoutsInput
+from ._multipart import Files
 from ._pool import Pool
 from ._redirects import next_hop
 from ._response import ClientResponse
@@ -70,7 +71,13 @@ class Sender:
         expect_continue: bool,
         auth: AuthInput | Unset | None = UNSET,
         cookies: Mapping[str, str] | None = None,
+        files: Files | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> ClientResponse:
+        if data is not None:
+            if form is not None:
+                raise TypeError("give form or data (the same), not both")
+            form = data
         flow = self._auth if isinstance(auth, Unset) else as_auth(auth)
         if not isinstance(method, str) or not method:
             raise ValueError(f"a method is a non-empty str, not {method!r}")
@@ -82,7 +89,7 @@ class Sender:
         fields = self._headers.copy()
         for name, value in Headers(headers):
             fields.set(name, value)
-        body = encode_body(content, json, form, fields)
+        body = encode_body(content, json, form, fields, files)
         timeouts = self._timeouts if isinstance(timeout, Unset) else Timeouts.of(timeout)
         follow = self._follow_redirects if follow_redirects is None else follow_redirects
         if expect_continue and body is not None:
