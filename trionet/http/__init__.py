@@ -19,10 +19,8 @@ from ._client._client import Client as Client
 from ._client._client import Content as Content
 from ._client._client import QueryParams as QueryParams
 from ._client._client import RequestOptions as RequestOptions
+from ._client._connection import Verify as Verify
 from ._client._cookies import DEFAULT_MAX_COOKIES as DEFAULT_MAX_COOKIES
-from ._client._multipart import FileContent as FileContent
-from ._client._multipart import Files as Files
-from ._client._multipart import FileSpec as FileSpec
 from ._client._cookies import Cookie as Cookie
 from ._client._cookies import CookieConflict as CookieConflict
 from ._client._cookies import Cookies as Cookies
@@ -57,6 +55,9 @@ from ._client._limits import DEFAULT_MAX_RESPONSE_SIZE as DEFAULT_MAX_RESPONSE_S
 from ._client._limits import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
 from ._client._limits import Timeouts as Timeouts
 from ._client._limits import TimeoutsInput as TimeoutsInput
+from ._client._multipart import FileContent as FileContent
+from ._client._multipart import Files as Files
+from ._client._multipart import FileSpec as FileSpec
 from ._client._pool import ClientStatistics as ClientStatistics
 from ._client._response import ClientResponse as ClientResponse
 from ._client._response import HTTPStatusError as HTTPStatusError
@@ -166,6 +167,7 @@ __all__ = [
     "TimeoutsInput",
     "TooManyRedirects",
     "TransportError",
+    "Verify",
     "WriteTimeout",
     "reason_phrase",
     "serve",

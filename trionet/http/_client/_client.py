@@ -42,6 +42,7 @@ from ..._version import __version__
 from .._headers import Headers, HeadersInput
 from ._auth import AuthInput, as_auth
 from ._body import UNSET, Content, Unset
+from ._connection import Verify, verify_context
 from ._cookies import Cookies, CookiesInput
 from ._decoding import accept_encoding
 from ._limits import (
@@ -110,6 +111,12 @@ class Client(Sender, trio.abc.AsyncResource):
             (not to another after a redirect): ``(user, password)`` for
             Basic, or an :class:`Auth` (:class:`DigestAuth`,
             :class:`BearerAuth`, your own flow).
+        verify: How servers are verified, as httpx spells it: ``True``
+            (default: the system's trust store), a CA file or directory,
+            ``"certifi"`` (the certifi bundle: ``pip install
+            'trionet[certifi]'``), an ``ssl.SSLContext``, or ``False`` (no
+            verification at all: anyone in the middle can read and change
+            the traffic).
         cookies: The jar to keep cookies in (a :class:`Cookies`, shared
             if you pass one), or cookies to start with; see
             :attr:`cookies`.
@@ -150,6 +157,7 @@ class Client(Sender, trio.abc.AsyncResource):
         uds: str | os.PathLike[str] | None = None,
         auth: AuthInput | None = None,
         cookies: CookiesInput | None = None,
+        verify: Verify = True,
     ) -> None:
         self._auth = as_auth(auth)
         self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
@@ -176,7 +184,9 @@ class Client(Sender, trio.abc.AsyncResource):
         )
         for name, value in Headers(headers):
             self._headers.set(name, value)
-        self._ssl_context = ssl_context
+        if ssl_context is not None and verify is not True:
+            raise ValueError("give ssl_context or verify, not both")
+        self._ssl_context = ssl_context or verify_context(verify)
         self._timeouts = Timeouts.of(timeout)
         self._follow_redirects = follow_redirects
         self._max_redirects = max_redirects

@@ -35,6 +35,7 @@ section 9.2.2).
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import ssl
@@ -63,7 +64,7 @@ from ._errors import (
 from ._protocol import NEED_DATA, ClientEvent, ClientProtocol, TunnelExchange
 from ._urls import Origin, PoolKey, Proxy
 
-__all__ = ["ClientConnection", "default_ssl_context", "open_connection"]
+__all__ = ["ClientConnection", "Verify", "default_ssl_context", "open_connection", "verify_context"]
 
 # How a pooled connection is closed: a TLS close_notify gets this long.
 _CLOSE_TIMEOUT = 1.0
@@ -206,6 +207,51 @@ def default_ssl_context() -> ssl.SSLContext:
     """The client's TLS context when it is given none: verifying, with the
     system's trust store, offering HTTP/1.1 by ALPN."""
     context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+#: What ``verify=`` accepts (see :class:`~trionet.http.Client`).
+Verify = bool | str | os.PathLike[str] | ssl.SSLContext
+
+
+def verify_context(verify: Verify) -> ssl.SSLContext | None:
+    """The TLS context for ``verify=``; ``None`` for the default (made when
+    first needed).
+
+    Raises:
+        FileNotFoundError: The CA file or directory does not exist.
+        ssl.SSLError: It holds no usable certificate.
+        ValueError: ``"certifi"`` without the certifi package.
+        TypeError: ``verify`` is of no kind it takes.
+    """
+    if verify is True:
+        return None
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+    if not isinstance(verify, str | os.PathLike):
+        raise TypeError(f"verify= takes a bool, a CA path or an SSLContext, not {verify!r}")
+    path = os.fspath(verify)
+    if path == "certifi":
+        try:
+            import certifi  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise ValueError(
+                "verify='certifi' needs the certifi package: pip install 'trionet[certifi]'"
+            ) from None
+        path = certifi.where()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"verify={path!r}: no such CA file or directory")
+    if os.path.isdir(path):
+        context = ssl.create_default_context(capath=path)
+    else:
+        context = ssl.create_default_context(cafile=path)
     context.set_alpn_protocols(["http/1.1"])
     return context
 
