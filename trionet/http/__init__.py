@@ -41,6 +41,7 @@ from ._client._errors import ResponseTooLarge as ResponseTooLarge
 from ._client._errors import ServerDisconnected as ServerDisconnected
 from ._client._errors import TooManyRedirects as TooManyRedirects
 from ._client._errors import TransportError as TransportError
+from ._client._errors import UnsupportedProxy as UnsupportedProxy
 from ._client._errors import WriteTimeout as WriteTimeout
 from ._client._limits import DEFAULT_CLIENT_MAX_CONNECTIONS as DEFAULT_CLIENT_MAX_CONNECTIONS
 from ._client._limits import DEFAULT_CONTINUE_TIMEOUT as DEFAULT_CONTINUE_TIMEOUT
@@ -167,6 +168,7 @@ __all__ = [
     "TimeoutsInput",
     "TooManyRedirects",
     "TransportError",
+    "UnsupportedProxy",
     "Verify",
     "WriteTimeout",
     "reason_phrase",

@@ -41,6 +41,7 @@ __all__ = [
     "ServerDisconnected",
     "TooManyRedirects",
     "TransportError",
+    "UnsupportedProxy",
     "WriteTimeout",
 ]
 
@@ -109,6 +110,12 @@ class ProxyError(TransportError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class UnsupportedProxy(HTTPError, ValueError):
+    """A proxy URL (given as ``proxy=``, or from the environment) has a
+    scheme the client cannot use: only ``http://`` proxies are (also a
+    ``ValueError``)."""
 
 
 class HTTPConnectError(HTTPError, _ConnectError):

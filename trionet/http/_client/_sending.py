@@ -17,7 +17,7 @@ from ._auth import Auth, AuthInput, AuthRequest, as_auth, authenticated
 from ._body import UNSET, Content, RequestBody, Unset, encode_body
 from ._connection import ClientConnection, default_ssl_context, open_connection
 from ._cookies import Cookies
-from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects
+from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects, UnsupportedProxy
 from ._exchange import exchange
 from ._limits import Timeouts, TimeoutsInput
 from ._multipart import Files
@@ -162,10 +162,18 @@ class Sender:
         cached = self._proxy_cache.get(f"{origin.scheme}:{origin.host}", UNSET)
         if not isinstance(cached, Unset):
             return cached
-        url = self._env_proxies.get(origin.scheme) or self._env_proxies.get("all")
+        variable = f"{origin.scheme}_proxy" if origin.scheme in self._env_proxies else "all_proxy"
+        url = self._env_proxies.get(variable.removesuffix("_proxy"))
         proxy = None
         if url and not proxy_bypass(origin.host, self._env_proxies):
-            proxy = Proxy.parse(url)
+            try:
+                proxy = Proxy.parse(url)
+            except UnsupportedProxy as exc:
+                raise UnsupportedProxy(
+                    f"the environment's {variable.upper()} (or {variable}) names a proxy"
+                    f" trionet's client cannot use: {exc}. Unset it, list {origin.host} in"
+                    " NO_PROXY, or pass trust_env=False"
+                ) from None
         self._proxy_cache[f"{origin.scheme}:{origin.host}"] = proxy
         return proxy
 

@@ -18,6 +18,7 @@ from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit, urlun
 
 from ..._addresses import ascii_host
 from ..._listeners import format_address, host_header
+from ._errors import UnsupportedProxy
 
 __all__ = [
     "Origin",
@@ -75,11 +76,15 @@ class Proxy:
         """A proxy from its URL, ``http://[user:password@]host[:port]``.
 
         Raises:
-            ValueError: The URL is not an ``http://`` URL with a host.
+            UnsupportedProxy: The URL's scheme is not ``http``.
+            ValueError: The URL has no host, or a bad port.
         """
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme.lower() != "http":
-            raise ValueError(f"only http:// proxies are supported, not {url!r}")
+            raise UnsupportedProxy(
+                f"{parts.scheme}:// proxies are not supported by trionet's client, only"
+                f" http:// ones (https:// requests go through them in a CONNECT tunnel): {url!r}"
+            )
         if not parts.hostname:
             raise ValueError(f"no host in the proxy URL {url!r}")
         try:
