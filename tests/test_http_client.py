@@ -34,6 +34,7 @@ import trionet
 import trionet._connect
 import trionet.http
 from tests._http import LOOPBACK
+from tests._process import refusing_port
 from trionet.http import (
     Client,
     ClientStatistics,
@@ -1596,3 +1597,72 @@ async def test_brotli_and_zstd_bombs_are_decoded_a_bounded_step_at_a_time(
             with pytest.raises(ResponseTooLarge):
                 await client.get(url(server.port))
     assert max(sizes) <= 64 * 1024
+
+
+# -- opt-in retries ----------------------------------------------------------------
+
+
+def retry_trace(events: list[dict[str, Any]]) -> Callable[[str, dict[str, Any]], None]:
+    def trace(step: str, details: dict[str, Any]) -> None:
+        if step == "retry":
+            events.append(details)
+
+    return trace
+
+
+async def test_retries_when_the_connection_cannot_be_opened() -> None:
+    # Nothing was sent, so even a POST goes again; then the error stands.
+    retried: list[dict[str, Any]] = []
+    with refusing_port() as port:
+        async with Client(
+            retries=2, retry_backoff=0.001, trace=retry_trace(retried), trust_env=False
+        ) as client:
+            with trio.fail_after(BOUND), pytest.raises(trionet.http.HTTPConnectError):
+                await client.post(url(port), content=b"x")
+        async with Client(trust_env=False, trace=retry_trace(retried)) as never:
+            with trio.fail_after(BOUND), pytest.raises(trionet.http.HTTPConnectError):
+                await never.get(url(port))  # retries=0: the default
+    assert [event["attempt"] for event in retried] == [1, 2]
+    assert all(0.0005 <= event["delay"] <= 0.002 for event in retried[:1])
+
+
+async def test_retries_an_idempotent_request_the_server_dropped_never_a_post(
+    nursery: trio.Nursery,
+) -> None:
+    async def drop_twice(wire: Wire, index: int) -> None:
+        while await wire.read_request() is not None:
+            if index < 2:
+                return  # closed without an answer
+            await wire.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = await raw_server(nursery, drop_twice)
+    retried: list[dict[str, Any]] = []
+    async with Client(retries=3, retry_backoff=0.001, trace=retry_trace(retried)) as client:
+        with trio.fail_after(BOUND):
+            response = await client.get(url(server.port))
+            assert (response.status, await response.read()) == (200, b"ok")
+    assert [event["attempt"] for event in retried] == [1, 2]
+    assert server.methods() == ["GET", "GET", "GET"]
+
+    dropped = await raw_server(nursery, drop_twice)
+    async with Client(retries=3, retry_backoff=0.001) as client:
+        with trio.fail_after(BOUND), pytest.raises(ServerDisconnected):
+            await client.post(url(dropped.port), content=b"pay once")
+    assert dropped.methods() == ["POST"]  # it may have arrived: never twice
+
+
+async def test_the_retry_budget_bounds_retries_across_requests() -> None:
+    # A budget of 0: only the reserve of 10 retries, then none.
+    retried: list[dict[str, Any]] = []
+    with refusing_port() as port:
+        async with Client(
+            retries=4, retry_backoff=0.001, retry_budget=0, trace=retry_trace(retried)
+        ) as client:
+            for _ in range(4):
+                with trio.fail_after(BOUND), pytest.raises(trionet.http.HTTPConnectError):
+                    await client.get(url(port))
+    assert len(retried) == 10
+    with pytest.raises(ValueError, match="retries"):
+        Client(retries=-1)
+    with pytest.raises(ValueError, match="retry_budget"):
+        Client(retry_budget=2)

@@ -61,6 +61,8 @@ from ._client._multipart import Files as Files
 from ._client._multipart import FileSpec as FileSpec
 from ._client._pool import ClientStatistics as ClientStatistics
 from ._client._response import ClientResponse as ClientResponse
+from ._client._retries import DEFAULT_RETRY_BACKOFF as DEFAULT_RETRY_BACKOFF
+from ._client._retries import DEFAULT_RETRY_BUDGET as DEFAULT_RETRY_BUDGET
 from ._client._response import HTTPStatusError as HTTPStatusError
 from ._client._sse import DEFAULT_EVENT_RETRY as DEFAULT_EVENT_RETRY
 from ._client._sse import DEFAULT_MAX_RECONNECTS as DEFAULT_MAX_RECONNECTS
@@ -113,6 +115,8 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_TARGET_LENGTH",
     "DEFAULT_REQUEST_HEAD_TIMEOUT",
+    "DEFAULT_RETRY_BACKOFF",
+    "DEFAULT_RETRY_BUDGET",
     "DEFAULT_TIMEOUTS",
     "PARSERS",
     "Auth",

@@ -62,6 +62,7 @@ from ._multipart import Files
 from ._options import RequestOptions
 from ._pool import ClientStatistics, Pool
 from ._response import ClientResponse
+from ._retries import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BUDGET, RetryPolicy
 from ._sending import Sender
 from ._sse import DEFAULT_EVENT_RETRY, DEFAULT_MAX_RECONNECTS, EventSource
 from ._urls import Proxy, QueryParams, parse_url
@@ -117,6 +118,15 @@ class Client(Sender, trio.abc.AsyncResource):
             'trionet[certifi]'``), an ``ssl.SSLContext``, or ``False`` (no
             verification at all: anyone in the middle can read and change
             the traffic).
+        retries: Try a request again up to this many times (default 0:
+            never) when the connection could not be opened (any method),
+            or broke or timed out after an idempotent request went out
+            (never a ``POST`` that may have arrived); see :doc:`client`.
+        retry_backoff: Seconds before the first retry, doubled for each
+            next one, with jitter (0.5).
+        retry_budget: Retries each request earns for the whole client,
+            beyond a reserve of 10 (0.2: at most one in five requests is
+            retried while a server is down).
         cookies: The jar to keep cookies in (a :class:`Cookies`, shared
             if you pass one), or cookies to start with; see
             :attr:`cookies`.
@@ -158,7 +168,14 @@ class Client(Sender, trio.abc.AsyncResource):
         auth: AuthInput | None = None,
         cookies: CookiesInput | None = None,
         verify: Verify = True,
+        retries: int = 0,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
     ) -> None:
+        checks.count("retries", retries, minimum=0)
+        checks.seconds("retry_backoff", retry_backoff)
+        checks.fraction("retry_budget", retry_budget)
+        self._retry = RetryPolicy(retries, retry_backoff, retry_budget)
         self._auth = as_auth(auth)
         self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
         if uds is not None and proxy is not None:

@@ -17,13 +17,22 @@ from ._auth import Auth, AuthInput, AuthRequest, as_auth, authenticated
 from ._body import UNSET, Content, RequestBody, Unset, encode_body
 from ._connection import ClientConnection, default_ssl_context, open_connection
 from ._cookies import Cookies
-from ._errors import RedirectLoop, ServerDisconnected, TooManyRedirects, UnsupportedProxy
+from ._errors import (
+    HTTPConnectError,
+    ReadTimeout,
+    RedirectLoop,
+    ServerDisconnected,
+    TooManyRedirects,
+    UnsupportedProxy,
+    WriteTimeout,
+)
 from ._exchange import exchange
 from ._limits import Timeouts, TimeoutsInput
 from ._multipart import Files
 from ._pool import Pool
 from ._redirects import next_hop
 from ._response import ClientResponse
+from ._retries import RetryPolicy
 from ._urls import Origin, PoolKey, Proxy, QueryParams, Target, add_params, parse_url, proxy_bypass
 
 __all__ = ["Sender"]
@@ -41,6 +50,7 @@ class Sender:
 
     _auth: Auth | None
     _cookies: Cookies
+    _retry: RetryPolicy
     _base_url: str | None
     _headers: Headers
     _ssl_context: ssl.SSLContext | None
@@ -156,6 +166,15 @@ class Sender:
         else:
             fields.remove("cookie")
 
+    async def _retried(self, attempt: int, target: Target, error: Exception) -> None:
+        delay = self._retry.delay(attempt)
+        if self._trace is not None:
+            self._trace(
+                "retry",
+                {"attempt": attempt + 1, "url": target.url, "error": str(error), "delay": delay},
+            )
+        await trio.sleep(delay)
+
     def _proxy_for(self, origin: Origin) -> Proxy | None:
         if self._proxy is not None or not self._env_proxies:
             return self._proxy
@@ -189,14 +208,25 @@ class Sender:
         proxy = self._proxy_for(origin)
         # Plain HTTP through a proxy: one proxy connection serves any origin.
         key: PoolKey = (None, proxy) if proxy and origin.scheme == "http" else (origin, proxy)
-        retry_allowed = method in _IDEMPOTENT and not isinstance(body, AsyncIterable)
+        replayable = not isinstance(body, AsyncIterable)
+        retry_allowed = method in _IDEMPOTENT and replayable
         retrying = False
+        attempt = 0  # opt-in retries made (see _retries.py)
+        self._retry.request()
         while True:
             # The retry takes a new connection: the idle ones may have been
             # closed by the same server at the same moment.
-            conn = await self._pool.acquire(
-                key, lambda: self._open(key, timeouts), timeouts.pool, fresh=retrying
-            )
+            try:
+                conn = await self._pool.acquire(
+                    key, lambda: self._open(key, timeouts), timeouts.pool, fresh=retrying
+                )
+            except HTTPConnectError as exc:
+                # Nothing was sent: any method may try again.
+                if not self._retry.allow(attempt):
+                    raise
+                await self._retried(attempt, target, exc)
+                attempt += 1
+                continue
             reused = conn.requests > 0
             try:
                 response = await exchange(
@@ -220,6 +250,19 @@ class Sender:
                     retry_allowed = False
                     retrying = True
                     self._pool.retries += 1
+                    continue
+                if method in _IDEMPOTENT and replayable and self._retry.allow(attempt):
+                    await self._retried(attempt, target, exc)
+                    attempt += 1
+                    retrying = True
+                    continue
+                raise
+            except (ReadTimeout, WriteTimeout) as exc:
+                await self._pool.release(conn, False)
+                if method in _IDEMPOTENT and replayable and self._retry.allow(attempt):
+                    await self._retried(attempt, target, exc)
+                    attempt += 1
+                    retrying = True
                     continue
                 raise
             except BaseException:
