@@ -61,9 +61,9 @@ from ._client._multipart import Files as Files
 from ._client._multipart import FileSpec as FileSpec
 from ._client._pool import ClientStatistics as ClientStatistics
 from ._client._response import ClientResponse as ClientResponse
+from ._client._response import HTTPStatusError as HTTPStatusError
 from ._client._retries import DEFAULT_RETRY_BACKOFF as DEFAULT_RETRY_BACKOFF
 from ._client._retries import DEFAULT_RETRY_BUDGET as DEFAULT_RETRY_BUDGET
-from ._client._response import HTTPStatusError as HTTPStatusError
 from ._client._sse import DEFAULT_EVENT_RETRY as DEFAULT_EVENT_RETRY
 from ._client._sse import DEFAULT_MAX_RECONNECTS as DEFAULT_MAX_RECONNECTS
 from ._client._sse import EventSource as EventSource
