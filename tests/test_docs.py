@@ -623,11 +623,12 @@ LIMITED = [
     "trionet.run_workers",
     "trionet.metrics.WorkerMetrics",
     "trionet.asgi.serve",
+    "trionet.asgi.from_wsgi",
 ]
 LIMIT_PARAMETER = re.compile(
     r"max_\w+|\w*timeout|\w+_size|\w+_bytes|\w+_expiry|\w+_delay|\w+_interval|grace|backlog"
     r"|mode|compression|origins|minimum_version|require_client_certificate|alpn"
-    r"|server_header|trust_env|follow_redirects"
+    r"|server_header|trust_env|follow_redirects|threads"
 )
 UNITS = {None: 1, "s": 1, "bytes": 1, "datagrams": 1, "KiB": 1024, "MiB": 1024 * 1024}
 

@@ -1,5 +1,6 @@
 """Finding the application: ``module:attribute`` as uvicorn and hypercorn
-read it, an application factory, and ASGI 2 applications.
+read it, an application factory, ASGI 2 applications, and (with ``wsgi``)
+WSGI ones, served through :func:`~trionet.asgi.from_wsgi`.
 
 An ASGI 2 application is a *double callable*: ``app(scope)`` returns an
 instance, and ``await instance(receive, send)`` runs it (a class whose
@@ -17,6 +18,8 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from ._wsgi import from_wsgi
 
 __all__ = ["ASGIApp", "AppLoadError", "as_asgi3", "load_app"]
 
@@ -81,7 +84,14 @@ def as_asgi3(app: Any) -> ASGIApp:
     return wrapped
 
 
-def load_app(spec: str, *, app_dir: str | None = None, factory: bool = False) -> ASGIApp:
+def load_app(
+    spec: str,
+    *,
+    app_dir: str | None = None,
+    factory: bool = False,
+    wsgi: bool = False,
+    threads: int | None = None,
+) -> ASGIApp:
     """Import the application ``spec`` (``"package.module:attribute"``,
     the attribute possibly dotted).
 
@@ -91,13 +101,21 @@ def load_app(spec: str, *, app_dir: str | None = None, factory: bool = False) ->
             ``sys.path``), as uvicorn's ``--app-dir``.
         factory: The attribute is a function that returns the application
             (called without arguments).
+        wsgi: The application is a WSGI one (Flask, Django...): it is
+            returned wrapped by :func:`from_wsgi` (no ASGI 2 detection).
+        threads: With ``wsgi``, the ``threads`` of :func:`from_wsgi`
+            (default ``None``: its default, 10).
 
     Returns:
         The ASGI 3 application.
 
     Raises:
         AppLoadError: It cannot be loaded.
+        ValueError: ``threads`` without ``wsgi``, or below 1.
+        TypeError: ``threads`` is not an int.
     """
+    if threads is not None and not wsgi:
+        raise ValueError("threads is for a WSGI application: give wsgi=True too")
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
         raise AppLoadError(f"the application must be given as MODULE:ATTRIBUTE, not {spec!r}")
@@ -125,4 +143,10 @@ def load_app(spec: str, *, app_dir: str | None = None, factory: bool = False) ->
         parameters = inspect.signature(value).parameters
         if not parameters:
             raise AppLoadError(f"{spec} takes no arguments: is it a factory? (use --factory)")
+    if wsgi:
+        if not callable(value) or inspect.iscoroutinefunction(value):
+            raise AppLoadError(f"{spec} is not a WSGI application")
+        if threads is None:
+            return from_wsgi(value)
+        return from_wsgi(value, threads=threads)
     return as_asgi3(value)

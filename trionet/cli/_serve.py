@@ -1,5 +1,6 @@
 """``trionet serve MODULE:APP``: an ASGI application on trionet's server,
-with the flags users know from uvicorn and hypercorn.
+with the flags users know from uvicorn and hypercorn; with ``--wsgi``, a
+WSGI one (Flask, Django) in threads, through :func:`trionet.asgi.from_wsgi`.
 
 One process by default, under :func:`trionet.run` (SIGINT or SIGTERM drains
 it: requests in flight are answered, WebSockets get close 1001, then the
@@ -27,7 +28,7 @@ from .._errors import BindError
 from .._listeners import SocketFile, format_address, open_unix_socket
 from .._run import run as trionet_run
 from .._workers import current_worker, run_workers
-from ..asgi import AppLoadError, LifespanError, load_app
+from ..asgi import AppLoadError, ASGIApp, LifespanError, load_app
 from ..asgi import serve as serve_asgi
 from ..http import PARSERS
 
@@ -46,13 +47,15 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="serve an ASGI application (Starlette, FastAPI, Quart-Trio...): MODULE:APP",
         description=(
             "Serve the ASGI application APP of MODULE (import path 'package.module:attribute')"
-            " over HTTP/1.1 and WebSocket, on trio, until Ctrl-C or SIGTERM."
+            " over HTTP/1.1 and WebSocket, on trio, until Ctrl-C or SIGTERM;"
+            " with --wsgi, a WSGI application (Flask, Django...) in threads."
         ),
         epilog=(
             "examples:\n"
             "  trionet serve main:app --port 8000\n"
             "  trionet serve myproject.asgi:application --workers 4 --host 0.0.0.0\n"
-            "  trionet serve app:create_app --factory --app-dir src --uds /run/app.sock"
+            "  trionet serve app:create_app --factory --app-dir src --uds /run/app.sock\n"
+            "  trionet serve --wsgi myproject.wsgi:application --threads 20"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -62,6 +65,15 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--factory", action="store_true", help="APP is a function that returns the application"
+    )
+    parser.add_argument(
+        "--wsgi", action="store_true", help="APP is a WSGI application (Flask, Django...)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        metavar="N",
+        help="with --wsgi: the WSGI calls at once, each in a thread (default 10)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="the address (default 127.0.0.1)")
     parser.add_argument(
@@ -186,6 +198,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "app": args.app,
         "app_dir": args.app_dir,
         "factory": args.factory,
+        "wsgi": args.wsgi,
+        "threads": args.threads,
         "host": args.host,
         "port": args.port,
         "uds": args.uds,
@@ -215,14 +229,16 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--certfile and --keyfile go together")
     if args.uds and args.certfile:
         parser.error("--uds serves plain HTTP (put TLS in the proxy in front)")
+    if args.threads is not None and not args.wsgi:
+        parser.error("--threads goes with --wsgi (an ASGI application runs in trio)")
     if args.access_log:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("trionet.http.access").setLevel(logging.INFO)
+    options = _options(args)
     try:
-        load_app(args.app, app_dir=args.app_dir, factory=args.factory)
+        _load(options)
     except AppLoadError as exc:
         return _fail(str(exc))
-    options = _options(args)
     try:
         if args.workers is not None:
             listen = [args.uds] if args.uds else [(args.host, args.port)]
@@ -235,12 +251,22 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0 if status is None else status
 
 
+def _load(options: dict[str, Any]) -> ASGIApp:
+    return load_app(
+        options["app"],
+        app_dir=options["app_dir"],
+        factory=options["factory"],
+        wsgi=options["wsgi"],
+        threads=options["threads"],
+    )
+
+
 async def serve_application(options: dict[str, Any]) -> int:
     """What each process runs (the one, or each worker): load the
     application, serve it until stopped. Returns an exit status for a
     failure (``None`` once stopped by a signal, under :func:`trionet.run`)."""
     try:
-        app = load_app(options["app"], app_dir=options["app_dir"], factory=options["factory"])
+        app = _load(options)
     except AppLoadError as exc:
         return _fail(str(exc))
     serve_options: dict[str, Any] = dict(options["serve"])
