@@ -2,7 +2,8 @@
 streaming, background tasks, lifespan state, a sync endpoint in a worker
 thread, WebSocket), Starlette (a stream that ends when the client leaves)
 and Quart-Trio, driven over loopback by trionet's client, httpx, curl and
-Node's ``http`` and ``ws``.
+Node's ``http`` and ``ws`` (under ``trionet serve``, in
+``tests/test_cli_serve_frameworks.py``).
 The frameworks are test dependencies only."""
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import trionet
 import trionet.asgi
 import trionet.http
 import trionet.websocket
-from tests._node import node_package, run_node
 from tests._peers import require_executable
 from tests._wait import wait_until
 from trionet.testing import TLSCertificates
@@ -154,24 +154,6 @@ async def test_curl_posts_a_file_to_fastapi(tmp_path: Path) -> None:
                 capture_stdout=True,
             )
     assert json.loads(result.stdout) == {"name": "book", "total": 12.0, "tags": ["x"]}
-
-
-@pytest.mark.node
-async def test_node_http_and_ws_against_fastapi() -> None:
-    from fastapi_app import DONE
-
-    node_package("ws")
-    async with serving("fastapi_app:app") as base:
-        report = await run_node("asgi_client.js", base)
-        await wait_until(lambda: "ws closed 4003" in DONE)
-    assert report["item"] == {"status": 200, "body": {"name": "lamp", "total": 12.0, "tags": []}}
-    assert report["invalid"] == {"status": 422}
-    assert report["stream"] == {
-        "status": 200,
-        "transferEncoding": "chunked",
-        "body": "0\n1\n2\n3\n",
-    }
-    assert report["ws"] == {"protocol": "chat", "echo": "echo: from node", "close": {"code": 4003}}
 
 
 async def test_streams_over_https_keep_the_connection_usable(trionet_tls: TLSCertificates) -> None:

@@ -244,21 +244,15 @@ class Sender:
                 )
                 self._cookies.extract(response.url, response.headers)
                 return response
-            except ServerDisconnected as exc:
+            except (ServerDisconnected, ReadTimeout, WriteTimeout) as exc:
                 await self._pool.release(conn, False)
-                if reused and retry_allowed and exc.before_response:
+                stale = isinstance(exc, ServerDisconnected) and reused and exc.before_response
+                if stale and retry_allowed:
+                    # The server closed an idle connection as we used it.
                     retry_allowed = False
                     retrying = True
                     self._pool.retries += 1
                     continue
-                if method in _IDEMPOTENT and replayable and self._retry.allow(attempt):
-                    await self._retried(attempt, target, exc)
-                    attempt += 1
-                    retrying = True
-                    continue
-                raise
-            except (ReadTimeout, WriteTimeout) as exc:
-                await self._pool.release(conn, False)
                 if method in _IDEMPOTENT and replayable and self._retry.allow(attempt):
                     await self._retried(attempt, target, exc)
                     attempt += 1
