@@ -25,9 +25,9 @@ that is not ``text/event-stream``, is an error and is not retried.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from typing import Self
 
 import trio
 
@@ -37,6 +37,7 @@ from ._body import UNSET, Unset
 from ._errors import HTTPConnectError, HTTPError, ResponseTooLarge, TransportError
 from ._limits import DEFAULT_MAX_LINE_SIZE, TimeoutsInput
 from ._response import ClientResponse
+from ._sending import Sender
 from ._urls import QueryParams
 
 __all__ = [
@@ -56,24 +57,6 @@ DEFAULT_EVENT_RETRY = 3.0
 #: Connection attempts in a row that bring no event before
 #: :class:`EventSource` gives up.
 DEFAULT_MAX_RECONNECTS = 10
-
-
-class _Sender(Protocol):
-    """What :class:`EventSource` needs of a :class:`~trionet.http.Client`."""
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        params: QueryParams | None,
-        headers: HeadersInput | None,
-        content: None,
-        json: Any,
-        form: Mapping[str, str] | None,
-        timeout: TimeoutsInput | Unset,  # noqa: ASYNC109 - the four HTTP timeouts
-        follow_redirects: bool | None,
-        expect_continue: bool,
-    ) -> ClientResponse: ...
 
 
 class EventStreamError(HTTPError):
@@ -187,7 +170,7 @@ class EventSource:
 
     def __init__(
         self,
-        client: _Sender,
+        client: Sender,
         url: str,
         *,
         params: QueryParams | None,
