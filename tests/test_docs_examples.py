@@ -68,8 +68,14 @@ async def test_the_testing_pages_tests_pass() -> None:
     # Run as a user runs them: the plugin comes from the entry point, and
     # nothing of tests/conftest.py applies.
     result = await run_python(
-        "-m", "pytest", "-p", "no:cacheprovider", "-q", str(EXAMPLES / "test_echo_servers.py")
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        str(EXAMPLES / "test_echo_servers.py"),
+        str(EXAMPLES / "test_http_services.py"),
     )
     report = result.stdout.decode()
     assert result.returncode == 0, report
-    assert re.search(r"^4 passed", report, re.MULTILINE), report
+    assert re.search(r"^9 passed", report, re.MULTILINE), report

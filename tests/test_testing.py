@@ -70,6 +70,63 @@ USER_TESTS = textwrap.dedent(
             async for _ in conn:
                 pass
         await trio.sleep_forever()  # the handler's error must end the test
+
+
+    async def test_http_and_websocket_fixtures(trionet_http_server, trionet_websocket_server):
+        async def hello(request):
+            return trionet.http.Response.text("hello")
+
+        async def echo_ws(ws):
+            async for message in ws:
+                await ws.send(message.data)
+
+        http = await trionet_http_server(hello)
+        assert http.url == f"http://127.0.0.1:{http.port}"
+        async with trionet.http.Client() as client:
+            assert await (await client.get(http.url)).text() == "hello"
+        ws_server = await trionet_websocket_server(echo_ws)
+        assert ws_server.url == f"ws://127.0.0.1:{ws_server.port}"
+        async with trionet.websocket.connect(ws_server.url) as ws:
+            await ws.send("hi")
+            assert (await anext(ws)).data == "hi"
+
+
+    async def test_https_fixture(trionet_http_server, trionet_tls):
+        async def hello(request):
+            return trionet.http.Response.text(request.scheme)
+
+        local = await trionet_http_server(hello, ssl_context=trionet_tls.server_context)
+        assert local.url.startswith("https://127.0.0.1:")
+        async with trionet.http.Client(verify=trionet_tls.client_context) as client:
+            assert await (await client.get(local.url)).text() == "https"
+
+
+    async def test_http_handler_error_fails_the_test(trionet_http_server):
+        async def broken(request):
+            raise ValueError("http handler bug seen by the test")
+
+        local = await trionet_http_server(broken)
+        async with trionet.http.Client() as client:
+            try:
+                await client.get(local.url)
+            except trionet.http.HTTPError:
+                pass
+        await trio.sleep_forever()  # the handler's error must end the test
+
+
+    async def test_asgi_app_error_fails_the_test(trionet_asgi_server):
+        async def app(scope, receive, send):
+            if scope["type"] == "http":
+                raise RuntimeError("asgi app bug seen by the test")
+
+        local = await trionet_asgi_server(app, lifespan="off")
+        assert local.websocket_url == local.url.replace("http://", "ws://")
+        async with trionet.http.Client() as client:
+            try:
+                await client.get(local.url)
+            except trionet.http.HTTPError:
+                pass
+        await trio.sleep_forever()
     """
 )
 
@@ -78,8 +135,12 @@ def test_plugin_fixtures_in_a_user_project(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ntrio_mode = true\n")
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4, failed=1)
+    result.assert_outcomes(passed=6, failed=3)
     result.stdout.fnmatch_lines(["*test_handler_error_fails_the_test*", "*handler bug seen*"])
+    for name in ("http_handler", "asgi_app"):
+        result.stdout.fnmatch_lines([f"*FAILED*test_{name}_error_fails_the_test*"])
+    result.stdout.fnmatch_lines(["*http handler bug seen*"])
+    result.stdout.fnmatch_lines(["*asgi app bug seen*"])
 
 
 def test_plugin_imports_without_pytest_trio() -> None:

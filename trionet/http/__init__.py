@@ -70,6 +70,7 @@ from ._client._sse import EventSource as EventSource
 from ._client._sse import EventStreamError as EventStreamError
 from ._client._sse import EventStreamParser as EventStreamParser
 from ._client._sse import ServerSentEvent as ServerSentEvent
+from ._client._transports import ClientTransport as ClientTransport
 from ._headers import Headers as Headers
 from ._server._connection import HTTPConnection as HTTPConnection
 from ._server._errors import BodyTooLarge as BodyTooLarge
@@ -128,6 +129,7 @@ __all__ = [
     "Client",
     "ClientResponse",
     "ClientStatistics",
+    "ClientTransport",
     "Content",
     "Cookie",
     "CookieConflict",

@@ -19,9 +19,15 @@ from __future__ import annotations
 
 from .. import _stream
 from ._certificates import TLSCertificates as TLSCertificates
+from ._http_mock import MockCall as MockCall
+from ._http_mock import MockRequest as MockRequest
+from ._http_mock import MockRoute as MockRoute
+from ._http_mock import MockTransport as MockTransport
+from ._http_mock import UnmatchedRequest as UnmatchedRequest
 from ._memory import DEFAULT_MEMORY_BUFFER as DEFAULT_MEMORY_BUFFER
 from ._memory import MemoryStream as MemoryStream
 from ._memory import memory_stream_pair as memory_stream_pair
+from ._servers import LocalServer as LocalServer
 from ._udp_network import DEFAULT_VIRTUAL_RECEIVE_BUFFER as DEFAULT_VIRTUAL_RECEIVE_BUFFER
 from ._udp_network import DEFAULT_VIRTUAL_REORDER_DELAY as DEFAULT_VIRTUAL_REORDER_DELAY
 from ._udp_network import VirtualNetworkStatistics as VirtualNetworkStatistics
@@ -31,8 +37,14 @@ __all__ = [
     "DEFAULT_MEMORY_BUFFER",
     "DEFAULT_VIRTUAL_RECEIVE_BUFFER",
     "DEFAULT_VIRTUAL_REORDER_DELAY",
+    "LocalServer",
     "MemoryStream",
+    "MockCall",
+    "MockRequest",
+    "MockRoute",
+    "MockTransport",
     "TLSCertificates",
+    "UnmatchedRequest",
     "VirtualNetworkStatistics",
     "VirtualUDPNetwork",
     "memory_stream_pair",

@@ -18,12 +18,26 @@ from .._server import Server
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
 from .._udp import UDPPeer, UDPServer, serve_udp
+from ..asgi import serve as serve_asgi
+from ..http import serve as serve_http
+from ..websocket import serve as serve_websocket
 from ._certificates import TLSCertificates
+from ._servers import LocalServer
 
-__all__ = ["TLSCertificates", "trionet_tcp_server", "trionet_tls", "trionet_udp_server"]
+__all__ = [
+    "LocalServer",
+    "TLSCertificates",
+    "trionet_asgi_server",
+    "trionet_http_server",
+    "trionet_tcp_server",
+    "trionet_tls",
+    "trionet_udp_server",
+    "trionet_websocket_server",
+]
 
 TCPServerFactory = Callable[..., Awaitable[Server]]
 UDPServerFactory = Callable[..., Awaitable[UDPServer]]
+LocalServerFactory = Callable[..., Awaitable[LocalServer]]
 
 
 @pytest.fixture
@@ -62,6 +76,73 @@ async def trionet_udp_server(nursery: trio.Nursery) -> UDPServerFactory:
         kwargs.setdefault("handler_errors", "raise")
         server: UDPServer = await nursery.start(partial(serve_udp, handler, 0, **kwargs))
         return server
+
+    return start
+
+
+async def _start_local(
+    nursery: trio.Nursery,
+    serve: Callable[..., Awaitable[None]],
+    target: object,
+    scheme: str,
+    kwargs: dict[str, Any],
+) -> LocalServer:
+    kwargs.setdefault("host", "127.0.0.1")
+    kwargs.setdefault("handler_errors", "raise")
+    secure = kwargs.get("ssl_context") is not None
+    server: Server = await nursery.start(partial(serve, target, 0, **kwargs))
+    return LocalServer(server, f"{scheme}{'s' if secure else ''}://127.0.0.1:{server.port}")
+
+
+@pytest.fixture
+async def trionet_http_server(nursery: trio.Nursery) -> LocalServerFactory:
+    """Start :func:`trionet.http.serve` on ``127.0.0.1``, port 0, in the
+    test's nursery.
+
+    ``local = await trionet_http_server(handler, **serve_kwargs)`` returns a
+    :class:`~trionet.testing.LocalServer` once it listens: ``local.url`` is
+    ``http://127.0.0.1:PORT`` (``https`` with ``ssl_context=``). A handler
+    that raises fails the test (``handler_errors="raise"``); the server is
+    cancelled when the test ends.
+    """
+
+    async def start(handler: Callable[..., Awaitable[object]], **kwargs: Any) -> LocalServer:
+        return await _start_local(nursery, serve_http, handler, "http", kwargs)
+
+    return start
+
+
+@pytest.fixture
+async def trionet_websocket_server(nursery: trio.Nursery) -> LocalServerFactory:
+    """Start :func:`trionet.websocket.serve` on ``127.0.0.1``, port 0, in
+    the test's nursery.
+
+    ``local = await trionet_websocket_server(handler, **serve_kwargs)``
+    returns a :class:`~trionet.testing.LocalServer`: ``local.url`` is
+    ``ws://127.0.0.1:PORT`` (``wss`` with ``ssl_context=``), for
+    :func:`trionet.websocket.connect`. A handler that raises fails the test.
+    """
+
+    async def start(handler: Callable[..., Awaitable[object]], **kwargs: Any) -> LocalServer:
+        return await _start_local(nursery, serve_websocket, handler, "ws", kwargs)
+
+    return start
+
+
+@pytest.fixture
+async def trionet_asgi_server(nursery: trio.Nursery) -> LocalServerFactory:
+    """Start :func:`trionet.asgi.serve` with an ASGI application on
+    ``127.0.0.1``, port 0, in the test's nursery, its lifespan start-up
+    complete.
+
+    ``local = await trionet_asgi_server(app, **serve_kwargs)`` returns a
+    :class:`~trionet.testing.LocalServer`: ``local.url`` is
+    ``http://127.0.0.1:PORT`` and ``local.websocket_url`` its ``ws://``
+    twin. An exception that escapes the application fails the test.
+    """
+
+    async def start(app: Callable[..., Awaitable[None]], **kwargs: Any) -> LocalServer:
+        return await _start_local(nursery, serve_asgi, app, "http", kwargs)
 
     return start
 

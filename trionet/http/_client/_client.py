@@ -65,6 +65,7 @@ from ._response import ClientResponse
 from ._retries import DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BUDGET, RetryPolicy
 from ._sending import Sender
 from ._sse import DEFAULT_EVENT_RETRY, DEFAULT_MAX_RECONNECTS, EventSource
+from ._transports import ClientTransport
 from ._urls import Proxy, QueryParams, parse_url
 
 __all__ = ["Client", "Content", "QueryParams", "RequestOptions"]
@@ -130,6 +131,9 @@ class Client(Sender, trio.abc.AsyncResource):
         cookies: The jar to keep cookies in (a :class:`Cookies`, shared
             if you pass one), or cookies to start with; see
             :attr:`cookies`.
+        transport: Open connections through this :class:`ClientTransport`
+            instead of the network (no proxy, no TLS: it stands in for
+            both), such as :class:`trionet.testing.MockTransport` in tests.
         trust_env: When no ``proxy`` is given, take it from ``HTTP_PROXY``,
             ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (and their lower
             case forms), as curl does (default ``True``).
@@ -171,6 +175,7 @@ class Client(Sender, trio.abc.AsyncResource):
         retries: int = 0,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         retry_budget: float = DEFAULT_RETRY_BUDGET,
+        transport: ClientTransport | None = None,
     ) -> None:
         checks.count("retries", retries, minimum=0)
         checks.seconds("retry_backoff", retry_backoff)
@@ -180,6 +185,11 @@ class Client(Sender, trio.abc.AsyncResource):
         self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
         if uds is not None and proxy is not None:
             raise ValueError("a client with uds= connects to its socket, not through a proxy")
+        if transport is not None and (uds is not None or proxy is not None):
+            raise ValueError("a client with transport= connects through it: no uds= or proxy=")
+        if transport is not None and not isinstance(transport, ClientTransport):
+            raise TypeError(f"transport= takes a ClientTransport, not {type(transport).__name__}")
+        self._transport = transport
         self._uds = os.fspath(uds) if uds is not None else None
         checks.count("max_connections", max_connections)
         checks.count("max_connections_per_host", max_connections_per_host, none=True)
@@ -211,7 +221,7 @@ class Client(Sender, trio.abc.AsyncResource):
         self._max_header_size = max_header_size
         self._continue_timeout = continue_timeout
         self._proxy = Proxy.parse(proxy) if proxy is not None else None
-        from_env = proxy is None and trust_env and uds is None
+        from_env = proxy is None and trust_env and uds is None and transport is None
         self._env_proxies = urllib.request.getproxies_environment() if from_env else {}
         self._proxy_cache: dict[str, Proxy | None] = {}
         self._trace = trace

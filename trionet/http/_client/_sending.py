@@ -33,6 +33,7 @@ from ._pool import Pool
 from ._redirects import next_hop
 from ._response import ClientResponse
 from ._retries import RetryPolicy
+from ._transports import ClientTransport, open_transport_connection
 from ._urls import Origin, PoolKey, Proxy, QueryParams, Target, add_params, parse_url, proxy_bypass
 
 __all__ = ["Sender"]
@@ -66,6 +67,7 @@ class Sender:
     _trace: Trace | None
     _pool: Pool
     _uds: str | None
+    _transport: ClientTransport | None
 
     async def _send(
         self,
@@ -285,6 +287,14 @@ class Sender:
 
     async def _open(self, key: PoolKey, timeouts: Timeouts) -> ClientConnection:
         origin = key[0]
+        if self._transport is not None:
+            assert origin is not None  # no proxy with a transport
+            return await open_transport_connection(
+                self._transport,
+                origin,
+                connect_timeout=timeouts.connect,
+                max_header_size=self._max_header_size,
+            )
         context = None
         if origin is not None and origin.scheme == "https":
             if self._ssl_context is None:
