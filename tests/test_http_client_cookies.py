@@ -12,6 +12,7 @@ import trio
 
 import trionet.http
 from trionet.http import CookieConflict, Cookies, Headers
+from trionet.http._client import _cookies as cookies_module
 
 BOUND = 20
 
@@ -57,6 +58,28 @@ def test_cookies_refused(url: str, set_cookie: str) -> None:
     jar = Cookies()
     set_cookies(jar, url, set_cookie)
     assert jar.jar == []
+
+
+@pytest.mark.parametrize("with_list", [True, False])
+def test_public_suffixes_from_the_list_or_the_caution(
+    monkeypatch: pytest.MonkeyPatch, with_list: bool
+) -> None:
+    # s3.amazonaws.com and pvt.k12.ma.us are on the Public Suffix List (the
+    # psl extra, installed for the tests), not on the built-in caution list.
+    if not with_list:
+        monkeypatch.setattr(cookies_module, "_suffix_list", lambda: None)
+    jar = Cookies()
+    set_cookies(jar, "http://bucket.s3.amazonaws.com/", "a=1; Domain=s3.amazonaws.com")
+    set_cookies(jar, "http://school.pvt.k12.ma.us/", "b=2; Domain=pvt.k12.ma.us")
+    set_cookies(jar, "http://www.example.co.uk/", "c=3; Domain=co.uk")
+    set_cookies(jar, "http://www.example.co.uk/", "d=4; Domain=example.co.uk")
+    names = sorted(cookie.name for cookie in jar.jar)
+    assert names == (["d"] if with_list else ["a", "b", "d"])
+    # A host that is itself a suffix keeps its cookie, for itself alone.
+    jar.clear()
+    set_cookies(jar, "http://s3.amazonaws.com/", "e=5; Domain=s3.amazonaws.com")
+    [cookie] = jar.jar
+    assert cookie.host_only is with_list
 
 
 def test_secure_and_host_prefixed_cookies_from_https() -> None:

@@ -18,11 +18,14 @@ require.
 cookie whose domain and path match (``Secure`` ones only over ``https``),
 longer paths first, then older first.
 
-Without the Public Suffix List (kept out of the dependencies), the public
-suffix check is a caution, not the list: a ``Domain`` with no dot (``com``,
+A ``Domain`` that is a public suffix (``com``, ``co.uk``, ``github.io``) is
+refused, or kept for that host alone when it is the host itself (RFC 6265
+section 5.3, step 5). With the ``psl`` extra (the ``publicsuffixlist``
+package), the whole Public Suffix List decides, as in browsers. Without it,
+the check is a caution, not the list: a ``Domain`` with no dot (``com``,
 ``localhost``) is refused, as are a few multi-label suffixes people meet
-most (``co.uk``...). A site on a suffix not known here could set a cookie
-for its siblings; browsers use the list for this.
+most; a site on a suffix not known here could then set a cookie for its
+siblings.
 
 Limits: a cookie's name and value together may take 4096 bytes (RFC 6265
 section 6.1's minimum, what browsers keep), 50 cookies per domain and
@@ -31,9 +34,11 @@ section 6.1's minimum, what browsers keep), 50 cookies per domain and
 
 from __future__ import annotations
 
+import functools
+import importlib
 import ipaddress
 import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -123,8 +128,24 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+@functools.cache
+def _suffix_list() -> Callable[[str], str | None] | None:
+    """The Public Suffix List's lookup (the longest public suffix of a
+    name), when the ``publicsuffixlist`` package is installed; loaded once,
+    at the first ``Domain`` checked."""
+    try:
+        module = importlib.import_module("publicsuffixlist")
+    except ImportError:
+        return None
+    lookup: Callable[[str], str | None] = module.PublicSuffixList().publicsuffix
+    return lookup
+
+
 def _is_public_suffix(domain: str) -> bool:
-    return "." not in domain or domain in _KNOWN_SUFFIXES
+    lookup = _suffix_list()
+    if lookup is None:
+        return "." not in domain or domain in _KNOWN_SUFFIXES
+    return lookup(domain) == domain
 
 
 def _expiry(attributes: dict[str, str], now: float) -> float | None:
