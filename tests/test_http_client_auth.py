@@ -7,13 +7,24 @@ origin."""
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 import trio
 
 import trionet.http
-from trionet.http import AuthRequest, BasicAuth, BearerAuth, ClientResponse, DigestAuth, Headers
+from trionet.http import (
+    Auth,
+    AuthRequest,
+    BasicAuth,
+    BearerAuth,
+    ClientResponse,
+    DigestAuth,
+    Headers,
+    Response,
+)
+from trionet.testing import MockTransport
 
 BOUND = 20
 
@@ -128,3 +139,33 @@ async def test_credentials_do_not_follow_a_redirect_to_another_origin(httpbin: i
                 status, body = await get_json(client, redirect)
                 assert status == 200
                 assert ("Authorization" in body["headers"]) is sent
+
+
+class RefreshingToken(Auth):
+    """A flow of one's own: a bearer token, renewed once after a 401."""
+
+    def __init__(self) -> None:
+        self.token = "old"
+
+    def auth_flow(self, request: AuthRequest) -> Generator[AuthRequest, ClientResponse, None]:
+        request.headers.set("authorization", f"Bearer {self.token}")
+        response = yield request
+        if response.status == 401:
+            self.token = "new"
+            request.headers.set("authorization", f"Bearer {self.token}")
+            yield request
+
+
+async def test_a_custom_flow_retries_after_a_401(autojump_clock: trio.abc.Clock) -> None:
+    mock = MockTransport()
+    api = mock.post("https://api.example.com/orders").respond_with(
+        Response(401, {"www-authenticate": 'Bearer error="invalid_token"'}),
+        Response.json({"ok": True}, 201),
+    )
+    async with trionet.http.Client(transport=mock, auth=RefreshingToken()) as client:
+        response = await client.post("https://api.example.com/orders", json={"n": 1})
+    assert response.status == 201
+    sent = [call.request for call in api.calls]
+    assert [request.headers["authorization"] for request in sent] == ["Bearer old", "Bearer new"]
+    # The body went both times.
+    assert [request.json() for request in sent] == [{"n": 1}, {"n": 1}]
