@@ -1,12 +1,15 @@
-"""Throughput of trionet's HTTP client against httpx, GETting from one local server.
+"""Throughput of trionet's HTTP client against httpx and aiohttp's, GETting
+from one local server.
 
     uv run python benchmarks/http_client.py [--rounds 4] [--requests 3000]
-        [--concurrency 50] [--server node|trionet] [-c trionet,httpx] [--json FILE]
+        [--concurrency 50] [--server node|trionet] [-c trionet,httpx,aiohttp]
+        [--json FILE]
 
 The server runs in its own process pinned to CPU 0 (``taskset -c 0``), the
 clients in this process pinned to CPU 1. Each measurement is a fresh
-``trio.run``: open a client, warm up, then time N requests. Rounds are
-interleaved (trionet, httpx, httpx, trionet, ...) and the ratio is the median
+``trio.run`` (``asyncio.run`` for aiohttp, which runs on asyncio only): open
+a client, warm up, then time N requests. Rounds are interleaved (trionet,
+httpx, aiohttp, aiohttp, httpx, trionet, ...) and the ratio is the median
 of the per-round ratios, which is steadier than a ratio of medians when the
 machine's speed drifts. See benchmarks/README.md.
 """
@@ -38,7 +41,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 NODE_SERVER = Path(__file__).resolve().parent / "hello_server.js"
 EXPECTED_BODY = b"Hello World\n"
-CONTENDERS = ("trionet", "httpx")
+CONTENDERS = ("trionet", "httpx", "aiohttp")
 SCENARIOS = ("sequential", "concurrent")
 BASELINE = "httpx"
 SERVER_CPU = 0
@@ -86,6 +89,55 @@ async def httpx_client(pool: int) -> AsyncIterator[Fetch]:
 FACTORIES: dict[str, ClientFactory] = {"trionet": trionet_client, "httpx": httpx_client}
 
 
+async def measure_aiohttp(
+    url: str, requests: int, tasks: int, warmup: int, pool: int, limit: float
+) -> tuple[float, Tally, Tally, bool]:
+    """:func:`measure` for aiohttp's client, on its own event loop (asyncio)."""
+    import asyncio
+
+    import aiohttp
+
+    warm = Tally()
+    tally = Tally()
+    counts = {"remaining": 0, "done": 0}
+
+    async def drive_asyncio(session: aiohttp.ClientSession, total: int, into: Tally) -> None:
+        counts["remaining"], counts["done"] = total, 0
+
+        async def worker() -> None:
+            while counts["remaining"] > 0:
+                counts["remaining"] -= 1
+                try:
+                    async with session.get(url) as response:
+                        status, body = response.status, await response.read()
+                except Exception as exc:  # a failed request is counted, not fatal
+                    into.error(f"{type(exc).__name__}: {exc}")
+                else:
+                    if status != 200 or body != EXPECTED_BODY:
+                        into.error(f"status {status}, body {body[:40]!r}")
+                counts["done"] += 1
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(tasks):
+                group.create_task(worker())
+
+    seconds = math.nan
+    timed_out = False
+    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=pool)
+    try:
+        async with asyncio.timeout(limit):
+            async with aiohttp.ClientSession(connector=connector) as session:
+                await drive_asyncio(session, warmup, warm)
+                start = time.perf_counter()
+                await drive_asyncio(session, requests, tally)
+                seconds = time.perf_counter() - start
+    except TimeoutError:
+        timed_out = True
+        tally.errors += requests - counts["done"]
+        tally.first_error = tally.first_error or f"timed out after {limit:g} s"
+    return seconds, warm, tally, timed_out
+
+
 def check_available(name: str) -> str | None:
     """Why the contender cannot run, or None."""
     if name == "trionet":
@@ -98,6 +150,11 @@ def check_available(name: str) -> str | None:
             import httpx  # noqa: F401
         except ImportError:
             return "httpx is not installed (uv sync installs the dev group)"
+    elif name == "aiohttp":
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            return "aiohttp is not installed (uv sync installs the dev group)"
     return None
 
 
@@ -205,16 +262,23 @@ def run_once(name: str, scenario: str, round_: int, url: str, args: argparse.Nam
     tasks = 1 if scenario == "sequential" else args.concurrency
     warmup = warmup_for(scenario, args)
     try:
-        seconds, warm, tally, timed_out = trio.run(
-            measure,
-            FACTORIES[name],
-            url,
-            args.requests,
-            tasks,
-            warmup,
-            args.pool,
-            args.timeout,
-        )
+        if name == "aiohttp":
+            import asyncio
+
+            seconds, warm, tally, timed_out = asyncio.run(
+                measure_aiohttp(url, args.requests, tasks, warmup, args.pool, args.timeout)
+            )
+        else:
+            seconds, warm, tally, timed_out = trio.run(
+                measure,
+                FACTORIES[name],
+                url,
+                args.requests,
+                tasks,
+                warmup,
+                args.pool,
+                args.timeout,
+            )
     except Exception as exc:  # the client itself failed (e.g. on open or close)
         return Run(
             name,
@@ -527,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "trio": package_version("trio"),
         "httpx": package_version("httpx"),
+        "aiohttp": package_version("aiohttp"),
         "trionet": package_version("trionet"),
         "server": server_version(args.server),
     }
