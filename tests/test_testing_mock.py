@@ -14,6 +14,7 @@ import trio
 import trionet
 from trionet.http import Client, Response
 from trionet.testing import MockRequest, MockTransport, UnmatchedRequest
+from trionet.testing._mock_protocol import MockServerProtocol
 
 API = "https://api.example.com"
 
@@ -258,3 +259,44 @@ def test_bad_routes_and_arguments_are_refused() -> None:
         Client(transport=mock, proxy="http://127.0.0.1:1")
     with pytest.raises(TypeError, match="ClientTransport"):
         Client(transport=object())  # type: ignore[arg-type]
+
+
+# -- the sans-IO server under the mock ---------------------------------------------
+
+
+def test_the_mock_server_protocol_without_an_event_loop() -> None:
+    server = MockServerProtocol("http://api.example.com")
+    assert server.next_request() is None  # nothing yet
+    server.receive_data(b"POST /a?x=1 HTTP/1.1\r\nHost: api.example.com\r\nContent-Le")
+    assert server.next_request() is None  # a head in two pieces
+    server.receive_data(b"ngth: 3\r\nExpect: 100-continue\r\n\r\n")
+    assert server.next_request() is None
+    assert server.interim() == b"HTTP/1.1 100 \r\n\r\n"
+    server.receive_data(b"abc")
+    request = server.next_request()
+    assert request is not None
+    assert (request.method, request.url, request.content) == (
+        "POST",
+        "http://api.example.com/a?x=1",
+        b"abc",
+    )
+    assert request.params == {"x": "1"}
+    head = server.head(Response(201, {"x-id": "7"}, b"made"))
+    assert head.startswith(b"HTTP/1.1 201 \r\nx-id: 7\r\ncontent-length: 4\r\n")
+    assert server.data(b"made") + server.end() == b"made"
+    assert not server.must_close
+    # The next request on the same connection, then the client's close.
+    server.receive_data(b"GET / HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
+    request = server.next_request()
+    assert request is not None
+    assert request.url == "http://api.example.com/"
+    server.head(Response(204))
+    server.end()
+    assert server.must_close
+
+
+def test_the_mock_server_protocol_refuses_what_is_not_http() -> None:
+    server = MockServerProtocol("http://api.example.com")
+    server.receive_data(b"\x16\x03\x01 this is a TLS hello\r\n\r\n")
+    with pytest.raises(UnmatchedRequest, match="malformed request"):
+        server.next_request()
