@@ -369,3 +369,102 @@ async def test_nests_with_the_udp_network(
             nursery.cancel_scope.cancel()
     assert tcp.statistics().opened == 1
     assert udp.statistics().delivered == 1
+
+
+# -- HTTP and WebSocket, unchanged, on the virtual network ------------------------
+
+
+async def hello(request: trionet.http.Request) -> trionet.http.Response:
+    return trionet.http.Response(200, body=b"hello")
+
+
+async def test_http_keepalive_timeout_and_client_reconnect(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    net = VirtualTCPNetwork(latency=0.001, max_segment_size=16)
+    with net.install():
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(trionet.http.serve, hello, 0, "127.0.0.1", keepalive_timeout=5)
+            )
+            base = f"http://127.0.0.1:{server.port}/"
+            async with trionet.http.Client() as client:
+                assert await (await client.get(base)).text() == "hello"
+                await trio.sleep(4)  # inside the keep-alive timeout: reused
+                assert await (await client.get(base)).text() == "hello"
+                assert client.statistics().connections_opened == 1
+                assert len(net.connections()) == 1
+                await trio.sleep(6)  # the server closed the idle connection
+                assert await (await client.get(base)).text() == "hello"
+                assert client.statistics().connections_opened == 2
+                assert len(net.connections()) == 1  # the client closed the old one
+            nursery.cancel_scope.cancel()
+    assert net.statistics().reset == 0
+
+
+async def test_http_slowloris_head_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    net = VirtualTCPNetwork()
+    with net.install():
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(trionet.http.serve, hello, 0, "127.0.0.1", request_head_timeout=10)
+            )
+            async with await trionet.connect_tcp("127.0.0.1", server.port) as conn:
+                start = trio.current_time()
+                await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                answer = b""
+                with trio.move_on_after(60):
+                    while True:
+                        try:
+                            await conn.send(b"X-Slow: 1\r\n")  # a header every 9 s
+                        except trionet.ConnectionClosed:
+                            break
+                        with trio.move_on_after(9):
+                            event = await anext(conn)
+                            if isinstance(event, trionet.Data):
+                                answer += event.data
+                            else:
+                                break
+                elapsed = trio.current_time() - start
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert 10 <= elapsed < 20
+            nursery.cancel_scope.cancel()
+
+
+async def test_websocket_ping_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    net = VirtualTCPNetwork(latency=0.01)
+    closed: list[trionet.websocket.WebSocketClosed] = []
+    ended = trio.Event()
+
+    async def handler(ws: trionet.websocket.WebSocketConnection) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message.data)
+        except trionet.websocket.WebSocketClosed as exc:
+            closed.append(exc)
+        finally:
+            ended.set()
+
+    with net.install():
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(
+                    trionet.websocket.serve,
+                    handler,
+                    0,
+                    "127.0.0.1",
+                    ping_interval=5,
+                    ping_timeout=10,
+                )
+            )
+            url = f"ws://127.0.0.1:{server.port}/"
+            async with trionet.websocket.connect(url, ping_interval=None) as ws:
+                await ws.send("hi")
+                assert (await ws.receive()).data == "hi"
+                start = trio.current_time()
+                net.connections()[0].stall()  # the client vanishes
+                await ended.wait()
+                # The next ping (every 5 s) goes unanswered for 10 s.
+                assert 10 < trio.current_time() - start <= 15
+            nursery.cancel_scope.cancel()
+    assert [exc.code for exc in closed] == [1011]
