@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 import trionet
+import trionet.asgi
 from trionet.testing import TLSCertificates, VirtualTCPNetwork, VirtualUDPNetwork
 
 
@@ -183,17 +184,17 @@ async def test_reset_mid_stream(autojump_clock: trio.testing.MockClock) -> None:
 async def close_with_unread_data() -> type[BaseException] | None:
     """The server closes without reading what the client sent: what does the
     client's next receive see?"""
-    got = trio.Event()
+    sent = trio.Event()
 
     async def handler(conn: trionet.TCPConnection) -> None:
-        await trio.lowlevel.checkpoint()
-        got.set()
+        await sent.wait()  # the bytes are in its buffer, unread
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(partial(trionet.serve_tcp, handler, 0, "127.0.0.1"))
         async with await trionet.connect_tcp("127.0.0.1", server.port) as conn:
             await conn.send(b"unread")
-            await got.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            sent.set()
             try:
                 while True:
                     event = await anext(conn)
@@ -468,3 +469,51 @@ async def test_websocket_ping_timeout(autojump_clock: trio.testing.MockClock) ->
                 assert 10 < trio.current_time() - start <= 15
             nursery.cancel_scope.cancel()
     assert [exc.code for exc in closed] == [1011]
+
+
+async def test_asgi_app_over_the_virtual_network(autojump_clock: trio.testing.MockClock) -> None:
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        assert scope["type"] == "http"
+        assert callable(send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"from asgi"})
+
+    net = VirtualTCPNetwork(latency=0.01, max_segment_size=5)
+    with net.install():
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(trionet.asgi.serve, app, 0, "127.0.0.1", lifespan="off")
+            )
+            async with trionet.http.Client() as client:
+                response = await client.get(f"http://127.0.0.1:{server.port}/")
+                assert await response.text() == "from asgi"
+            nursery.cancel_scope.cancel()
+
+
+async def send_after_the_peer_closed() -> list[str]:
+    """The server closes at once; the client reads the EOF, then sends twice."""
+
+    async def handler(conn: trionet.TCPConnection) -> None:
+        pass
+
+    seen: list[str] = []
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(partial(trionet.serve_tcp, handler, 0, "127.0.0.1"))
+        async with await trionet.connect_tcp("127.0.0.1", server.port) as conn:
+            seen.append(type(await anext(conn)).__name__)
+            for _ in range(2):
+                try:
+                    await conn.send(b"anyone?")
+                    seen.append("sent")
+                except trionet.ConnectionClosed as exc:
+                    seen.append(type(exc).__name__)
+        nursery.cancel_scope.cancel()
+    return seen
+
+
+async def test_send_after_the_peer_closed_matches_loopback() -> None:
+    real = await send_after_the_peer_closed()
+    with VirtualTCPNetwork().install():
+        virtual = await send_after_the_peer_closed()
+    assert virtual == real
+    assert real[:2] == ["EndOfStream", "sent"]

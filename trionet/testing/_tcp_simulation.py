@@ -24,7 +24,9 @@ latency. A stalled connection delivers nothing until resumed. A reset marks
 both pipes: what is in flight is dropped and both ends' next calls raise
 ``ECONNRESET``. Closing a socket whose incoming pipe still holds bytes resets
 the connection, as Linux does; closing otherwise is a FIN: the peer reads
-what was sent, then EOF, and its next send to the closed socket resets.
+what was sent, then EOF; a send of the peer's to the closed socket is taken,
+and its sends after it fail with ``EPIPE`` (the RST that came back, in
+Linux's CLOSE_WAIT) while what is left to read stays readable.
 """
 
 from __future__ import annotations
@@ -426,6 +428,8 @@ class VirtualStreamSocket(trio.socket.SocketType):
         while True:
             _, outgoing = self._pipes()
             if outgoing.reset:
+                if self.connection is not None and self.connection.open_ends < 2:
+                    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
                 raise _reset_error()
             if self._shut_write:
                 raise BrokenPipeError(errno.EPIPE, "Broken pipe")
@@ -437,7 +441,10 @@ class VirtualStreamSocket(trio.socket.SocketType):
         outgoing.put(payload)
         assert self.connection is not None
         if self.connection.open_ends < 2:
-            self.connection.reset()  # the peer is gone: its kernel answers RST
+            # The peer is gone: its kernel answers RST. What it sent before its
+            # FIN stays readable here, as in Linux's CLOSE_WAIT; sends fail.
+            self._simulation.resets += 1
+            outgoing.break_()
         return len(payload)
 
     async def wait_writable(self) -> None:
