@@ -3,6 +3,7 @@ HTTP, WebSocket and TLS on a simulated, seeded stream network."""
 
 from __future__ import annotations
 
+import math
 import socket
 from functools import partial
 
@@ -517,3 +518,87 @@ async def test_send_after_the_peer_closed_matches_loopback() -> None:
         virtual = await send_after_the_peer_closed()
     assert virtual == real
     assert real[:2] == ["EndOfStream", "sent"]
+
+
+async def test_closing_a_listener_resets_connections_not_accepted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with VirtualTCPNetwork().install():
+        listener = trio.socket.socket()
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        client = trio.SocketStream(trio.socket.socket())
+        await client.socket.connect(listener.getsockname())
+        listener.close()
+        with pytest.raises(trio.BrokenResourceError):
+            await client.receive_some(10)
+        await client.aclose()
+
+
+async def test_sockets_outlive_the_install_block(autojump_clock: trio.testing.MockClock) -> None:
+    net = VirtualTCPNetwork()
+    async with trio.open_nursery() as nursery:
+        with net.install():
+            server = await nursery.start(partial(trionet.serve_tcp, echo, 0, "127.0.0.1"))
+            conn = await trionet.connect_tcp("127.0.0.1", server.port)
+        # Uninstalled: new sockets would be real, these stay virtual and work.
+        async with conn:
+            await conn.send(b"still here")
+            assert await anext(conn) == trionet.Data(b"still here")
+        nursery.cancel_scope.cancel()
+    assert net.statistics().open_connections == 0
+
+
+async def jittered_arrivals(seed: int) -> list[float]:
+    net = VirtualTCPNetwork(seed=seed, latency=0.01, jitter=0.05, max_segment_size=10)
+    with net.install():
+        listener = trio.socket.socket()
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = trio.SocketStream(trio.socket.socket())
+        await client.socket.connect(listener.getsockname())
+        server = trio.SocketStream((await listener.accept())[0])
+        start = trio.current_time()
+        arrivals = []
+        async with client, server:
+            await client.send_all(bytes(range(100)))
+            await client.send_eof()
+            received = b""
+            while data := await server.receive_some(1000):
+                received += data
+                arrivals.append(round(trio.current_time() - start, 9))
+        listener.close()
+    assert received == bytes(range(100))  # in order, whatever the jitter
+    return arrivals
+
+
+async def test_jitter_is_seeded_and_keeps_order(autojump_clock: trio.testing.MockClock) -> None:
+    first = await jittered_arrivals(3)
+    assert first == sorted(first)
+    assert first[0] >= 0.01
+    assert first[-1] <= 0.06
+    assert await jittered_arrivals(3) == first
+    assert await jittered_arrivals(4) != first
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="buffer_size"):
+        VirtualTCPNetwork(buffer_size=0)
+    with pytest.raises(TypeError, match="latency"):
+        VirtualTCPNetwork(latency="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="latency"):
+        VirtualTCPNetwork(latency=math.inf)
+    with pytest.raises(ValueError, match="bandwidth"):
+        VirtualTCPNetwork(bandwidth=0)
+    with pytest.raises(ValueError, match="max_segment_size"):
+        VirtualTCPNetwork(max_segment_size=0)
+    net = VirtualTCPNetwork()
+    with pytest.raises(ValueError, match="IP address"):
+        net.add_host("x.example", "not-an-address")
+    with pytest.raises(ValueError, match="at least one"):
+        net.add_host("x.example")
+
+
+def test_install_needs_a_trio_run() -> None:
+    with pytest.raises(RuntimeError), VirtualTCPNetwork().install():
+        pass  # pragma: no cover

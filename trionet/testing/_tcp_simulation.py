@@ -499,6 +499,9 @@ class VirtualStreamSocket(trio.socket.SocketType):
         self._closed = True
         self._simulation.unbind(self)
         for pending in self._pending:
+            # Connections never accepted are reset, as when Linux closes a listener.
+            if pending.connection is not None:
+                pending.connection.reset()
             pending.close()
         self._pending.clear()
         self._accepters.unpark_all()
