@@ -79,3 +79,12 @@ async def test_the_testing_pages_tests_pass() -> None:
     report = result.stdout.decode()
     assert result.returncode == 0, report
     assert re.search(r"^9 passed", report, re.MULTILINE), report
+
+
+async def test_the_virtual_tcp_examples_pass() -> None:
+    result = await run_python(
+        "-m", "pytest", "-p", "no:cacheprovider", "-q", str(EXAMPLES / "test_virtual_tcp.py")
+    )
+    report = result.stdout.decode()
+    assert result.returncode == 0, report
+    assert re.search(r"^2 passed", report, re.MULTILINE), report

@@ -91,14 +91,7 @@ async def open_tcp_sockets(
         BindError: An address could not be bound; nothing stays open.
         ValueError: ``port`` is out of range.
     """
-    checks.count("port", port, minimum=0, maximum=65535)
-    wanted = format_address((host or "*", port))
-    try:
-        infos = await trio.socket.getaddrinfo(
-            host, port, type=stdlib_socket.SOCK_STREAM, flags=stdlib_socket.AI_PASSIVE
-        )
-    except stdlib_socket.gaierror as exc:
-        raise BindError(errno.EADDRNOTAVAIL, f"cannot listen on {wanted}: {exc}") from None
+    infos = await _passive_addresses(port, host)
     pool = active_listener_pool()
     reserved: PooledListener | None = None
     if pool is not None:
@@ -111,33 +104,51 @@ async def open_tcp_sockets(
             assert reserved.port is not None
             port = reserved.port
     try:
-        sockets = _bind_tcp(infos, port, backlog=backlog, reuse_port=reuse_port, listen=listen)
+        bound = await _bind_tcp(infos, port, backlog=backlog, reuse_port=reuse_port, listen=listen)
     except BaseException:
         if reserved is not None:
             reserved.claimed = None  # not taken after all
         raise
+    # Handed to other processes: plain sockets (real ones, by this path).
+    sockets = [
+        stdlib_socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        for sock in bound
+    ]
     if reserved is not None:
         reserved.claimed = [sock.getsockname() for sock in sockets]
     return sockets
 
 
-def _bind_tcp(
+async def _passive_addresses(port: int, host: str | None) -> list[tuple[Any, ...]]:
+    checks.count("port", port, minimum=0, maximum=65535)
+    wanted = format_address((host or "*", port))
+    try:
+        return await trio.socket.getaddrinfo(
+            host, port, type=stdlib_socket.SOCK_STREAM, flags=stdlib_socket.AI_PASSIVE
+        )
+    except stdlib_socket.gaierror as exc:
+        raise BindError(errno.EADDRNOTAVAIL, f"cannot listen on {wanted}: {exc}") from None
+
+
+async def _bind_tcp(
     infos: Sequence[tuple[Any, ...]],
     port: int,
     *,
     backlog: int | None,
     reuse_port: bool,
     listen: bool,
-) -> list[stdlib_socket.socket]:
+) -> list[trio.socket.SocketType]:
+    # Sockets come from trio's socket factory, so a virtual network
+    # (trionet.testing.VirtualTCPNetwork) installed in the run gets them.
     seen: set[tuple[int, Any]] = set()
-    sockets: list[stdlib_socket.socket] = []
+    sockets: list[trio.socket.SocketType] = []
     chosen_port = port
     try:
         for family, type_, proto, _, sockaddr in infos:
             if (family, sockaddr) in seen:
                 continue
             seen.add((family, sockaddr))
-            sock = stdlib_socket.socket(family, type_, proto)
+            sock = trio.socket.socket(family, type_, proto)
             sockets.append(sock)
             sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
             if reuse_port:
@@ -148,7 +159,7 @@ def _bind_tcp(
             target = (sockaddr[0], chosen_port, *sockaddr[2:])
             try:
                 # A numeric address (from getaddrinfo): bind() does not block.
-                sock.bind(target)
+                await sock.bind(target)
                 if listen:
                     sock.listen(_MAX_BACKLOG if backlog is None else backlog)
             except OSError as exc:
@@ -174,6 +185,11 @@ async def open_tcp_listeners(
         BindError: An address could not be bound; nothing stays open.
         ValueError: ``port`` is out of range.
     """
+    if active_listener_pool() is None:
+        # Bound through trio's socket factory: virtual under a VirtualTCPNetwork.
+        infos = await _passive_addresses(port, host)
+        bound = await _bind_tcp(infos, port, backlog=backlog, reuse_port=False, listen=True)
+        return [trio.SocketListener(sock) for sock in bound], [s.getsockname() for s in bound]
     sockets = await open_tcp_sockets(port, host, backlog=backlog)
     return [_listener_of(sock) for sock in sockets], [sock.getsockname() for sock in sockets]
 

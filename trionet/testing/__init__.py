@@ -8,6 +8,10 @@
   :func:`~trionet.serve_udp` servers on a simulated network, with seeded loss,
   duplication, reordering and latency, for deterministic tests of protocols
   built on UDP.
+* :class:`VirtualTCPNetwork`: the unchanged :func:`~trionet.serve_tcp`,
+  :func:`~trionet.connect_tcp` and everything above them (HTTP, WebSocket,
+  TLS) on a simulated stream network with latency, bandwidth, bounded
+  buffers, seeded segmentation, stalls and resets.
 * A pytest plugin, registered by entry point when trionet is installed, with
   the fixtures ``trionet_tcp_server`` and ``trionet_udp_server`` (start a
   handler on a loopback port in the test's nursery; a handler error fails the
@@ -28,6 +32,10 @@ from ._memory import DEFAULT_MEMORY_BUFFER as DEFAULT_MEMORY_BUFFER
 from ._memory import MemoryStream as MemoryStream
 from ._memory import memory_stream_pair as memory_stream_pair
 from ._servers import LocalServer as LocalServer
+from ._tcp_network import DEFAULT_VIRTUAL_STREAM_BUFFER as DEFAULT_VIRTUAL_STREAM_BUFFER
+from ._tcp_network import VirtualConnection as VirtualConnection
+from ._tcp_network import VirtualTCPNetwork as VirtualTCPNetwork
+from ._tcp_network import VirtualTCPStatistics as VirtualTCPStatistics
 from ._udp_network import DEFAULT_VIRTUAL_RECEIVE_BUFFER as DEFAULT_VIRTUAL_RECEIVE_BUFFER
 from ._udp_network import DEFAULT_VIRTUAL_REORDER_DELAY as DEFAULT_VIRTUAL_REORDER_DELAY
 from ._udp_network import VirtualNetworkStatistics as VirtualNetworkStatistics
@@ -37,6 +45,7 @@ __all__ = [
     "DEFAULT_MEMORY_BUFFER",
     "DEFAULT_VIRTUAL_RECEIVE_BUFFER",
     "DEFAULT_VIRTUAL_REORDER_DELAY",
+    "DEFAULT_VIRTUAL_STREAM_BUFFER",
     "LocalServer",
     "MemoryStream",
     "MockCall",
@@ -45,7 +54,10 @@ __all__ = [
     "MockTransport",
     "TLSCertificates",
     "UnmatchedRequest",
+    "VirtualConnection",
     "VirtualNetworkStatistics",
+    "VirtualTCPNetwork",
+    "VirtualTCPStatistics",
     "VirtualUDPNetwork",
     "memory_stream_pair",
     "memory_tcp_pair",

@@ -165,6 +165,8 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
     ) -> None:
         checks.count("receive_buffer_size", receive_buffer_size)
         self._simulation = Simulation(seed, receive_buffer_size)
+        self._previous_factory: trio.abc.SocketFactory | None = None
+        self._previous_resolver: trio.abc.HostnameResolver | None = None
         self.loss = loss
         self.duplication = duplication
         self.reordering = reordering
@@ -267,6 +269,8 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
         """
         factory = trio.socket.set_custom_socket_factory(self)
         resolver = trio.socket.set_custom_hostname_resolver(self)
+        self._previous_factory = factory
+        self._previous_resolver = resolver
         try:
             yield self
         finally:
@@ -289,7 +293,8 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
 
         Returns:
             A virtual socket of this network for an IPv4 or IPv6 datagram
-            socket; a real trio socket for anything else.
+            socket; for anything else, one from the factory installed before
+            (a real trio socket if none).
         """
         kind = int(type) & ~(
             getattr(stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(stdlib_socket, "SOCK_CLOEXEC", 0)
@@ -299,6 +304,9 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
             stdlib_socket.AF_INET6,
         ):
             return VirtualSocket(self._simulation, family)
+        if self._previous_factory is not None:
+            # A virtual TCP network installed before this one keeps its sockets.
+            return self._previous_factory.socket(family, type, proto)
         return trio.socket.from_stdlib_socket(stdlib_socket.socket(family, type, proto))
 
     async def getaddrinfo(
@@ -323,13 +331,18 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
 
         Returns:
             For datagram lookups, ``127.0.0.1`` and ``::1`` for ``localhost``
-            (those of ``family``); for other lookups, the system's answer.
+            (those of ``family``); for other lookups, the answer of the
+            resolver installed before (the system's if none).
 
         Raises:
             socket.gaierror: A datagram lookup of another name (the network
                 has no DNS), or the system's resolver failed.
         """
         if type != stdlib_socket.SOCK_DGRAM or host is None:
+            if self._previous_resolver is not None:
+                return await self._previous_resolver.getaddrinfo(
+                    host, port, family, type, proto, flags
+                )
             return await trio.to_thread.run_sync(
                 stdlib_socket.getaddrinfo,
                 host,
