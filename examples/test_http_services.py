@@ -110,3 +110,24 @@ async def test_a_mock_that_computes_its_answers(autojump_clock) -> None:
     async with Client(transport=mock, timeout=10) as client:
         with pytest.raises(trionet.http.ReadTimeout):
             await client.post("https://api.example.com/echo", json={"a": 1})
+
+
+# -- in process: the same tests, no socket, in virtual time -------------------
+
+
+async def test_in_process(
+    trionet_virtual_tcp, trionet_http_server, trionet_websocket_server, autojump_clock
+) -> None:
+    # With trionet_virtual_tcp, the fixtures' servers and the clients below
+    # run in memory: the real server and client code, no socket.
+    http = await trionet_http_server(greet, keepalive_timeout=5)
+    async with Client(base_url=http.url) as client:
+        assert (await client.get("/hello")).status == 200
+        await trio.sleep(60)  # past the server's keep-alive timeout: instant
+        assert (await client.get("/hello")).status == 200
+        assert client.statistics().connections_opened == 2  # it had closed the first
+    chat = await trionet_websocket_server(shout)
+    async with connect(chat.url) as ws:
+        await ws.send("in memory")
+        assert (await anext(ws)).data == "IN MEMORY"
+    assert trionet_virtual_tcp.statistics().opened == 3

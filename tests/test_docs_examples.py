@@ -78,7 +78,7 @@ async def test_the_testing_pages_tests_pass() -> None:
     )
     report = result.stdout.decode()
     assert result.returncode == 0, report
-    assert re.search(r"^9 passed", report, re.MULTILINE), report
+    assert re.search(r"^10 passed", report, re.MULTILINE), report
 
 
 async def test_the_virtual_tcp_examples_pass() -> None:

@@ -6,8 +6,9 @@ malformed answers.
 The peers are trionet's own HTTP server, and raw TCP servers written here that
 misbehave precisely (stall, close at a chosen moment, answer garbage); they
 parse what the client sends with h11, a parser we did not write. Timeouts run
-under ``autojump_clock`` against raw servers reached over in-memory streams
-(``memory_server``): virtual time and real sockets do not mix."""
+under ``autojump_clock`` against the same raw servers on a virtual network
+(the ``trionet_virtual_tcp`` fixture): virtual time and real sockets do not
+mix."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ import trio
 import trio.testing
 
 import trionet
-import trionet._connect
 import trionet.http
 from tests._http import LOOPBACK
 from tests._process import refusing_port
@@ -53,7 +53,7 @@ from trionet.http import (
     TransportError,
     WriteTimeout,
 )
-from trionet.testing import memory_stream_pair
+from trionet.testing import VirtualTCPNetwork
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -209,29 +209,6 @@ async def raw_server(nursery: trio.Nursery, behave: Behaviour) -> RawServer:
     return server
 
 
-# The port memory_server's URLs name: nothing listens there, nothing is dialled.
-MEMORY_PORT = 8008
-
-
-async def memory_server(
-    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, behave: Behaviour
-) -> RawServer:
-    """A :class:`RawServer` reached over in-memory streams: each connection
-    the client opens, to any address, is a memory pair whose far end runs
-    ``behave``. No socket is involved, so a test on ``autojump_clock`` is
-    exact; the client's own code runs from its TCP stream up (TLS included)."""
-    server = RawServer(port=MEMORY_PORT)
-    handle = _handler(server, behave)
-
-    async def open_tcp(host: str, port: int, **options: Any) -> trio.abc.Stream:
-        client_end, server_end = memory_stream_pair(64 * 1024)
-        nursery.start_soon(handle, server_end)
-        return client_end
-
-    monkeypatch.setattr(trionet._connect, "open_tcp", open_tcp)
-    return server
-
-
 def reply(body: bytes = b"", status: str = "200 OK", headers: str = "") -> bytes:
     """An HTTP/1.1 response with Content-Length; ``headers`` are extra lines."""
     head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
@@ -260,11 +237,11 @@ def check_timeout(exc: BaseException, kind: type[BaseException]) -> None:
 
 
 async def test_connect_timeout_when_the_server_never_speaks_tls(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
-    server = await memory_server(
-        nursery, monkeypatch, never_answer
-    )  # accepts, reads the ClientHello
+    server = await raw_server(nursery, never_answer)  # accepts, reads the ClientHello
     async with Client(timeout=Timeouts(connect=5)) as client:
         started = trio.current_time()
         with trio.fail_after(BOUND), pytest.raises(HTTPConnectTimeout) as info:
@@ -280,14 +257,16 @@ async def test_connect_timeout_when_the_server_never_speaks_tls(
 
 
 async def test_read_timeout_when_the_server_never_answers(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
 
     async def read_then_nothing(wire: Wire, index: int) -> None:
         await wire.read_request()
         await wire.read_to_eof()
 
-    server = await memory_server(nursery, monkeypatch, read_then_nothing)
+    server = await raw_server(nursery, read_then_nothing)
     async with Client(timeout=Timeouts(read=5)) as client:
         with trio.fail_after(BOUND), pytest.raises(ReadTimeout) as info:
             await client.get(url(server.port))
@@ -309,10 +288,10 @@ async def stall_mid_body(wire: Wire, index: int) -> None:
 async def test_read_timeout_mid_body(
     nursery: trio.Nursery,
     autojump_clock: trio.testing.MockClock,
-    monkeypatch: pytest.MonkeyPatch,
     how: str,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
-    server = await memory_server(nursery, monkeypatch, stall_mid_body)
+    server = await raw_server(nursery, stall_mid_body)
     chunks: list[bytes] = []
 
     async def consume(client: Client) -> None:
@@ -337,7 +316,9 @@ async def test_read_timeout_mid_body(
 
 
 async def test_read_timeout_is_per_read_not_for_the_whole_response(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
 
     async def trickle(wire: Wire, index: int) -> None:
@@ -349,7 +330,7 @@ async def test_read_timeout_is_per_read_not_for_the_whole_response(
             await wire.send(bytes([byte]))
         await wire.read_to_eof()
 
-    server = await memory_server(nursery, monkeypatch, trickle)
+    server = await raw_server(nursery, trickle)
     async with Client(timeout=Timeouts(read=5)) as client:
         started = trio.current_time()
         with trio.fail_after(BOUND * 2):
@@ -383,15 +364,15 @@ class Upload:
 async def test_write_timeout_when_the_server_never_reads(
     nursery: trio.Nursery,
     autojump_clock: trio.testing.MockClock,
-    monkeypatch: pytest.MonkeyPatch,
     body: str,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
 
     async def head_then_deaf(wire: Wire, index: int) -> None:
         await wire.read_head()
         await trio.sleep_forever()
 
-    server = await memory_server(nursery, monkeypatch, head_then_deaf)
+    server = await raw_server(nursery, head_then_deaf)
     content: bytes | Upload = b"u" * (32 * MiB) if body == "bytes" else Upload(256)
     async with Client(timeout=Timeouts(write=5)) as client:
         with trio.fail_after(BOUND), pytest.raises(WriteTimeout) as info:
@@ -403,9 +384,11 @@ async def test_write_timeout_when_the_server_never_reads(
 
 
 async def test_pool_timeout_then_the_freed_connection_serves(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
-    server = await memory_server(nursery, monkeypatch, answer_all)
+    server = await raw_server(nursery, answer_all)
     waited: list[bytes] = []
     finished = trio.Event()
 
@@ -438,7 +421,9 @@ async def test_pool_timeout_then_the_freed_connection_serves(
 
 
 async def test_request_timeout_overrides_the_clients(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
 
     async def answer_after_5s(wire: Wire, index: int) -> None:
@@ -446,7 +431,7 @@ async def test_request_timeout_overrides_the_clients(
             await trio.sleep(5)
             await wire.send(reply(b"late"))
 
-    server = await memory_server(nursery, monkeypatch, answer_after_5s)
+    server = await raw_server(nursery, answer_after_5s)
     async with Client(timeout=Timeouts(read=100)) as client:
         with trio.fail_after(BOUND), pytest.raises(ReadTimeout, match="for 2 s"):
             await client.get(url(server.port), timeout=Timeouts(read=2))
@@ -503,11 +488,11 @@ async def test_statistics_while_a_response_is_held(nursery: trio.Nursery) -> Non
 async def test_idle_connections_expire(
     nursery: trio.Nursery,
     autojump_clock: trio.testing.MockClock,
-    monkeypatch: pytest.MonkeyPatch,
     expiry: float,
     accepted: int,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
-    server = await memory_server(nursery, monkeypatch, answer_all)
+    server = await raw_server(nursery, answer_all)
     async with Client(keepalive_expiry=expiry) as client:
         with trio.fail_after(BOUND):
             assert await (await client.get(url(server.port))).read() == b"conn 0: /"
@@ -940,7 +925,9 @@ async def test_expect_continue_final_answer_means_no_body(
 
 
 async def test_expect_continue_ignored_by_the_server(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
 ) -> None:
     times: dict[str, float] = {}
 
@@ -952,7 +939,7 @@ async def test_expect_continue_ignored_by_the_server(
         await wire.send(reply(b"got " + received.body))
         await wire.read_to_eof()
 
-    server = await memory_server(nursery, monkeypatch, ignores_expect)
+    server = await raw_server(nursery, ignores_expect)
     async with Client(continue_timeout=1) as client:
         with trio.fail_after(BOUND):
             response = await client.post(url(server.port), content=b"data", expect_continue=True)

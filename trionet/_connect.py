@@ -34,9 +34,10 @@ Each step is reported to an optional ``trace(step, details)`` callback with
 its measured time: ``"dns"``, ``"connect"`` and ``"tls"`` (what
 ``trionet get --trace`` prints).
 
-:func:`open_tcp` is the single point where a TCP stream comes into being:
-tests that want an in-memory peer instead of a socket replace
-``trionet._connect.open_tcp`` and every client above runs unchanged.
+:func:`open_tcp` is the single point where a TCP stream comes into being,
+with sockets from trio's socket factory: under a
+:class:`trionet.testing.VirtualTCPNetwork` they are virtual, and every
+client above runs unchanged, in memory.
 """
 
 from __future__ import annotations
@@ -275,7 +276,6 @@ async def connect(
             if isinstance(address, str):
                 stream = await open_unix(address)
             else:
-                # Looked up at each call: the point tests replace.
                 stream = await open_tcp(
                     address[0],
                     address[1],

@@ -7,7 +7,7 @@ pytest-trio or trustme is not: both are only needed when a fixture is used.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -23,6 +23,7 @@ from ..http import serve as serve_http
 from ..websocket import serve as serve_websocket
 from ._certificates import TLSCertificates
 from ._servers import LocalServer
+from ._tcp_network import VirtualTCPNetwork
 
 __all__ = [
     "LocalServer",
@@ -32,6 +33,7 @@ __all__ = [
     "trionet_tcp_server",
     "trionet_tls",
     "trionet_udp_server",
+    "trionet_virtual_tcp",
     "trionet_websocket_server",
 ]
 
@@ -145,6 +147,19 @@ async def trionet_asgi_server(nursery: trio.Nursery) -> LocalServerFactory:
         return await _start_local(nursery, serve_asgi, app, "http", kwargs)
 
     return start
+
+
+@pytest.fixture
+async def trionet_virtual_tcp() -> AsyncIterator[VirtualTCPNetwork]:
+    """Run the test's TCP on a fresh :class:`~trionet.testing.VirtualTCPNetwork`
+    (installed for the whole test): the server fixtures above, and every
+    client in the test, then talk in memory, with no socket opened, so the
+    test can use ``autojump_clock``. The value is the network, to add
+    latency, faults or host names.
+    """
+    net = VirtualTCPNetwork()
+    with net.install():
+        yield net
 
 
 @pytest.fixture
