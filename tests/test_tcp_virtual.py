@@ -600,3 +600,22 @@ def test_bad_arguments() -> None:
 def test_install_needs_a_trio_run() -> None:
     with pytest.raises(RuntimeError), VirtualTCPNetwork().install():
         pass  # pragma: no cover
+
+
+async def test_a_network_installed_again_inside_itself_keeps_passing_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # VirtualUDPNetwork.open_udp_socket installs the network while it binds;
+    # done inside an install of its own, TCP sockets must still reach the TCP
+    # network installed around both (and not loop back to the UDP one).
+    tcp, udp = VirtualTCPNetwork(), VirtualUDPNetwork()
+    with tcp.install(), udp.install():
+        async with udp.open_udp_socket():
+            pass
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(trionet.serve_tcp, echo, 0, "127.0.0.1"))
+            async with await trionet.connect_tcp("127.0.0.1", server.port) as conn:
+                await conn.send(b"still virtual")
+                assert await anext(conn) == trionet.Data(b"still virtual")
+            nursery.cancel_scope.cancel()
+    assert tcp.statistics().opened == 1

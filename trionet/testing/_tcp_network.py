@@ -28,6 +28,7 @@ from typing import Any, Self
 import trio
 
 from .. import _checks as checks
+from ._plumbing import Plumbing
 from ._tcp_simulation import Connection, StreamSimulation, VirtualStreamSocket
 
 __all__ = [
@@ -129,7 +130,7 @@ def _port_number(port: bytes | str | int | None) -> int:
         ) from None
 
 
-class VirtualTCPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
+class VirtualTCPNetwork(Plumbing):
     """A simulated TCP network for deterministic tests, with latency,
     bandwidth, bounded buffers, seeded segmentation and injected faults. No
     TCP socket or kernel is involved.
@@ -171,8 +172,7 @@ class VirtualTCPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
     ) -> None:
         self._simulation = StreamSimulation(seed, _size("buffer_size", buffer_size))
         self._hosts: dict[str, list[str]] = {"localhost": ["::1", "127.0.0.1"]}
-        self._previous_factory: trio.abc.SocketFactory | None = None
-        self._previous_resolver: trio.abc.HostnameResolver | None = None
+        super().__init__()
         self.latency = latency
         self.jitter = jitter
         self.bandwidth = bandwidth
@@ -295,14 +295,8 @@ class VirtualTCPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
         Raises:
             RuntimeError: Not called inside ``trio.run``.
         """
-        factory = trio.socket.set_custom_socket_factory(self)
-        resolver = trio.socket.set_custom_hostname_resolver(self)
-        self._previous_factory, self._previous_resolver = factory, resolver
-        try:
+        with self._installed():
             yield self
-        finally:
-            trio.socket.set_custom_hostname_resolver(resolver)
-            trio.socket.set_custom_socket_factory(factory)
 
     def socket(
         self,
@@ -323,17 +317,9 @@ class VirtualTCPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
             else, one from the factory installed before (a real socket if
             none).
         """
-        kind = int(type) & ~(
-            getattr(stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(stdlib_socket, "SOCK_CLOEXEC", 0)
-        )
-        if kind == stdlib_socket.SOCK_STREAM and family in (
-            stdlib_socket.AF_INET,
-            stdlib_socket.AF_INET6,
-        ):
+        if self._simulates(family, type, stdlib_socket.SOCK_STREAM):
             return VirtualStreamSocket(self._simulation, family)
-        if self._previous_factory is not None:
-            return self._previous_factory.socket(family, type, proto)
-        return trio.socket.from_stdlib_socket(stdlib_socket.socket(family, type, proto))
+        return self._passed_on(family, type, proto)
 
     async def getaddrinfo(
         self,
@@ -365,20 +351,7 @@ class VirtualTCPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
                 previous resolver failed.
         """
         if type != stdlib_socket.SOCK_STREAM or host is None:
-            if self._previous_resolver is not None:
-                return await self._previous_resolver.getaddrinfo(
-                    host, port, family, type, proto, flags
-                )
-            return await trio.to_thread.run_sync(
-                stdlib_socket.getaddrinfo,
-                host,
-                port,
-                family,
-                type,
-                proto,
-                flags,
-                abandon_on_cancel=True,
-            )
+            return await self._look_up_elsewhere(host, port, family, type, proto, flags)
         await trio.lowlevel.checkpoint()
         name = host.decode("ascii", "replace")
         addresses = self._hosts.get(name.lower())
@@ -402,23 +375,6 @@ class VirtualTCPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
                 stdlib_socket.EAI_ADDRFAMILY, "Address family for hostname not supported"
             )
         return answer
-
-    async def getnameinfo(
-        self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int
-    ) -> tuple[str, str]:
-        """Look a name up, as ``trio.socket.getnameinfo`` does while the
-        network is installed: the system's answer.
-
-        Args:
-            sockaddr: The address.
-            flags: ``NI_*`` flags.
-
-        Returns:
-            The ``(host, port)`` names.
-        """
-        return await trio.to_thread.run_sync(
-            stdlib_socket.getnameinfo, sockaddr, flags, abandon_on_cancel=True
-        )
 
 
 def _family(address: str) -> int:

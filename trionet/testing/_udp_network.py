@@ -54,6 +54,7 @@ from .._udp import (
     connect_udp,
     serve_udp_socket,
 )
+from ._plumbing import Plumbing
 from ._udp_simulation import Simulation, VirtualSocket
 
 __all__ = [
@@ -121,7 +122,7 @@ def _port_number(port: bytes | str | int | None) -> int:
         ) from None
 
 
-class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
+class VirtualUDPNetwork(Plumbing):
     """A simulated UDP network for deterministic tests, with seeded loss,
     duplication and reordering. No UDP socket or kernel is involved.
 
@@ -165,8 +166,7 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
     ) -> None:
         checks.count("receive_buffer_size", receive_buffer_size)
         self._simulation = Simulation(seed, receive_buffer_size)
-        self._previous_factory: trio.abc.SocketFactory | None = None
-        self._previous_resolver: trio.abc.HostnameResolver | None = None
+        super().__init__()
         self.loss = loss
         self.duplication = duplication
         self.reordering = reordering
@@ -257,8 +257,9 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
         the block: ``with net.install():``. Plain
         :func:`trionet.open_udp_socket`, :func:`trionet.connect_udp` and
         :func:`trionet.serve_udp` (and ``trio.socket.socket(...,
-        SOCK_DGRAM)``) then make virtual sockets; TCP and other sockets stay
-        real. When the block ends, the factory and resolver installed before
+        SOCK_DGRAM)``) then make virtual sockets; TCP and other sockets come
+        from the factory installed before (a :class:`VirtualTCPNetwork`'s, or
+        the real one). When the block ends, the factory and resolver installed before
         it are back; sockets opened in it stay on this network until closed.
 
         Returns:
@@ -267,15 +268,8 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
         Raises:
             RuntimeError: Not called inside ``trio.run``.
         """
-        factory = trio.socket.set_custom_socket_factory(self)
-        resolver = trio.socket.set_custom_hostname_resolver(self)
-        self._previous_factory = factory
-        self._previous_resolver = resolver
-        try:
+        with self._installed():
             yield self
-        finally:
-            trio.socket.set_custom_hostname_resolver(resolver)
-            trio.socket.set_custom_socket_factory(factory)
 
     def socket(
         self,
@@ -296,18 +290,9 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
             socket; for anything else, one from the factory installed before
             (a real trio socket if none).
         """
-        kind = int(type) & ~(
-            getattr(stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(stdlib_socket, "SOCK_CLOEXEC", 0)
-        )
-        if kind == stdlib_socket.SOCK_DGRAM and family in (
-            stdlib_socket.AF_INET,
-            stdlib_socket.AF_INET6,
-        ):
+        if self._simulates(family, type, stdlib_socket.SOCK_DGRAM):
             return VirtualSocket(self._simulation, family)
-        if self._previous_factory is not None:
-            # A virtual TCP network installed before this one keeps its sockets.
-            return self._previous_factory.socket(family, type, proto)
-        return trio.socket.from_stdlib_socket(stdlib_socket.socket(family, type, proto))
+        return self._passed_on(family, type, proto)
 
     async def getaddrinfo(
         self,
@@ -339,20 +324,7 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
                 has no DNS), or the system's resolver failed.
         """
         if type != stdlib_socket.SOCK_DGRAM or host is None:
-            if self._previous_resolver is not None:
-                return await self._previous_resolver.getaddrinfo(
-                    host, port, family, type, proto, flags
-                )
-            return await trio.to_thread.run_sync(
-                stdlib_socket.getaddrinfo,
-                host,
-                port,
-                family,
-                type,
-                proto,
-                flags,
-                abandon_on_cancel=True,
-            )
+            return await self._look_up_elsewhere(host, port, family, type, proto, flags)
         await trio.lowlevel.checkpoint()
         name = host.decode("ascii", "replace")
         if name.lower() != "localhost" or flags & stdlib_socket.AI_NUMERICHOST:
@@ -372,23 +344,6 @@ class VirtualUDPNetwork(trio.abc.SocketFactory, trio.abc.HostnameResolver):
                 stdlib_socket.EAI_ADDRFAMILY, "Address family for hostname not supported"
             )
         return answer
-
-    async def getnameinfo(
-        self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int
-    ) -> tuple[str, str]:
-        """Look a name up, as ``trio.socket.getnameinfo`` does while the
-        network is installed: the system's answer.
-
-        Args:
-            sockaddr: The address.
-            flags: ``NI_*`` flags.
-
-        Returns:
-            The ``(host, port)`` names.
-        """
-        return await trio.to_thread.run_sync(
-            stdlib_socket.getnameinfo, sockaddr, flags, abandon_on_cancel=True
-        )
 
     # -- opening sockets -----------------------------------------------------
 
