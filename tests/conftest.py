@@ -15,7 +15,7 @@ import trio
 from tests import _leaks, _record_requests
 from tests._peers import MISSING_PREFIX, prepare_node_packages
 
-pytest_plugins = ["pytester", "tests._httpbin"]
+pytest_plugins = ["pytester", "tests._httpbin", "tests._pproxy"]
 
 
 @pytest.fixture(autouse=True)

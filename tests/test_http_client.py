@@ -1306,7 +1306,7 @@ async def test_bad_urls_are_value_errors(bad: str) -> None:
         ({"timeout": -1}, "timeout must be > 0"),
         ({"timeout": math.nan}, "timeout must be > 0"),
         ({"base_url": "ftp://example.com/"}, "not an http:// or https:// URL"),
-        ({"proxy": "socks5://127.0.0.1:1080"}, "socks5:// proxies are not supported"),
+        ({"proxy": "ftp://127.0.0.1:21"}, "ftp:// proxies are not supported"),
     ],
 )
 def test_bad_limits_are_value_errors(kwargs: dict[str, Any], message: str) -> None:

@@ -987,17 +987,18 @@ async def test_http_proxy_from_the_environment(
 async def test_an_unusable_proxy_in_the_environment_is_explained(
     nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A SOCKS proxy set for other programs: the error says where it came
-    # from and what to do, and NO_PROXY gets the request through.
+    # A proxy of a kind the client cannot use, set for other programs: the
+    # error says where it came from and what to do, and NO_PROXY gets the
+    # request through.
     site = await start_site(nursery)
-    monkeypatch.setenv("ALL_PROXY", "socks5h://127.0.0.1:1080")
+    monkeypatch.setenv("ALL_PROXY", "ftp://127.0.0.1:21")
     with trio.fail_after(WAIT):
         async with Client(timeout=TIMEOUTS) as client:
             with pytest.raises(trionet.http.UnsupportedProxy) as caught:
                 await client.get(site.url("/blocked"))
         message = str(caught.value)
         assert "ALL_PROXY" in message
-        assert "socks5h:// proxies are not supported" in message
+        assert "ftp:// proxies are not supported" in message
         assert "NO_PROXY" in message
         assert isinstance(caught.value, ValueError)
         monkeypatch.setenv("NO_PROXY", LOOPBACK)

@@ -127,8 +127,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--proxy",
         metavar="URL",
-        help="send the request through this http:// proxy (default: $HTTP_PROXY,"
-        " $HTTPS_PROXY, $ALL_PROXY, minus $NO_PROXY)",
+        help="send the request through this proxy: http://, socks5h://, socks5://,"
+        " socks4a:// or socks4:// (default: $HTTP_PROXY, $HTTPS_PROXY, $ALL_PROXY,"
+        " minus $NO_PROXY)",
     )
     parser.add_argument(
         "-f",

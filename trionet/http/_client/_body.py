@@ -100,7 +100,7 @@ def request_fields(
     if target.authorization is not None and "authorization" not in fields:
         pairs.append(("authorization", target.authorization))
     request_target = target.target
-    if proxy is not None and origin.scheme == "http":
+    if proxy is not None and not proxy.socks and origin.scheme == "http":
         request_target = target.url  # absolute form (RFC 9112 section 3.2.2)
         if proxy.authorization is not None:
             pairs.append(("proxy-authorization", proxy.authorization))

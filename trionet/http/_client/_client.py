@@ -104,8 +104,10 @@ class Client(Sender, trio.abc.AsyncResource):
         max_header_size: The most bytes of a response head (64 KiB).
         continue_timeout: Seconds to wait for ``100 Continue`` before sending
             the body anyway (1).
-        proxy: An ``http://[user:password@]host:port`` proxy for every
-            request; ``https`` goes through it in a ``CONNECT`` tunnel.
+        proxy: A proxy for every request: ``http://[user:password@]host:port``
+            (``https`` goes through it in a ``CONNECT`` tunnel), or SOCKS:
+            ``socks5h://``, ``socks5://``, ``socks4a://``, ``socks4://``
+            (the ``h`` and ``a`` ones let the proxy resolve names).
         uds: Connect to this Unix socket for every request, whatever the
             URL's host (curl's ``--unix-socket``, for Docker-style APIs);
             the URL still gives ``Host``, and ``https`` runs TLS over it.

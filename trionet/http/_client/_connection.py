@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 
 import trio
@@ -48,6 +49,7 @@ from ..._errors import ConnectionReset
 from ..._errors import ConnectTimeout as _ConnectTimeout
 from ..._errors import TLSError as _TLSError
 from ..._listeners import format_address
+from ..._socks import Socks4Handshake, Socks5Handshake, SocksError
 from ..._transport import Transport
 from ...tls._stream import TLSInfo, tls_info
 from ._errors import (
@@ -281,9 +283,9 @@ async def open_connection(
         assert origin is not None
         host, port = origin.host, origin.port
         what = str(origin)
-    tunnel = None
+    tunnel: _Tunnel | _SocksTunnel | None = None
     if proxy is not None and origin is not None:
-        tunnel = _Tunnel(origin, proxy, max_header_size, trace)
+        tunnel = (_SocksTunnel if proxy.socks else _Tunnel)(origin, proxy, max_header_size, trace)
     https = origin is not None and origin.scheme == "https"
     address: tuple[str, int] | str = (host, port)
     if uds is not None:
@@ -345,6 +347,72 @@ class _Tunnel:
                 {
                     "proxy": proxy.url,
                     "tunnel": authority,
+                    "seconds": trio.current_time() - started,
+                },
+            )
+
+
+class _SocksTunnel:
+    """The step between TCP and TLS through a SOCKS proxy: its handshake
+    (:mod:`trionet._socks`), for ``http`` and ``https`` origins alike. The
+    ``socks5`` and ``socks4`` schemes resolve the origin's name here, as curl
+    does; ``socks5h`` and ``socks4a`` send the name to the proxy."""
+
+    __slots__ = ("_origin", "_proxy", "_trace")
+
+    def __init__(
+        self, origin: Origin, proxy: Proxy, max_header_size: int, trace: Trace | None
+    ) -> None:
+        self._origin = origin
+        self._proxy = proxy
+        self._trace = trace
+
+    async def _address(self) -> str:
+        """The name to send, or the address it resolves to here."""
+        proxy, host = self._proxy, self._origin.host
+        if proxy.scheme in ("socks5h", "socks4a"):
+            return host
+        family = socket.AF_INET if proxy.scheme == "socks4" else 0
+        try:
+            infos = await trio.socket.getaddrinfo(
+                host, self._origin.port, family=family, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise HTTPConnectError(f"{host} did not resolve (for {proxy.url}): {exc}") from None
+        return str(infos[0][4][0])
+
+    async def __call__(self, stream: trio.abc.Stream) -> None:
+        started = trio.current_time()
+        proxy = self._proxy
+        target = await self._address()
+        handshake: Socks4Handshake | Socks5Handshake
+        if proxy.scheme.startswith("socks4"):
+            handshake = Socks4Handshake(target, self._origin.port, user_id=proxy.username or "")
+        else:
+            handshake = Socks5Handshake(
+                target, self._origin.port, username=proxy.username, password=proxy.password
+            )
+        transport = Transport(stream, _CLOSE_TIMEOUT)
+        try:
+            while not handshake.done:
+                outgoing = handshake.data_to_send()
+                if outgoing:
+                    await transport.send_all(outgoing)
+                if not handshake.done:
+                    handshake.receive_data(await transport.receive())
+        except ConnectionReset as exc:
+            raise ProxyError(
+                f"the proxy {proxy.url} broke the connection during its handshake: {exc.reason}",
+                502,
+            ) from None
+        except SocksError as exc:
+            raise ProxyError(f"the proxy {proxy.url}: {exc}", 502) from None
+        if self._trace is not None:
+            self._trace(
+                "proxy",
+                {
+                    "proxy": proxy.url,
+                    "tunnel": format_address((self._origin.host, self._origin.port)),
                     "seconds": trio.current_time() - started,
                 },
             )

@@ -100,11 +100,11 @@ class HTTPTLSError(TransportError, _TLSError):
 
 
 class ProxyError(TransportError):
-    """The proxy refused to open a tunnel (its answer to ``CONNECT`` was not
-    2xx).
+    """The proxy refused to open a tunnel: its answer to ``CONNECT`` was not
+    2xx, or a SOCKS proxy refused (or broke) its handshake.
 
     Attributes:
-        status: The proxy's status code.
+        status: The HTTP proxy's status code; 502 for a SOCKS proxy.
     """
 
     def __init__(self, message: str, status: int) -> None:

@@ -209,7 +209,8 @@ class Sender:
         origin = target.origin
         proxy = self._proxy_for(origin)
         # Plain HTTP through a proxy: one proxy connection serves any origin.
-        key: PoolKey = (None, proxy) if proxy and origin.scheme == "http" else (origin, proxy)
+        plain = proxy is not None and not proxy.socks and origin.scheme == "http"
+        key: PoolKey = (None, proxy) if plain else (origin, proxy)
         replayable = not isinstance(body, AsyncIterable)
         retry_allowed = method in _IDEMPOTENT and replayable
         retrying = False

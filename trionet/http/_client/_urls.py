@@ -62,38 +62,58 @@ class Origin:
         return f"{self.scheme}://{format_address((self.host, self.port))}"
 
 
+#: Proxy schemes and their default ports: an HTTP proxy, and SOCKS ones
+#: (``h`` and ``a``: the proxy resolves the name, as curl spells it).
+PROXY_SCHEMES = {"http": 80, "socks5": 1080, "socks5h": 1080, "socks4": 1080, "socks4a": 1080}
+
+
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """An HTTP proxy: its address, and the credentials of its URL."""
+    """A proxy: its kind, its address, and the credentials of its URL."""
 
     url: str
     host: str
     port: int
     authorization: str | None
+    scheme: str = "http"
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def socks(self) -> bool:
+        """Whether it is a SOCKS proxy (a tunnel for every origin)."""
+        return self.scheme != "http"
 
     @classmethod
     def parse(cls, url: str) -> Proxy:
-        """A proxy from its URL, ``http://[user:password@]host[:port]``.
+        """A proxy from its URL, ``scheme://[user:password@]host[:port]``,
+        the scheme one of :data:`PROXY_SCHEMES`.
 
         Raises:
-            UnsupportedProxy: The URL's scheme is not ``http``.
+            UnsupportedProxy: Another scheme.
             ValueError: The URL has no host, or a bad port.
         """
         parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme.lower() != "http":
+        scheme = parts.scheme.lower()
+        if scheme not in PROXY_SCHEMES:
             raise UnsupportedProxy(
                 f"{parts.scheme}:// proxies are not supported by trionet's client, only"
-                f" http:// ones (https:// requests go through them in a CONNECT tunnel): {url!r}"
+                f" http://, socks5://, socks5h://, socks4:// and socks4a:// ones: {url!r}"
             )
         if not parts.hostname:
             raise ValueError(f"no host in the proxy URL {url!r}")
         try:
-            port = parts.port or 80
+            port = parts.port or PROXY_SCHEMES[scheme]
         except ValueError:
             raise ValueError(f"a bad port in the proxy URL {url!r}") from None
-        authorization = basic_credentials(parts)
-        shown = f"http://{parts.hostname}:{port}"
-        return cls(shown, parts.hostname, port, authorization)
+        shown = f"{scheme}://{format_address((parts.hostname, port))}"
+        if scheme == "http":
+            return cls(shown, parts.hostname, port, basic_credentials(parts))
+        username = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if username is not None and password is None:
+            password = ""  # socks5://user@host: RFC 1929 with an empty password
+        return cls(shown, parts.hostname, port, None, scheme, username, password)
 
 
 def basic_credentials(parts: SplitResult) -> str | None:
