@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
+from .. import _connect
 from .._addresses import ascii_host
 from .._errors import ConnectionClosed as _ConnectionClosed
 from .._errors import ConnectTimeout
@@ -30,6 +31,9 @@ from .._websocket_limits import (
     DEFAULT_PING_TIMEOUT,
     ConnectionOptions,
 )
+from ..http._client._connection import proxy_tunnel
+from ..http._client._errors import UnsupportedProxy
+from ..http._client._urls import Origin, Proxy, environment_proxy
 from ..http._headers import Headers, HeadersInput
 from ..tls._stream import tls_info
 from ._connection import WebSocketConnection
@@ -62,6 +66,49 @@ def parse_url(url: str) -> tuple[bool, str, int, str, str]:
     return secure, host, port, target, host_header(host, port, 443 if secure else 80)
 
 
+# The most bytes of a proxy's answer to CONNECT (the client's default head).
+_MAX_PROXY_HEAD = 64 * 1024
+
+
+async def _open_stream(
+    secure: bool,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    proxy: str | bool | None,
+    options: ConnectionOptions,
+) -> trio.abc.Stream:
+    """TCP (and TLS) to the server, or through the proxy ``proxy`` names:
+    a URL, ``True`` for the environment's, ``None`` or ``False`` for none."""
+    scheme = "https" if secure else "http"
+    named = (proxy, "proxy=") if isinstance(proxy, str) else None
+    if proxy is True:
+        named = environment_proxy(scheme, host)
+    if named is None:
+        conn = await connect_tcp(
+            host,
+            port,
+            ssl_context=ssl_context,
+            connect_timeout=options.handshake_timeout,
+            close_timeout=options.close_timeout,
+        )
+        return conn.stream
+    try:
+        through = Proxy.parse(named[0])
+    except UnsupportedProxy as exc:
+        raise UnsupportedProxy(f"{exc} (named by {named[1]})") from None
+    # A tunnel whether ws or wss: CONNECT (or SOCKS), then TLS end to end.
+    tunnel = proxy_tunnel(Origin(scheme, host, port), through, _MAX_PROXY_HEAD)
+    return await _connect.connect(
+        (through.host, through.port),
+        what=f"the proxy {through.url}",
+        ssl_context=ssl_context,
+        server_hostname=host if secure else None,
+        connect_timeout=options.handshake_timeout,
+        tunnel=tunnel,
+    )
+
+
 async def open_client(
     url: str,
     *,
@@ -71,6 +118,7 @@ async def open_client(
     ssl_context: ssl.SSLContext | None,
     compression: bool,
     options: ConnectionOptions,
+    proxy: str | bool | None = None,
 ) -> WebSocketConnection:
     """Connect and complete the client side of the handshake, all under one
     ``options.handshake_timeout``."""
@@ -93,14 +141,8 @@ async def open_client(
         max_message_size=options.max_message_size,
     )
     deadline = trio.current_time() + (handshake_timeout or float("inf"))
-    conn = await connect_tcp(
-        host,
-        port,
-        ssl_context=ssl_context,
-        connect_timeout=handshake_timeout,
-        close_timeout=options.close_timeout,
-    )
-    transport = Transport(conn.stream, options.close_timeout)
+    stream = await _open_stream(secure, host, port, ssl_context, proxy, options)
+    transport = Transport(stream, options.close_timeout)
     accepted = False
     with trio.move_on_at(deadline) as scope:
         try:
@@ -131,7 +173,7 @@ async def open_client(
         target=target,
         request_headers=sent,
         response_headers=Headers._from_raw(handshake.response_fields),
-        tls=tls_info(conn.stream) if isinstance(conn.stream, trio.SSLStream) else None,
+        tls=tls_info(stream) if isinstance(stream, trio.SSLStream) else None,
         options=options,
     )
 
@@ -152,6 +194,7 @@ async def connect(
     ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     control_events: bool = False,
+    proxy: str | bool | None = None,
 ) -> AsyncIterator[WebSocketConnection]:
     """Open a WebSocket client connection (the browser's and Node's ``new
     WebSocket(url)``)::
@@ -188,6 +231,13 @@ async def connect(
         close_timeout: Seconds the close handshake may take (default 5).
         control_events: Report ping and pong events through
             :meth:`WebSocketConnection.events` (default off).
+        proxy: Connect through this proxy: ``http://`` (a ``CONNECT``
+            tunnel), ``socks5h://``, ``socks5://``, ``socks4a://`` or
+            ``socks4://`` (as for :class:`trionet.http.Client`), with TLS
+            end to end for ``wss://``; ``True`` takes it from the
+            environment as curl does (``HTTPS_PROXY`` for ``wss``,
+            ``HTTP_PROXY`` for ``ws``, ``ALL_PROXY``, ``NO_PROXY``);
+            ``None`` (default) connects directly.
 
     Yields:
         The open :class:`WebSocketConnection`.
@@ -201,6 +251,8 @@ async def connect(
         trionet.ConnectError: The connection was refused or the name did not resolve.
         trionet.ConnectTimeout: ``handshake_timeout`` ran out.
         trionet.TLSError: The TLS handshake failed (certificate rejected).
+        trionet.http.ProxyError: The proxy refused the tunnel.
+        trionet.http.UnsupportedProxy: ``proxy`` names a scheme not listed.
     """
     options = ConnectionOptions(
         max_message_size=max_message_size,
@@ -219,6 +271,7 @@ async def connect(
         ssl_context=ssl_context,
         compression=compression,
         options=options,
+        proxy=proxy,
     )
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:

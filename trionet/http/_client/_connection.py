@@ -65,7 +65,14 @@ from ._errors import (
 from ._protocol import NEED_DATA, ClientEvent, ClientProtocol, TunnelExchange
 from ._urls import Origin, PoolKey, Proxy
 
-__all__ = ["ClientConnection", "Verify", "default_ssl_context", "open_connection", "verify_context"]
+__all__ = [
+    "ClientConnection",
+    "Verify",
+    "default_ssl_context",
+    "open_connection",
+    "proxy_tunnel",
+    "verify_context",
+]
 
 # How a pooled connection is closed: a TLS close_notify gets this long.
 _CLOSE_TIMEOUT = 1.0
@@ -285,7 +292,7 @@ async def open_connection(
         what = str(origin)
     tunnel: _Tunnel | _SocksTunnel | None = None
     if proxy is not None and origin is not None:
-        tunnel = (_SocksTunnel if proxy.socks else _Tunnel)(origin, proxy, max_header_size, trace)
+        tunnel = proxy_tunnel(origin, proxy, max_header_size, trace)
     https = origin is not None and origin.scheme == "https"
     address: tuple[str, int] | str = (host, port)
     if uds is not None:
@@ -350,6 +357,15 @@ class _Tunnel:
                     "seconds": trio.current_time() - started,
                 },
             )
+
+
+def proxy_tunnel(
+    origin: Origin, proxy: Proxy, max_header_size: int, trace: Trace | None = None
+) -> _Tunnel | _SocksTunnel:
+    """The step that opens a tunnel to ``origin`` through ``proxy`` (a
+    ``CONNECT``, or a SOCKS handshake), for :func:`trionet._connect.connect`;
+    the WebSocket client's proxies use it too."""
+    return (_SocksTunnel if proxy.socks else _Tunnel)(origin, proxy, max_header_size, trace)
 
 
 class _SocksTunnel:

@@ -28,6 +28,7 @@ __all__ = [
     "Target",
     "add_params",
     "basic_credentials",
+    "environment_proxy",
     "parse_url",
     "proxy_bypass",
 ]
@@ -114,6 +115,22 @@ class Proxy:
         if username is not None and password is None:
             password = ""  # socks5://user@host: RFC 1929 with an empty password
         return cls(shown, parts.hostname, port, None, scheme, username, password)
+
+
+def environment_proxy(scheme: str, host: str) -> tuple[str, str] | None:
+    """The proxy the environment names for ``scheme://host`` (``http`` or
+    ``https``), as curl reads it: ``<scheme>_proxy``, else ``all_proxy``
+    (either case), unless ``no_proxy`` lists the host.
+
+    Returns:
+        ``(proxy URL, the variable that named it)``, or ``None``.
+    """
+    environment = urllib.request.getproxies_environment()
+    variable = scheme if scheme in environment else "all"
+    url = environment.get(variable)
+    if not url or proxy_bypass(host, environment):
+        return None
+    return url, f"{variable.upper()}_PROXY"
 
 
 def basic_credentials(parts: SplitResult) -> str | None:
