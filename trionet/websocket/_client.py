@@ -32,7 +32,6 @@ from .._websocket_limits import (
     ConnectionOptions,
 )
 from ..http._client._connection import proxy_tunnel
-from ..http._client._errors import UnsupportedProxy
 from ..http._client._urls import Origin, Proxy, environment_proxy
 from ..http._headers import Headers, HeadersInput
 from ..tls._stream import tls_info
@@ -81,10 +80,10 @@ async def _open_stream(
     """TCP (and TLS) to the server, or through the proxy ``proxy`` names:
     a URL, ``True`` for the environment's, ``None`` or ``False`` for none."""
     scheme = "https" if secure else "http"
-    named = (proxy, "proxy=") if isinstance(proxy, str) else None
-    if proxy is True:
-        named = environment_proxy(scheme, host)
-    if named is None:
+    through = environment_proxy(scheme, host) if proxy is True else None
+    if isinstance(proxy, str):
+        through = Proxy.parse(proxy)
+    if through is None:
         conn = await connect_tcp(
             host,
             port,
@@ -93,10 +92,6 @@ async def _open_stream(
             close_timeout=options.close_timeout,
         )
         return conn.stream
-    try:
-        through = Proxy.parse(named[0])
-    except UnsupportedProxy as exc:
-        raise UnsupportedProxy(f"{exc} (named by {named[1]})") from None
     # A tunnel whether ws or wss: CONNECT (or SOCKS), then TLS end to end.
     tunnel = proxy_tunnel(Origin(scheme, host, port), through, _MAX_PROXY_HEAD)
     return await _connect.connect(

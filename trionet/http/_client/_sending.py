@@ -23,7 +23,6 @@ from ._errors import (
     RedirectLoop,
     ServerDisconnected,
     TooManyRedirects,
-    UnsupportedProxy,
     WriteTimeout,
 )
 from ._exchange import exchange
@@ -34,7 +33,16 @@ from ._redirects import next_hop
 from ._response import ClientResponse
 from ._retries import RetryPolicy
 from ._transports import ClientTransport, open_transport_connection
-from ._urls import Origin, PoolKey, Proxy, QueryParams, Target, add_params, parse_url, proxy_bypass
+from ._urls import (
+    Origin,
+    PoolKey,
+    Proxy,
+    QueryParams,
+    Target,
+    add_params,
+    environment_proxy,
+    parse_url,
+)
 
 __all__ = ["Sender"]
 
@@ -183,18 +191,7 @@ class Sender:
         cached = self._proxy_cache.get(f"{origin.scheme}:{origin.host}", UNSET)
         if not isinstance(cached, Unset):
             return cached
-        variable = f"{origin.scheme}_proxy" if origin.scheme in self._env_proxies else "all_proxy"
-        url = self._env_proxies.get(variable.removesuffix("_proxy"))
-        proxy = None
-        if url and not proxy_bypass(origin.host, self._env_proxies):
-            try:
-                proxy = Proxy.parse(url)
-            except UnsupportedProxy as exc:
-                raise UnsupportedProxy(
-                    f"the environment's {variable.upper()} (or {variable}) names a proxy"
-                    f" trionet's client cannot use: {exc}. Unset it, list {origin.host} in"
-                    " NO_PROXY, or pass trust_env=False"
-                ) from None
+        proxy = environment_proxy(origin.scheme, origin.host, self._env_proxies)
         self._proxy_cache[f"{origin.scheme}:{origin.host}"] = proxy
         return proxy
 

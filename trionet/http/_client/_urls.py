@@ -117,20 +117,40 @@ class Proxy:
         return cls(shown, parts.hostname, port, None, scheme, username, password)
 
 
-def environment_proxy(scheme: str, host: str) -> tuple[str, str] | None:
+def environment_proxy(
+    scheme: str, host: str, environment: Mapping[str, str] | None = None
+) -> Proxy | None:
     """The proxy the environment names for ``scheme://host`` (``http`` or
     ``https``), as curl reads it: ``<scheme>_proxy``, else ``all_proxy``
     (either case), unless ``no_proxy`` lists the host.
 
+    Args:
+        scheme: ``"http"`` or ``"https"``.
+        host: The origin's host.
+        environment: What ``urllib.request.getproxies_environment()`` gave
+            (read now when not given).
+
     Returns:
-        ``(proxy URL, the variable that named it)``, or ``None``.
+        The proxy, or ``None``.
+
+    Raises:
+        UnsupportedProxy: The variable names a scheme not supported; the
+            message names the variable and the ways around it.
     """
-    environment = urllib.request.getproxies_environment()
-    variable = scheme if scheme in environment else "all"
-    url = environment.get(variable)
-    if not url or proxy_bypass(host, environment):
+    if environment is None:
+        environment = urllib.request.getproxies_environment()
+    variable = f"{scheme}_proxy" if scheme in environment else "all_proxy"
+    url = environment.get(variable.removesuffix("_proxy"))
+    if not url or proxy_bypass(host, dict(environment)):
         return None
-    return url, f"{variable.upper()}_PROXY"
+    try:
+        return Proxy.parse(url)
+    except UnsupportedProxy as exc:
+        raise UnsupportedProxy(
+            f"the environment's {variable.upper()} (or {variable}) names a proxy"
+            f" trionet's client cannot use: {exc}. Unset it, list {host} in"
+            " NO_PROXY, or pass trust_env=False (proxy=None for a WebSocket)"
+        ) from None
 
 
 def basic_credentials(parts: SplitResult) -> str | None:
