@@ -32,6 +32,7 @@ from .._websocket_limits import (
     ConnectionOptions,
 )
 from ..http._client._connection import proxy_tunnel
+from ..http._client._limits import DEFAULT_MAX_RESPONSE_HEADER_SIZE
 from ..http._client._urls import Origin, Proxy, environment_proxy
 from ..http._headers import Headers, HeadersInput
 from ..tls._stream import tls_info
@@ -65,10 +66,6 @@ def parse_url(url: str) -> tuple[bool, str, int, str, str]:
     return secure, host, port, target, host_header(host, port, 443 if secure else 80)
 
 
-# The most bytes of a proxy's answer to CONNECT (the client's default head).
-_MAX_PROXY_HEAD = 64 * 1024
-
-
 async def _open_stream(
     secure: bool,
     host: str,
@@ -93,7 +90,8 @@ async def _open_stream(
         )
         return conn.stream
     # A tunnel whether ws or wss: CONNECT (or SOCKS), then TLS end to end.
-    tunnel = proxy_tunnel(Origin(scheme, host, port), through, _MAX_PROXY_HEAD)
+    # The proxy's answer to CONNECT is bounded as the HTTP client bounds a head.
+    tunnel = proxy_tunnel(Origin(scheme, host, port), through, DEFAULT_MAX_RESPONSE_HEADER_SIZE)
     return await _connect.connect(
         (through.host, through.port),
         what=f"the proxy {through.url}",
