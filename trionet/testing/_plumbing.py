@@ -6,6 +6,7 @@ that :class:`~trionet.testing.VirtualTCPNetwork` and
 
 from __future__ import annotations
 
+import math
 import socket as stdlib_socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,9 @@ from typing import Any
 
 import trio
 
-__all__ = ["Plumbing"]
+from .. import _checks as checks
+
+__all__ = ["Plumbing", "delay", "family_of", "port_number"]
 
 # Flags trio may add to a socket type; the kind is what is left.
 _TYPE_FLAGS = getattr(stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(stdlib_socket, "SOCK_CLOEXEC", 0)
@@ -98,3 +101,40 @@ class Plumbing(trio.abc.SocketFactory, trio.abc.HostnameResolver):
         return await trio.to_thread.run_sync(
             stdlib_socket.getnameinfo, sockaddr, flags, abandon_on_cancel=True
         )
+
+
+def family_of(address: str) -> int:
+    """``AF_INET6`` for an IPv6 literal, ``AF_INET`` otherwise."""
+    return stdlib_socket.AF_INET6 if ":" in address else stdlib_socket.AF_INET
+
+
+def delay(name: str, value: float) -> float:
+    """A network delay: finite seconds, 0 or more.
+
+    Raises:
+        ValueError: Negative, infinite or NaN.
+        TypeError: Not a number.
+    """
+    seconds = checks.non_negative_seconds(name, value)
+    assert seconds is not None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{name} must be finite >= 0 seconds, not {value!r}")
+    return seconds
+
+
+def port_number(port: bytes | str | int | None) -> int:
+    """The port of a lookup, as ``getaddrinfo`` takes it.
+
+    Raises:
+        socket.gaierror: It is not a number (no service names here).
+    """
+    if port is None:
+        return 0
+    if isinstance(port, bytes):
+        port = port.decode("ascii", "replace")
+    try:
+        return int(port)
+    except ValueError:
+        raise stdlib_socket.gaierror(
+            stdlib_socket.EAI_SERVICE, "Servname not supported for ai_socktype"
+        ) from None

@@ -28,7 +28,7 @@ from typing import Any, Self
 import trio
 
 from .. import _checks as checks
-from ._plumbing import Plumbing
+from ._plumbing import Plumbing, delay, family_of, port_number
 from ._tcp_simulation import Connection, StreamSimulation, VirtualStreamSocket
 
 __all__ = [
@@ -117,19 +117,6 @@ class VirtualConnection:
         self._connection.wake()
 
 
-def _port_number(port: bytes | str | int | None) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, bytes):
-        port = port.decode("ascii", "replace")
-    try:
-        return int(port)
-    except ValueError:
-        raise stdlib_socket.gaierror(
-            stdlib_socket.EAI_SERVICE, "Servname not supported for ai_socktype"
-        ) from None
-
-
 class VirtualTCPNetwork(Plumbing):
     """A simulated TCP network for deterministic tests, with latency,
     bandwidth, bounded buffers, seeded segmentation and injected faults. No
@@ -189,7 +176,7 @@ class VirtualTCPNetwork(Plumbing):
 
     @latency.setter
     def latency(self, value: float) -> None:
-        self._simulation.latency = _finite("latency", value)
+        self._simulation.latency = delay("latency", value)
 
     @property
     def jitter(self) -> float:
@@ -198,7 +185,7 @@ class VirtualTCPNetwork(Plumbing):
 
     @jitter.setter
     def jitter(self, value: float) -> None:
-        self._simulation.jitter = _finite("jitter", value)
+        self._simulation.jitter = delay("jitter", value)
 
     @property
     def bandwidth(self) -> float | None:
@@ -249,7 +236,7 @@ class VirtualTCPNetwork(Plumbing):
             raise ValueError(f"add_host({name!r}) needs at least one address")
         for address in addresses:
             try:
-                stdlib_socket.inet_pton(_family(address), address)
+                stdlib_socket.inet_pton(family_of(address), address)
             except OSError:
                 raise ValueError(f"{address!r} is not an IP address") from None
         self._hosts[name.lower()] = list(addresses)
@@ -359,11 +346,11 @@ class VirtualTCPNetwork(Plumbing):
             raise stdlib_socket.gaierror(
                 stdlib_socket.EAI_NONAME, f"{name!r} is not a host of the virtual network"
             )
-        number = _port_number(port)
+        number = port_number(port)
         answer: _AddrInfo = []
         tcp = stdlib_socket.IPPROTO_TCP
         for address in addresses:
-            kind = _family(address)
+            kind = family_of(address)
             if family not in (0, kind):
                 continue
             sockaddr: tuple[Any, ...] = (address, number)
@@ -375,18 +362,6 @@ class VirtualTCPNetwork(Plumbing):
                 stdlib_socket.EAI_ADDRFAMILY, "Address family for hostname not supported"
             )
         return answer
-
-
-def _family(address: str) -> int:
-    return stdlib_socket.AF_INET6 if ":" in address else stdlib_socket.AF_INET
-
-
-def _finite(name: str, value: float) -> float:
-    seconds = checks.non_negative_seconds(name, value)
-    assert seconds is not None
-    if not math.isfinite(seconds):
-        raise ValueError(f"{name} must be finite >= 0 seconds, not {value!r}")
-    return seconds
 
 
 def _size(name: str, value: int) -> int:

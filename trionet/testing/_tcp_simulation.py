@@ -42,6 +42,7 @@ from typing import Any
 import trio
 
 from .._listeners import format_address
+from ._plumbing import family_of
 
 __all__ = ["Connection", "Pipe", "StreamSimulation", "VirtualStreamSocket"]
 
@@ -54,10 +55,6 @@ _LOOPBACK: dict[int, str] = {stdlib_socket.AF_INET: "127.0.0.1", stdlib_socket.A
 _NOT_A_DESCRIPTOR = 2**30
 
 Address = tuple[str, int]
-
-
-def _family_of(host: str) -> int:
-    return stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
 
 
 def _literal(host: str) -> str:
@@ -111,7 +108,7 @@ class StreamSimulation:
             del self.bound[sock.address]
 
     def listener_for(self, host: str, port: int) -> VirtualStreamSocket | None:
-        family = _family_of(host)
+        family = family_of(host)
         for candidate in ((host, port), (_ANY[family], port)):
             found = self.bound.get(candidate)
             if found is not None and found.backlog is not None:
@@ -290,7 +287,7 @@ class VirtualStreamSocket(trio.socket.SocketType):
     def _wire(self, address: Address) -> tuple[Any, ...]:
         if self._family == stdlib_socket.AF_INET6:
             host = address[0]
-            if _family_of(host) == stdlib_socket.AF_INET:
+            if family_of(host) == stdlib_socket.AF_INET:
                 host = f"::ffff:{host}"
             return (host, address[1], 0, 0)
         return address
@@ -346,7 +343,7 @@ class VirtualStreamSocket(trio.socket.SocketType):
         mapped = ipaddress.ip_address(host)
         if mapped.version == 6 and mapped.ipv4_mapped is not None:
             host = str(mapped.ipv4_mapped)
-        elif _family_of(host) != self._family:
+        elif family_of(host) != self._family:
             raise OSError(errno.EAFNOSUPPORT, f"{host} is not of this socket's family")
         return host, int(address[1])
 
@@ -383,7 +380,7 @@ class VirtualStreamSocket(trio.socket.SocketType):
         if self.address is None or self.address[0] == _ANY[self._family]:
             if self.address is not None:
                 simulation.unbind(self)
-            self.address = simulation.bind(self, _LOOPBACK[_family_of(remote[0])], 0)
+            self.address = simulation.bind(self, _LOOPBACK[family_of(remote[0])], 0)
         # Linux queues backlog + 1 connections; one more SYN waits (it is
         # retransmitted until there is room).
         while len(listener._pending) > listener.backlog_or_zero():

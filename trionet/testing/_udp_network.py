@@ -30,7 +30,6 @@ bind (and connect): during that moment other tasks of the run see it too.
 
 from __future__ import annotations
 
-import math
 import socket as stdlib_socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -54,7 +53,7 @@ from .._udp import (
     connect_udp,
     serve_udp_socket,
 )
-from ._plumbing import Plumbing
+from ._plumbing import Plumbing, delay, port_number
 from ._udp_simulation import Simulation, VirtualSocket
 
 __all__ = [
@@ -99,27 +98,6 @@ class VirtualNetworkStatistics:
     unreachable: int
     overflowed: int
     delivered: int
-
-
-def _delay(name: str, value: float) -> float:
-    seconds = checks.non_negative_seconds(name, value)
-    assert seconds is not None
-    if not math.isfinite(seconds):
-        raise ValueError(f"{name} must be finite >= 0 seconds, not {value!r}")
-    return seconds
-
-
-def _port_number(port: bytes | str | int | None) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, bytes):
-        port = port.decode("ascii", "replace")
-    try:
-        return int(port)
-    except ValueError:
-        raise stdlib_socket.gaierror(
-            stdlib_socket.EAI_SERVICE, "Servname not supported for ai_socktype"
-        ) from None
 
 
 class VirtualUDPNetwork(Plumbing):
@@ -212,7 +190,7 @@ class VirtualUDPNetwork(Plumbing):
 
     @latency.setter
     def latency(self, value: float) -> None:
-        self._simulation.latency = _delay("latency", value)
+        self._simulation.latency = delay("latency", value)
 
     @property
     def reorder_delay(self) -> float:
@@ -221,7 +199,7 @@ class VirtualUDPNetwork(Plumbing):
 
     @reorder_delay.setter
     def reorder_delay(self, value: float) -> None:
-        self._simulation.reorder_delay = _delay("reorder_delay", value)
+        self._simulation.reorder_delay = delay("reorder_delay", value)
 
     @property
     def receive_buffer_size(self) -> int:
@@ -332,7 +310,7 @@ class VirtualUDPNetwork(Plumbing):
                 stdlib_socket.EAI_NONAME,
                 f"{name!r} is not an IP address (the virtual network has no DNS)",
             )
-        number = _port_number(port)
+        number = port_number(port)
         answer: _AddrInfo = []
         udp = stdlib_socket.IPPROTO_UDP
         if family in (0, stdlib_socket.AF_INET):

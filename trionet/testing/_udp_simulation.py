@@ -50,8 +50,9 @@ import trio
 
 from .._errors import BindError
 from .._listeners import format_address
+from ._plumbing import family_of
 
-__all__ = ["Simulation", "VirtualSocket", "family_of"]
+__all__ = ["Simulation", "VirtualSocket"]
 
 # Where the network starts handing out ports for port 0 (the IANA dynamic range).
 _FIRST_EPHEMERAL_PORT = 49152
@@ -66,13 +67,6 @@ _MEMBERSHIP_OPTIONS = {
 }
 
 Address = tuple[str, int]
-
-
-def family_of(address: str) -> int:
-    """``AF_INET6`` for an IPv6 literal, ``AF_INET`` otherwise."""
-    if ":" in address:
-        return stdlib_socket.AF_INET6
-    return stdlib_socket.AF_INET
 
 
 def _literal(host: str) -> str:
