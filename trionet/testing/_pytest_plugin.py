@@ -18,7 +18,6 @@ from .._server import Server
 from .._stream import TCPConnection
 from .._tcp import serve_tcp
 from .._udp import UDPPeer, UDPServer, serve_udp
-from ..asgi import serve as serve_asgi
 from ..http import serve as serve_http
 from ..websocket import serve as serve_websocket
 from ._certificates import TLSCertificates
@@ -144,6 +143,10 @@ async def trionet_asgi_server(nursery: trio.Nursery) -> LocalServerFactory:
     """
 
     async def start(app: Callable[..., Awaitable[None]], **kwargs: Any) -> LocalServer:
+        # Imported here: the plugin loads in every pytest run, and the ASGI
+        # server (64 ms of imports) only when a test asks for it.
+        from ..asgi import serve as serve_asgi
+
         return await _start_local(nursery, serve_asgi, app, "http", kwargs)
 
     return start
