@@ -103,7 +103,10 @@ def request_fields(
     if proxy is not None and not proxy.socks and origin.scheme == "http":
         request_target = target.url  # absolute form (RFC 9112 section 3.2.2)
         if proxy.authorization is not None:
-            pairs.append(("proxy-authorization", proxy.authorization))
+            # Spelled as in RFC 9110 (and by curl): field names are case
+            # insensitive, but some proxies (pproxy, for one) look for this one
+            # as written.
+            pairs.append(("Proxy-Authorization", proxy.authorization))
     if isinstance(body, bytes):
         if "content-length" not in fields:
             pairs.append(("content-length", str(len(body))))
