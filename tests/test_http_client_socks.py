@@ -1,24 +1,22 @@
 """The client through SOCKS proxies: pproxy (from PyPI) as the SOCKS5 and
-SOCKS4 server, httpbin and trionet's own HTTPS server as the origins. What
-pproxy prints of each connection shows who resolved the name."""
+SOCKS4 server, Twisted's SOCKS4 server for SOCKS4a (pproxy takes no names
+over SOCKS4), httpbin and trionet's own HTTPS server as the origins. What
+each proxy prints of each connection shows who resolved the name."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
 
 import trionet.http
-from tests._pproxy import RunningProxy
+from tests._pproxy import RunningProxy, StartProxy
 from tests.test_cli import run_cli
 from trionet.testing import LocalServer, TLSCertificates
 
 BOUND = 20  # seconds: a hang fails the test instead of the run
-
-StartProxy = Callable[[str], Awaitable[RunningProxy]]
 
 
 async def get_json(client: trionet.http.Client, url: str) -> Any:
@@ -32,8 +30,8 @@ async def get_json(client: trionet.http.Client, url: str) -> Any:
     [
         ("socks5", "socks5h", True),
         ("socks5", "socks5", False),
-        # pproxy's SOCKS4 takes an address only: socks4a (a name) is tested
-        # sans I/O, in test_socks_protocol.py.
+        # pproxy's SOCKS4 takes an address only: socks4a (a name) goes
+        # through Twisted's, below.
         ("socks4", "socks4", False),
     ],
 )
@@ -73,6 +71,49 @@ async def test_https_through_socks5h_end_to_end_tls(
         with trio.fail_after(BOUND):
             response = await client.get(f"https://localhost:{origin.port}/secret")
             assert await response.text() == "https /secret"
+            assert await proxy.relayed() == f"localhost:{origin.port}"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "user", "asked_for"),
+    [("socks4a", "ann", "localhost"), ("socks4", "", "127.0.0.1")],
+)
+async def test_socks4a_sends_the_name_and_the_user_id(
+    httpbin: int,
+    twisted_socks4_server: RunningProxy,
+    scheme: str,
+    user: str,
+    asked_for: str,
+) -> None:
+    proxy = twisted_socks4_server
+    credentials = f"{user}@" if user else ""
+    async with trionet.http.Client(
+        proxy=f"{scheme}://{credentials}127.0.0.1:{proxy.port}"
+    ) as client:
+        with trio.fail_after(BOUND):
+            body = await get_json(client, f"http://localhost:{httpbin}/get?via={scheme}")
+            line = await proxy.output.wait_for(r"^socks4 (\S*) -> (\S+)$")
+    assert body["args"] == {"via": scheme}
+    # socks4a: the proxy resolved "localhost" itself; socks4: we did.
+    assert line.groups() == (user, f"{asked_for}:{httpbin}")
+
+
+async def test_https_through_socks4a_end_to_end_tls(
+    twisted_socks4_server: RunningProxy,
+    trionet_http_server: Any,
+    trionet_tls: TLSCertificates,
+) -> None:
+    async def hello(request: trionet.http.Request) -> trionet.http.Response:
+        return trionet.http.Response.text(f"{request.scheme} {request.path}")
+
+    origin: LocalServer = await trionet_http_server(hello, ssl_context=trionet_tls.server_context)
+    proxy = twisted_socks4_server
+    async with trionet.http.Client(
+        proxy=f"socks4a://127.0.0.1:{proxy.port}", verify=trionet_tls.client_context
+    ) as client:
+        with trio.fail_after(BOUND):
+            response = await client.get(f"https://localhost:{origin.port}/four-a")
+            assert await response.text() == "https /four-a"
             assert await proxy.relayed() == f"localhost:{origin.port}"
 
 

@@ -1,10 +1,10 @@
 """The WebSocket client through proxies: pproxy (from PyPI) as the HTTP
-(CONNECT) and SOCKS5 proxy, a Node ``ws`` server (and trionet's own, for
-wss://) behind it."""
+(CONNECT) and SOCKS5 proxy, Twisted's SOCKS4 server for SOCKS4a, a Node
+``ws`` server (and trionet's own, for wss://) behind it. The ``https://``
+proxy is tested in test_http_client_https_proxy.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,11 @@ import trio
 
 import trionet.http
 import trionet.websocket
-from tests._pproxy import RunningProxy
+from tests._pproxy import RunningProxy, StartProxy
 from tests.test_ws_node import node_ws_server
 from trionet.testing import TLSCertificates
 
 BOUND = 20  # seconds: a hang fails the test instead of the run
-
-StartProxy = Callable[[str], Awaitable[RunningProxy]]
 
 
 @pytest.mark.parametrize(
@@ -41,6 +39,23 @@ async def test_ws_to_node_through_a_proxy(
     assert report["path"] == "/echo"
     resolved_here = scheme == "socks5"
     assert asked_for == (f"127.0.0.1:{port}" if resolved_here else f"localhost:{port}")
+
+
+async def test_ws_to_node_through_socks4a(
+    tmp_path: Path, twisted_socks4_server: RunningProxy
+) -> None:
+    proxy = twisted_socks4_server
+    async with node_ws_server(tmp_path, 1) as (port, next_report):
+        with trio.fail_after(BOUND):
+            async with trionet.websocket.connect(
+                f"ws://localhost:{port}/four-a", proxy=f"socks4a://127.0.0.1:{proxy.port}"
+            ) as ws:
+                await ws.send("by name")
+                assert (await ws.receive()).data == "by name"
+            report = await next_report()
+            asked_for = await proxy.relayed()
+    assert report["path"] == "/four-a"
+    assert asked_for == f"localhost:{port}"  # the proxy resolved the name
 
 
 async def test_wss_through_socks5h_and_the_environment(
