@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import gzip
 import math
+import ssl
 import struct
 import sys
 import tracemalloc
@@ -53,7 +54,7 @@ from trionet.http import (
     TransportError,
     WriteTimeout,
 )
-from trionet.testing import VirtualTCPNetwork
+from trionet.testing import TLSCertificates, VirtualTCPNetwork
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -254,6 +255,53 @@ async def test_connect_timeout_when_the_server_never_speaks_tls(
     assert isinstance(info.value, trionet.ConnectTimeout)
     assert str(info.value) == f"connecting to https://{LOOPBACK}:{server.port} took longer than 5 s"
     assert server.connections == 1
+
+
+async def test_connect_timeout_when_an_https_proxy_never_speaks_tls(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    trionet_virtual_tcp: VirtualTCPNetwork,
+) -> None:
+    proxy = await raw_server(nursery, never_answer)  # accepts, reads the ClientHello
+    proxy_url = f"https://{LOOPBACK}:{proxy.port}"
+    async with Client(proxy=proxy_url, timeout=Timeouts(connect=5)) as client:
+        for target in ("http://origin.test/", "https://origin.test/"):
+            started = trio.current_time()
+            with trio.fail_after(BOUND), pytest.raises(HTTPConnectTimeout) as info:
+                await client.get(target)
+            assert trio.current_time() - started >= 5
+            assert str(info.value) == f"connecting to the proxy {proxy_url} took longer than 5 s"
+        assert client.statistics().connections == 0
+    assert proxy.connections == 2
+
+
+async def test_an_https_proxy_host_is_idna_2008(
+    trionet_http_server: Any,
+    trionet_virtual_tcp: VirtualTCPNetwork,
+    trionet_tls: TLSCertificates,
+) -> None:
+    async def target(request: trionet.http.Request) -> trionet.http.Response:
+        return trionet.http.Response.text(f"{request.headers.get('host')} {request.target}")
+
+    # faß.test is xn--fa-hia.test under IDNA 2008 (fass.test under Python's
+    # IDNA 2003 codec), the name its certificate is for, and the name the
+    # client's trace and messages give.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trionet_tls.ca.issue_cert("xn--fa-hia.test").configure_cert(context)
+    server = await trionet_http_server(target, ssl_context=context)
+    trionet_virtual_tcp.add_host("xn--fa-hia.test", LOOPBACK)
+    handshakes: list[dict[str, Any]] = []
+    async with Client(
+        proxy=f"https://faß.test:{server.port}",
+        verify=trionet_tls.client_context,
+        trace=lambda step, details: handshakes.append(dict(details)) if step == "tls" else None,
+    ) as client:
+        with trio.fail_after(BOUND):
+            response = await client.get("http://origin.test/via")
+    assert await response.text() == "origin.test http://origin.test/via"
+    (handshake,) = handshakes
+    assert handshake["server_hostname"] == "xn--fa-hia.test"
+    assert handshake["proxy"] == f"https://xn--fa-hia.test:{server.port}"
 
 
 async def test_read_timeout_when_the_server_never_answers(

@@ -20,7 +20,10 @@ Theory of operation
    failed, the error of the first is raised. A Unix socket path is one
    attempt (:func:`open_unix`).
 2. **The caller's step between** (``tunnel``): the HTTP client opens a proxy
-   ``CONNECT`` tunnel here, so that TLS then runs end to end with the origin.
+   ``CONNECT`` tunnel (or a SOCKS one) here, so that TLS then runs end to end
+   with the origin. The step returns the stream to go on with: the same one,
+   or, for an ``https://`` proxy, the TLS stream to the proxy that carries the
+   tunnel (and then TLS inside TLS).
 3. **TLS** (:func:`trionet.tls._stream.client_handshake`) when there is an
    ``ssl_context``.
 
@@ -67,13 +70,15 @@ __all__ = [
     "interleave",
     "open_tcp",
     "open_unix",
+    "trace_tls",
 ]
 
 #: The trace callback: ``trace(step, details)``.
 Trace = Callable[[str, Mapping[str, Any]], None]
 
-#: A step run between the TCP connect and the TLS handshake.
-Tunnel = Callable[[trio.abc.Stream], Awaitable[None]]
+#: A step run between the TCP connect and the TLS handshake; it returns the
+#: stream the connection goes on with (the one it was given, or a wrapper).
+Tunnel = Callable[[trio.abc.Stream], Awaitable[trio.abc.Stream]]
 
 # RFC 8305 section 5: the "Connection Attempt Delay", 250 ms recommended.
 DEFAULT_HAPPY_EYEBALLS_DELAY = 0.25
@@ -249,8 +254,10 @@ async def connect(
             system does.
         happy_eyeballs_delay: As for :func:`open_tcp`.
         local_address: As for :func:`open_tcp`.
-        tunnel: ``await tunnel(stream)`` runs after the TCP connect and
-            before TLS; its exceptions pass through.
+        tunnel: ``stream = await tunnel(stream)`` runs after the TCP
+            connect and before TLS; its exceptions pass through. When it
+            fails, the stream it was given is closed (and with it any
+            wrapper it made).
         trace: Told ``"dns"``, ``"connect"`` and ``"tls"`` with their times.
 
     Returns:
@@ -284,12 +291,12 @@ async def connect(
                     trace=trace,
                 )
             if tunnel is not None:
-                await tunnel(stream)
+                stream = await tunnel(stream)
             if ssl_context is not None:
                 started = trio.current_time()
                 stream = await client_handshake(stream, ssl_context, server_hostname)
                 if trace is not None:
-                    _trace_tls(trace, stream, ssl_context, trio.current_time() - started)
+                    trace_tls(trace, stream, ssl_context, trio.current_time() - started)
         except OSError as exc:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
@@ -306,9 +313,16 @@ async def connect(
     return stream
 
 
-def _trace_tls(
-    trace: Trace, stream: trio.SSLStream[trio.abc.Stream], context: ssl.SSLContext, seconds: float
+def trace_tls(
+    trace: Trace,
+    stream: trio.SSLStream[trio.abc.Stream],
+    context: ssl.SSLContext,
+    seconds: float,
+    proxy: str | None = None,
 ) -> None:
+    """Tell ``trace`` about a completed handshake: the ``"tls"`` step, with
+    ``"proxy"`` (its URL) when it was the handshake with an ``https://``
+    proxy, else ``None``."""
     cipher = stream.cipher()
     trace(
         "tls",
@@ -319,6 +333,7 @@ def _trace_tls(
             "alpn": stream.selected_alpn_protocol(),
             "server_hostname": stream.server_hostname,
             "verified": context.verify_mode != ssl.CERT_NONE,
+            "proxy": proxy,
         },
     )
 

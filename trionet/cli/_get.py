@@ -93,12 +93,13 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--insecure",
         action="store_true",
-        help="do not verify the server's TLS certificate (testing only)",
+        help="do not verify the server's (nor an https:// proxy's) TLS certificate (testing only)",
     )
     parser.add_argument(
         "--cafile",
         metavar="FILE",
-        help="trust the CA certificates in this PEM file instead of the system's",
+        help="trust the CA certificates in this PEM file instead of the system's (for the"
+        " server and an https:// proxy)",
     )
     parser.add_argument(
         "--trace",
@@ -127,9 +128,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--proxy",
         metavar="URL",
-        help="send the request through this proxy: http://, socks5h://, socks5://,"
-        " socks4a:// or socks4:// (default: $HTTP_PROXY, $HTTPS_PROXY, $ALL_PROXY,"
-        " minus $NO_PROXY)",
+        help="send the request through this proxy: http://, https:// (TLS to the proxy,"
+        " verified as the server is), socks5h://, socks5://, socks4a:// or socks4://"
+        " (default: $HTTP_PROXY, $HTTPS_PROXY, $ALL_PROXY, minus $NO_PROXY)",
     )
     parser.add_argument(
         "-f",
@@ -326,8 +327,9 @@ class _Tracer:
                 if details["verified"]
                 else "certificate NOT verified (--insecure)"
             )
+            with_proxy = f" with the proxy {details['proxy']}" if details.get("proxy") else ""
             self._say(
-                f"* TLS handshake: {details['version']} {details['cipher']}{alpn},"
+                f"* TLS handshake{with_proxy}: {details['version']} {details['cipher']}{alpn},"
                 f" {checked} ({_ms(details['seconds'])})"
             )
         elif step == "request":

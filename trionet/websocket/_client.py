@@ -31,8 +31,8 @@ from .._websocket_limits import (
     DEFAULT_PING_TIMEOUT,
     ConnectionOptions,
 )
-from ..http._client._connection import proxy_tunnel
 from ..http._client._limits import DEFAULT_MAX_RESPONSE_HEADER_SIZE
+from ..http._client._tunnels import proxy_steps
 from ..http._client._urls import Origin, Proxy, environment_proxy
 from ..http._headers import Headers, HeadersInput
 from ..tls._stream import tls_info
@@ -73,9 +73,11 @@ async def _open_stream(
     ssl_context: ssl.SSLContext | None,
     proxy: str | bool | None,
     options: ConnectionOptions,
+    proxy_ssl_context: ssl.SSLContext | None,
 ) -> trio.abc.Stream:
     """TCP (and TLS) to the server, or through the proxy ``proxy`` names:
-    a URL, ``True`` for the environment's, ``None`` or ``False`` for none."""
+    a URL, ``True`` for the environment's, ``None`` or ``False`` for none;
+    ``proxy_ssl_context`` verifies an ``https://`` proxy."""
     scheme = "https" if secure else "http"
     through = environment_proxy(scheme, host) if proxy is True else None
     if isinstance(proxy, str):
@@ -89,9 +91,16 @@ async def _open_stream(
             close_timeout=options.close_timeout,
         )
         return conn.stream
-    # A tunnel whether ws or wss: CONNECT (or SOCKS), then TLS end to end.
-    # The proxy's answer to CONNECT is bounded as the HTTP client bounds a head.
-    tunnel = proxy_tunnel(Origin(scheme, host, port), through, DEFAULT_MAX_RESPONSE_HEADER_SIZE)
+    # A tunnel whether ws or wss: CONNECT (or SOCKS), then TLS end to end;
+    # TLS to an https:// proxy first, verified with the caller's ssl_context
+    # (else the system's trust store). The proxy's answer to CONNECT is
+    # bounded as the HTTP client bounds a head.
+    tunnel = proxy_steps(
+        Origin(scheme, host, port),
+        through,
+        ssl_context=proxy_ssl_context,
+        max_header_size=DEFAULT_MAX_RESPONSE_HEADER_SIZE,
+    )
     return await _connect.connect(
         (through.host, through.port),
         what=f"the proxy {through.url}",
@@ -117,6 +126,7 @@ async def open_client(
     ``options.handshake_timeout``."""
     handshake_timeout = options.handshake_timeout
     secure, host, port, target, host_header = parse_url(url)
+    proxy_ssl_context = ssl_context
     if secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
     elif not secure:
@@ -134,7 +144,7 @@ async def open_client(
         max_message_size=options.max_message_size,
     )
     deadline = trio.current_time() + (handshake_timeout or float("inf"))
-    stream = await _open_stream(secure, host, port, ssl_context, proxy, options)
+    stream = await _open_stream(secure, host, port, ssl_context, proxy, options, proxy_ssl_context)
     transport = Transport(stream, options.close_timeout)
     accepted = False
     with trio.move_on_at(deadline) as scope:
@@ -166,7 +176,8 @@ async def open_client(
         target=target,
         request_headers=sent,
         response_headers=Headers._from_raw(handshake.response_fields),
-        tls=tls_info(stream) if isinstance(stream, trio.SSLStream) else None,
+        # The server's TLS (not an https:// proxy's around ws://).
+        tls=tls_info(stream) if secure and isinstance(stream, trio.SSLStream) else None,
         options=options,
     )
 
@@ -225,9 +236,11 @@ async def connect(
         control_events: Report ping and pong events through
             :meth:`WebSocketConnection.events` (default off).
         proxy: Connect through this proxy: ``http://`` (a ``CONNECT``
-            tunnel), ``socks5h://``, ``socks5://``, ``socks4a://`` or
-            ``socks4://`` (as for :class:`trionet.http.Client`), with TLS
-            end to end for ``wss://``; ``True`` takes it from the
+            tunnel), ``https://`` (the same over TLS to the proxy, verified
+            with ``ssl_context``), ``socks5h://``, ``socks5://``,
+            ``socks4a://`` or ``socks4://`` (as for
+            :class:`trionet.http.Client`), with TLS end to end for
+            ``wss://``; ``True`` takes it from the
             environment as curl does (``HTTPS_PROXY`` for ``wss``,
             ``HTTP_PROXY`` for ``ws``, ``ALL_PROXY``, ``NO_PROXY``);
             ``None`` (default) connects directly.

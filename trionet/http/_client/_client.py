@@ -105,9 +105,11 @@ class Client(Sender, trio.abc.AsyncResource):
         continue_timeout: Seconds to wait for ``100 Continue`` before sending
             the body anyway (1).
         proxy: A proxy for every request: ``http://[user:password@]host:port``
-            (``https`` goes through it in a ``CONNECT`` tunnel), or SOCKS:
-            ``socks5h://``, ``socks5://``, ``socks4a://``, ``socks4://``
-            (the ``h`` and ``a`` ones let the proxy resolve names).
+            (``https`` goes through it in a ``CONNECT`` tunnel),
+            ``https://...`` (the same, over TLS to the proxy, verified as
+            origins are), or SOCKS: ``socks5h://``, ``socks5://``,
+            ``socks4a://``, ``socks4://`` (the ``h`` and ``a`` ones let the
+            proxy resolve names).
         uds: Connect to this Unix socket for every request, whatever the
             URL's host (curl's ``--unix-socket``, for Docker-style APIs);
             the URL still gives ``Host``, and ``https`` runs TLS over it.

@@ -11,7 +11,9 @@ Through a proxy, the connection goes to the proxy, and for ``https`` a tunnel
 is opened with ``CONNECT host:port`` (RFC 9110 section 9.3.6) between the TCP
 connect and the TLS handshake, which then runs end to end with the origin.
 Plain ``http`` goes to the proxy with the absolute URL as the request target
-(RFC 9112 section 3.2.2), so one proxy connection serves every host. The
+(RFC 9112 section 3.2.2), so one proxy connection serves every host. Those
+steps, the SOCKS tunnel and the TLS to an ``https://`` proxy that comes
+before them are in :mod:`._tunnels`. The
 connect path's errors become the client's own (subclasses of the top-level
 ones, with the client's wording).
 
@@ -36,8 +38,6 @@ section 9.2.2).
 from __future__ import annotations
 
 import os
-import re
-import socket
 import ssl
 
 import trio
@@ -48,29 +48,27 @@ from ..._errors import ConnectError as _ConnectError
 from ..._errors import ConnectionReset
 from ..._errors import ConnectTimeout as _ConnectTimeout
 from ..._errors import TLSError as _TLSError
-from ..._listeners import format_address
-from ..._socks import Socks4Handshake, Socks5Handshake, SocksError
 from ..._transport import Transport
 from ...tls._stream import TLSInfo, tls_info
 from ._errors import (
     HTTPConnectError,
     HTTPConnectTimeout,
     HTTPTLSError,
-    ProxyError,
     ReadTimeout,
     ServerDisconnected,
     TransportError,
     WriteTimeout,
+    tls_failure,
 )
-from ._protocol import NEED_DATA, ClientEvent, ClientProtocol, TunnelExchange
-from ._urls import Origin, PoolKey, Proxy
+from ._protocol import NEED_DATA, ClientEvent, ClientProtocol
+from ._tunnels import proxy_steps
+from ._urls import PoolKey
 
 __all__ = [
     "ClientConnection",
     "Verify",
     "default_ssl_context",
     "open_connection",
-    "proxy_tunnel",
     "verify_context",
 ]
 
@@ -196,16 +194,9 @@ class ClientConnection:
 
 def _broken(exc: ConnectionReset, what: str) -> TransportError:
     """The error for a connection that broke: :class:`HTTPTLSError` when TLS
-    itself failed (a certificate refused after a TLS 1.3 handshake arrives
-    as a failed read), else :class:`ServerDisconnected`."""
-    broken = exc.__cause__
-    cause = broken.__cause__ if broken is not None else None
-    # A TLS stream that just ends (no close_notify) is a closed connection,
-    # as over TCP: many servers close idle connections that way.
-    if isinstance(cause, ssl.SSLError) and not isinstance(
-        cause, ssl.SSLEOFError | ssl.SSLZeroReturnError
-    ):
-        detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(cause))
+    itself failed, else :class:`ServerDisconnected`."""
+    detail = tls_failure(exc)
+    if detail is not None:
         return HTTPTLSError(f"the server ended the TLS session: {detail}")
     return ServerDisconnected(f"{what}: {exc.reason}")
 
@@ -273,14 +264,16 @@ async def open_connection(
     uds: str | None = None,
 ) -> ClientConnection:
     """Open a connection for ``key``: TCP to the origin or the proxy (or
-    the Unix socket ``uds``), a ``CONNECT`` tunnel for ``https`` through a
-    proxy, then TLS for ``https``.
+    the Unix socket ``uds``), the proxy's steps (:func:`._tunnels.proxy_steps`:
+    TLS to an ``https://`` proxy, a ``CONNECT`` or SOCKS tunnel), then TLS
+    for ``https`` with ``ssl_context``, which also verifies an ``https://``
+    proxy.
 
     Raises:
         HTTPConnectError: The connection could not be opened.
         HTTPConnectTimeout: All of it took longer than ``connect_timeout``.
         ProxyError: The proxy refused the tunnel.
-        HTTPTLSError: The TLS handshake failed.
+        HTTPTLSError: The TLS handshake (with the origin or the proxy) failed.
     """
     origin, proxy = key
     if proxy is not None:
@@ -290,9 +283,15 @@ async def open_connection(
         assert origin is not None
         host, port = origin.host, origin.port
         what = str(origin)
-    tunnel: _Tunnel | _SocksTunnel | None = None
-    if proxy is not None and origin is not None:
-        tunnel = proxy_tunnel(origin, proxy, max_header_size, trace)
+    tunnel = None
+    if proxy is not None:
+        tunnel = proxy_steps(
+            origin,
+            proxy,
+            ssl_context=ssl_context,
+            max_header_size=max_header_size,
+            trace=trace,
+        )
     https = origin is not None and origin.scheme == "https"
     address: tuple[str, int] | str = (host, port)
     if uds is not None:
@@ -314,121 +313,10 @@ async def open_connection(
         ) from None
     except _ConnectError as exc:
         raise HTTPConnectError(exc.strerror or str(exc), exc.errno or 0) from None
+    except HTTPTLSError:
+        raise  # the proxy's TLS, named by its step
     except _TLSError as exc:
         raise HTTPTLSError(f"TLS with {origin}: {exc.reason}") from None
-    tls = tls_info(stream) if isinstance(stream, trio.SSLStream) else None
+    # The origin's TLS (not an https:// proxy's around plain HTTP).
+    tls = tls_info(stream) if https and isinstance(stream, trio.SSLStream) else None
     return ClientConnection(key, Transport(stream, _CLOSE_TIMEOUT), tls, max_header_size)
-
-
-class _Tunnel:
-    """The step between TCP and TLS through a proxy: ask it for a tunnel to
-    the origin (``CONNECT``, RFC 9110 section 9.3.6)."""
-
-    __slots__ = ("_max_header_size", "_origin", "_proxy", "_trace")
-
-    def __init__(
-        self, origin: Origin, proxy: Proxy, max_header_size: int, trace: Trace | None
-    ) -> None:
-        self._origin = origin
-        self._proxy = proxy
-        self._max_header_size = max_header_size
-        self._trace = trace
-
-    async def __call__(self, stream: trio.abc.Stream) -> None:
-        started = trio.current_time()
-        proxy = self._proxy
-        authority = format_address((self._origin.host, self._origin.port))
-        exchange = TunnelExchange(authority, proxy.url, proxy.authorization, self._max_header_size)
-        transport = Transport(stream, _CLOSE_TIMEOUT)
-        try:
-            await transport.send_all(exchange.request())
-            while not exchange.receive_data(await transport.receive()):
-                pass
-        except ConnectionReset as exc:
-            raise ProxyError(
-                f"the proxy {proxy.url} broke the connection during CONNECT: {exc.reason}", 502
-            ) from None
-        if self._trace is not None:
-            self._trace(
-                "proxy",
-                {
-                    "proxy": proxy.url,
-                    "tunnel": authority,
-                    "seconds": trio.current_time() - started,
-                },
-            )
-
-
-def proxy_tunnel(
-    origin: Origin, proxy: Proxy, max_header_size: int, trace: Trace | None = None
-) -> _Tunnel | _SocksTunnel:
-    """The step that opens a tunnel to ``origin`` through ``proxy`` (a
-    ``CONNECT``, or a SOCKS handshake), for :func:`trionet._connect.connect`;
-    the WebSocket client's proxies use it too."""
-    return (_SocksTunnel if proxy.socks else _Tunnel)(origin, proxy, max_header_size, trace)
-
-
-class _SocksTunnel:
-    """The step between TCP and TLS through a SOCKS proxy: its handshake
-    (:mod:`trionet._socks`), for ``http`` and ``https`` origins alike. The
-    ``socks5`` and ``socks4`` schemes resolve the origin's name here, as curl
-    does; ``socks5h`` and ``socks4a`` send the name to the proxy."""
-
-    __slots__ = ("_origin", "_proxy", "_trace")
-
-    def __init__(
-        self, origin: Origin, proxy: Proxy, max_header_size: int, trace: Trace | None
-    ) -> None:
-        self._origin = origin
-        self._proxy = proxy
-        self._trace = trace
-
-    async def _address(self) -> str:
-        """The name to send, or the address it resolves to here."""
-        proxy, host = self._proxy, self._origin.host
-        if proxy.scheme in ("socks5h", "socks4a"):
-            return host
-        family = socket.AF_INET if proxy.scheme == "socks4" else 0
-        try:
-            infos = await trio.socket.getaddrinfo(
-                host, self._origin.port, family=family, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise HTTPConnectError(f"{host} did not resolve (for {proxy.url}): {exc}") from None
-        return str(infos[0][4][0])
-
-    async def __call__(self, stream: trio.abc.Stream) -> None:
-        started = trio.current_time()
-        proxy = self._proxy
-        target = await self._address()
-        handshake: Socks4Handshake | Socks5Handshake
-        if proxy.scheme.startswith("socks4"):
-            handshake = Socks4Handshake(target, self._origin.port, user_id=proxy.username or "")
-        else:
-            handshake = Socks5Handshake(
-                target, self._origin.port, username=proxy.username, password=proxy.password
-            )
-        transport = Transport(stream, _CLOSE_TIMEOUT)
-        try:
-            while not handshake.done:
-                outgoing = handshake.data_to_send()
-                if outgoing:
-                    await transport.send_all(outgoing)
-                if not handshake.done:
-                    handshake.receive_data(await transport.receive())
-        except ConnectionReset as exc:
-            raise ProxyError(
-                f"the proxy {proxy.url} broke the connection during its handshake: {exc.reason}",
-                502,
-            ) from None
-        except SocksError as exc:
-            raise ProxyError(f"the proxy {proxy.url}: {exc}", 502) from None
-        if self._trace is not None:
-            self._trace(
-                "proxy",
-                {
-                    "proxy": proxy.url,
-                    "tunnel": format_address((self._origin.host, self._origin.port)),
-                    "seconds": trio.current_time() - started,
-                },
-            )

@@ -18,9 +18,11 @@ Misuse of the API (a malformed URL, a body of the wrong type) raises
 from __future__ import annotations
 
 import errno as errno_codes
+import re
+import ssl
 
 from ..._errors import ConnectError as _ConnectError
-from ..._errors import ConnectionClosed
+from ..._errors import ConnectionClosed, ConnectionReset
 from ..._errors import ConnectTimeout as _ConnectTimeout
 from ..._errors import TLSError as _TLSError
 
@@ -43,6 +45,7 @@ __all__ = [
     "TransportError",
     "UnsupportedProxy",
     "WriteTimeout",
+    "tls_failure",
 ]
 
 
@@ -170,3 +173,18 @@ class RedirectLoop(TooManyRedirects):
 class ResponseTooLarge(HTTPError):
     """A response body (counted after decoding) grew beyond
     ``max_response_size`` while being read whole."""
+
+
+def tls_failure(exc: ConnectionReset) -> str | None:
+    """What TLS itself reported when a connection over TLS broke (a
+    certificate refused after a TLS 1.3 handshake arrives as a failed read),
+    or ``None`` when it broke otherwise. A TLS stream that just ends (no
+    close_notify) counts as an ordinary close, as over TCP: many servers
+    close idle connections that way."""
+    broken = exc.__cause__
+    cause = broken.__cause__ if broken is not None else None
+    if isinstance(cause, ssl.SSLError) and not isinstance(
+        cause, ssl.SSLEOFError | ssl.SSLZeroReturnError
+    ):
+        return re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(cause))
+    return None

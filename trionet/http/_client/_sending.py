@@ -294,7 +294,8 @@ class Sender:
                 max_header_size=self._max_header_size,
             )
         context = None
-        if origin is not None and origin.scheme == "https":
+        proxy = key[1]
+        if (origin is not None and origin.scheme == "https") or (proxy is not None and proxy.tls):
             if self._ssl_context is None:
                 self._ssl_context = default_ssl_context()
             context = self._ssl_context

@@ -63,9 +63,17 @@ class Origin:
         return f"{self.scheme}://{format_address((self.host, self.port))}"
 
 
-#: Proxy schemes and their default ports: an HTTP proxy, and SOCKS ones
-#: (``h`` and ``a``: the proxy resolves the name, as curl spells it).
-PROXY_SCHEMES = {"http": 80, "socks5": 1080, "socks5h": 1080, "socks4": 1080, "socks4a": 1080}
+#: Proxy schemes and their default ports: an HTTP proxy (``https``: TLS to
+#: the proxy), and SOCKS ones (``h`` and ``a``: the proxy resolves the name,
+#: as curl spells it).
+PROXY_SCHEMES = {
+    "http": 80,
+    "https": 443,
+    "socks5": 1080,
+    "socks5h": 1080,
+    "socks4": 1080,
+    "socks4a": 1080,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +91,12 @@ class Proxy:
     @property
     def socks(self) -> bool:
         """Whether it is a SOCKS proxy (a tunnel for every origin)."""
-        return self.scheme != "http"
+        return self.scheme not in ("http", "https")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection to the proxy itself runs TLS (``https``)."""
+        return self.scheme == "https"
 
     @classmethod
     def parse(cls, url: str) -> Proxy:
@@ -92,14 +105,16 @@ class Proxy:
 
         Raises:
             UnsupportedProxy: Another scheme.
-            ValueError: The URL has no host, or a bad port.
+            ValueError: The URL has no host, a bad port, or a host name
+                that is no valid internationalised name.
         """
         parts = urlsplit(url if "://" in url else f"http://{url}")
         scheme = parts.scheme.lower()
         if scheme not in PROXY_SCHEMES:
             raise UnsupportedProxy(
                 f"{parts.scheme}:// proxies are not supported by trionet's client, only"
-                f" http://, socks5://, socks5h://, socks4:// and socks4a:// ones: {url!r}"
+                f" http://, https://, socks5://, socks5h://, socks4:// and socks4a:// ones:"
+                f" {url!r}"
             )
         if not parts.hostname:
             raise ValueError(f"no host in the proxy URL {url!r}")
@@ -107,14 +122,16 @@ class Proxy:
             port = parts.port or PROXY_SCHEMES[scheme]
         except ValueError:
             raise ValueError(f"a bad port in the proxy URL {url!r}") from None
-        shown = f"{scheme}://{format_address((parts.hostname, port))}"
-        if scheme == "http":
-            return cls(shown, parts.hostname, port, basic_credentials(parts))
+        # IDNA 2008, as the lookup and SNI carry it, so messages name the same.
+        host = ascii_host(parts.hostname)
+        shown = f"{scheme}://{format_address((host, port))}"
+        if scheme in ("http", "https"):
+            return cls(shown, host, port, basic_credentials(parts), scheme)
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         if username is not None and password is None:
             password = ""  # socks5://user@host: RFC 1929 with an empty password
-        return cls(shown, parts.hostname, port, None, scheme, username, password)
+        return cls(shown, host, port, None, scheme, username, password)
 
 
 def environment_proxy(
