@@ -25,6 +25,10 @@ async def get_json(client: trionet.http.Client, url: str) -> Any:
     return json.loads(await response.read())
 
 
+async def hello(request: trionet.http.Request) -> trionet.http.Response:
+    return trionet.http.Response.text(f"{request.scheme} {request.path}")
+
+
 @pytest.mark.parametrize(
     ("listen", "scheme", "resolved_by_proxy"),
     [
@@ -60,9 +64,6 @@ async def test_http_through_socks(
 async def test_https_through_socks5h_end_to_end_tls(
     pproxy_server: StartProxy, trionet_http_server: Any, trionet_tls: TLSCertificates
 ) -> None:
-    async def hello(request: trionet.http.Request) -> trionet.http.Response:
-        return trionet.http.Response.text(f"{request.scheme} {request.path}")
-
     origin: LocalServer = await trionet_http_server(hello, ssl_context=trionet_tls.server_context)
     proxy = await pproxy_server("socks5://127.0.0.1:0")
     async with trionet.http.Client(
@@ -103,9 +104,6 @@ async def test_https_through_socks4a_end_to_end_tls(
     trionet_http_server: Any,
     trionet_tls: TLSCertificates,
 ) -> None:
-    async def hello(request: trionet.http.Request) -> trionet.http.Response:
-        return trionet.http.Response.text(f"{request.scheme} {request.path}")
-
     origin: LocalServer = await trionet_http_server(hello, ssl_context=trionet_tls.server_context)
     proxy = twisted_socks4_server
     async with trionet.http.Client(
