@@ -587,9 +587,11 @@ async def test_systemd_socket_activation_passes_a_udp_socket(workers: int | None
                 assert pid == process.pid
             process.send_signal(signal.SIGTERM)
             with trio.fail_after(DEADLINE):
-                assert await process.wait() == 0
+                status = await process.wait()
+            said = await output.read_rest()
+            assert status == 0, said
             # Nothing but the word that it stops (no traceback).
-            assert [line.split(":")[0] for line in await output.read_rest()] == ["SIGTERM"]
+            assert [line.split(":")[0] for line in said] == ["SIGTERM"]
 
 
 def test_listeners_from_sockets_takes_listening_sockets_only() -> None:
