@@ -386,12 +386,14 @@ async def _supervise(
     failure: Exception | None = None
     stopping = False
     forced = False
+    early = False  # stopped before the workers were ready
 
     def answer(signum: signal.Signals) -> None:
-        nonlocal stopping, forced
+        nonlocal stopping, forced, early
         if signum in _STOP_SIGNALS:
             if pool is None or stopping:
                 forced = pool is not None
+                early = pool is None
                 _say(f"{signum.name}: stopping the workers now")
                 nursery.cancel_scope.cancel()  # the pool kills what still runs
             else:
@@ -435,8 +437,10 @@ async def _supervise(
                 nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    if pool is None:
-        return 0  # stopped by a signal before the workers were ready
+    if pool is None or early:
+        # Stopped by a signal before the workers were ready (the pool may
+        # have become ready as the signal was handled: it was not counted).
+        return 0
     if forced or pool.exit_status is None:
         return 1
     return pool.exit_status
